@@ -1,0 +1,3 @@
+module github.com/pt2conv/pt2conv
+
+go 1.26

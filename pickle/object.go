@@ -1,0 +1,256 @@
+package pickle
+
+import (
+	"fmt"
+	"math/big"
+)
+
+// A Value is one node of a checkpoint's object tree. Its dynamic type is one of:
+//
+//	nil            Python None
+//	bool           bool
+//	int64          int that fits in 64 bits
+//	*big.Int       any other int
+//	float64        float
+//	string         str
+//	Bytes          bytes
+//	*List, *Tuple, *Dict, *OrderedDict
+//	*Tensor        torch._utils._rebuild_tensor_v2(...)
+//	*Parameter     torch._utils._rebuild_parameter(...)
+//	*Global        an allowed global used as a value (torch.float32, torch.Size, ...)
+//	*Call          an allowed callable applied to arguments that pt2conv keeps as it is
+//
+// Containers are pointers so that an object referenced twice in the file stays one object
+// (and is written once, then referenced) when the tree is saved again.
+type Value = any
+
+// Bytes is a Python bytes object.
+type Bytes []byte
+
+// List is a Python list.
+type List struct{ Items []Value }
+
+// Tuple is a Python tuple.
+type Tuple struct{ Items []Value }
+
+// Entry is one key/value pair of a Dict or OrderedDict.
+type Entry struct {
+	Key   Value
+	Value Value
+}
+
+// Dict is a Python dict. Entries keep the file's order, which is insertion order.
+type Dict struct{ Entries []Entry }
+
+// OrderedDict is a collections.OrderedDict. State is what the pickle BUILDs it with: for a
+// state_dict a *Dict holding "_metadata", which load_state_dict needs; nil when absent.
+type OrderedDict struct {
+	Entries []Entry
+	State   Value
+}
+
+// Global is a module-level name from the allowlist, used as a value.
+type Global struct{ Module, Name string }
+
+func (g *Global) String() string { return g.Module + "." + g.Name }
+
+// Call is an allowlisted callable applied to Args (pickle REDUCE) that pt2conv does not
+// interpret, such as torch.Size((2, 3)). State holds a BUILD argument, if any.
+type Call struct {
+	Func  *Global
+	Args  *Tuple
+	State Value
+}
+
+// Tensor is a view into a Storage, as torch._utils._rebuild_tensor_v2 describes it.
+// Size and Stride are in elements; Offset is the storage offset in elements.
+type Tensor struct {
+	Storage      *Storage
+	Offset       int64
+	Size         []int64
+	Stride       []int64
+	RequiresGrad bool
+	// Hooks is the backward-hooks argument (an empty OrderedDict in files torch writes).
+	Hooks Value
+	// Extra holds arguments after the sixth (newer torch passes a metadata dict), kept as read.
+	Extra []Value
+}
+
+// Parameter is an nn.Parameter wrapping a tensor (torch._utils._rebuild_parameter), found in
+// pickled modules and some hand-built checkpoints.
+type Parameter struct {
+	Data         *Tensor
+	RequiresGrad bool
+	Hooks        Value
+	// Extra holds arguments after the third (_rebuild_parameter_with_state's state).
+	Extra     []Value
+	WithState bool
+}
+
+// AsTensor returns the tensor v is or wraps.
+func AsTensor(v Value) (*Tensor, bool) {
+	switch t := v.(type) {
+	case *Tensor:
+		return t, true
+	case *Parameter:
+		return t.Data, t.Data != nil
+	}
+	return nil, false
+}
+
+// NumElements is the product of the sizes (1 for a 0-dim tensor).
+func (t *Tensor) NumElements() int64 {
+	n := int64(1)
+	for _, s := range t.Size {
+		n *= s
+	}
+	return n
+}
+
+// IsContiguous reports whether the tensor's strides are the row-major strides of its sizes.
+func (t *Tensor) IsContiguous() bool {
+	want := int64(1)
+	for i := len(t.Size) - 1; i >= 0; i-- {
+		if t.Size[i] != 1 && t.Stride[i] != want {
+			return false
+		}
+		want *= t.Size[i]
+	}
+	return true
+}
+
+// Span returns the range [lo, hi) of storage elements the tensor can touch; for an empty
+// tensor lo == hi == Offset.
+func (t *Tensor) Span() (lo, hi int64) {
+	lo, hi = t.Offset, t.Offset+1
+	for i, s := range t.Size {
+		if s == 0 {
+			return t.Offset, t.Offset
+		}
+		step := t.Stride[i] * (s - 1)
+		if step < 0 {
+			lo += step
+		} else {
+			hi += step
+		}
+	}
+	return lo, hi
+}
+
+// Storage is a typed storage record of the checkpoint. Its bytes are not read when the
+// checkpoint is opened; Checkpoint.StorageReader gives access to them.
+type Storage struct {
+	Kind     StorageKind
+	Key      string // record name under data/ (zip) or the legacy key
+	Location string // "cpu", "cuda:0", ...
+	Len      int64  // elements, as the persistent id records them
+
+	// where the element bytes sit in the checkpoint file
+	offset int64
+	crc32  uint32
+	hasCRC bool
+}
+
+// ByteLen is the storage's size in bytes.
+func (s *Storage) ByteLen() int64 { return s.Len * int64(s.Kind.ItemSize()) }
+
+// StorageKind is a torch storage class such as torch.FloatStorage.
+type StorageKind uint8
+
+// The storage classes pt2conv knows, by element type.
+const (
+	InvalidKind StorageKind = iota
+	Float64
+	Float32
+	Float16
+	BFloat16
+	Int64
+	Int32
+	Int16
+	Int8
+	Uint8
+	Bool
+	Complex128
+	Complex64
+)
+
+var kindInfo = [...]struct {
+	class string // torch.<class>
+	dtype string // torch.<dtype>
+	size  int
+}{
+	InvalidKind: {"", "invalid", 0},
+	Float64:     {"DoubleStorage", "float64", 8},
+	Float32:     {"FloatStorage", "float32", 4},
+	Float16:     {"HalfStorage", "float16", 2},
+	BFloat16:    {"BFloat16Storage", "bfloat16", 2},
+	Int64:       {"LongStorage", "int64", 8},
+	Int32:       {"IntStorage", "int32", 4},
+	Int16:       {"ShortStorage", "int16", 2},
+	Int8:        {"CharStorage", "int8", 1},
+	Uint8:       {"ByteStorage", "uint8", 1},
+	Bool:        {"BoolStorage", "bool", 1},
+	Complex128:  {"ComplexDoubleStorage", "complex128", 16},
+	Complex64:   {"ComplexFloatStorage", "complex64", 8},
+}
+
+// KindOfClass maps a storage class name ("FloatStorage") to its kind.
+func KindOfClass(class string) (StorageKind, bool) {
+	for k, info := range kindInfo {
+		if k != int(InvalidKind) && info.class == class {
+			return StorageKind(k), true
+		}
+	}
+	return InvalidKind, false
+}
+
+// Class is the storage class name, e.g. "FloatStorage".
+func (k StorageKind) Class() string { return kindInfo[k].class }
+
+// DType is torch's dtype name, e.g. "float32".
+func (k StorageKind) DType() string { return kindInfo[k].dtype }
+
+// ItemSize is the size of one element in bytes.
+func (k StorageKind) ItemSize() int { return kindInfo[k].size }
+
+func (k StorageKind) String() string { return k.DType() }
+
+// IsFloat reports whether the kind holds real floating-point numbers.
+func (k StorageKind) IsFloat() bool {
+	return k == Float64 || k == Float32 || k == Float16 || k == BFloat16
+}
+
+// typeName names a value's Python type for error messages.
+func typeName(v Value) string {
+	switch v.(type) {
+	case nil:
+		return "None"
+	case bool:
+		return "bool"
+	case int64, *big.Int:
+		return "int"
+	case float64:
+		return "float"
+	case string:
+		return "str"
+	case Bytes:
+		return "bytes"
+	case *List:
+		return "list"
+	case *Tuple:
+		return "tuple"
+	case *Dict:
+		return "dict"
+	case *OrderedDict:
+		return "OrderedDict"
+	case *Tensor:
+		return "Tensor"
+	case *Parameter:
+		return "Parameter"
+	case *Global:
+		return "global " + v.(*Global).String()
+	case *Call:
+		return v.(*Call).Func.String() + "(...)"
+	}
+	return fmt.Sprintf("%T", v)
+}

@@ -1,0 +1,140 @@
+package pickle
+
+import (
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+)
+
+// Path locates a value in the object tree: the dict keys and list/tuple indices leading to
+// it, e.g. ["model", "classifier.0.weight"].
+type Path []string
+
+// String joins the path with "/", e.g. "model/classifier.0.weight".
+func (p Path) String() string { return strings.Join(p, "/") }
+
+// KeyString renders a dict key as a path element.
+func KeyString(k Value) string {
+	switch k := k.(type) {
+	case string:
+		return k
+	case int64:
+		return strconv.FormatInt(k, 10)
+	case *big.Int:
+		return k.String()
+	case bool:
+		if k {
+			return "True"
+		}
+		return "False"
+	case nil:
+		return "None"
+	case float64:
+		return strconv.FormatFloat(k, 'g', -1, 64)
+	}
+	return fmt.Sprintf("<%s>", typeName(k))
+}
+
+// SkipChildren, returned by a WalkFunc, skips the value's children.
+var SkipChildren = fmt.Errorf("skip children")
+
+// WalkFunc is called by Walk for every value. The path must not be retained (copy it).
+type WalkFunc func(path Path, v Value) error
+
+// Walk visits every value below root in file order, depth first, parents before children.
+// Dict values are visited with their key appended to the path, list and tuple items with
+// their index; tensors, parameters and opaque calls are leaves. A container reached twice
+// (a shared object) is visited each time; cycles are cut.
+func Walk(root Value, fn WalkFunc) error {
+	w := walker{fn: fn, active: map[any]bool{}}
+	err := w.walk(nil, root)
+	if err == SkipChildren {
+		err = nil
+	}
+	return err
+}
+
+type walker struct {
+	fn     WalkFunc
+	active map[any]bool // containers on the current path, to cut cycles
+}
+
+func (w *walker) walk(path Path, v Value) error {
+	if err := w.fn(path, v); err != nil {
+		if err == SkipChildren {
+			return nil
+		}
+		return err
+	}
+	var entries []Entry
+	var items []Value
+	switch c := v.(type) {
+	case *Dict:
+		entries = c.Entries
+	case *OrderedDict:
+		entries = c.Entries
+	case *List:
+		items = c.Items
+	case *Tuple:
+		items = c.Items
+	default:
+		return nil
+	}
+	if w.active[v] {
+		return nil
+	}
+	w.active[v] = true
+	defer delete(w.active, v)
+	for _, e := range entries {
+		if err := w.walk(append(path[:len(path):len(path)], KeyString(e.Key)), e.Value); err != nil {
+			return err
+		}
+	}
+	for i, it := range items {
+		if err := w.walk(append(path[:len(path):len(path)], strconv.Itoa(i)), it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NamedTensor is a tensor with the path it was found at.
+type NamedTensor struct {
+	Path   Path
+	Tensor *Tensor
+	// Parameter is set when the tensor is wrapped in an nn.Parameter.
+	Parameter *Parameter
+}
+
+// Tensors lists every tensor (and parameter) below root with its path, in file order.
+// A tensor object reachable by two paths is listed under both.
+func Tensors(root Value) []NamedTensor {
+	var out []NamedTensor
+	_ = Walk(root, func(path Path, v Value) error {
+		switch t := v.(type) {
+		case *Tensor:
+			out = append(out, NamedTensor{Path: append(Path(nil), path...), Tensor: t})
+		case *Parameter:
+			if t.Data != nil {
+				out = append(out, NamedTensor{Path: append(Path(nil), path...), Tensor: t.Data, Parameter: t})
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// Storages lists the distinct storages below root in order of first appearance, which is
+// the order torch writes them in.
+func Storages(root Value) []*Storage {
+	var out []*Storage
+	seen := map[*Storage]bool{}
+	for _, nt := range Tensors(root) {
+		if s := nt.Tensor.Storage; s != nil && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
