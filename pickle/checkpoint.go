@@ -2,6 +2,7 @@ package pickle
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -114,4 +115,34 @@ func (c *Checkpoint) WithRoot(root Value) *Checkpoint {
 		file:     nil, // the original owns the file
 		copyMu:   c.copyMu,
 	}
+}
+
+// FromBytes makes a checkpoint whose storages live in memory: data holds each storage's
+// raw little-endian element bytes (len(data[s]) must be s.ByteLen()). It serves tests and
+// programs that build checkpoints from scratch; Save writes it like any other.
+func FromBytes(root Value, data map[*Storage][]byte) (*Checkpoint, error) {
+	var buf bytes.Buffer
+	for _, s := range Storages(root) {
+		b, ok := data[s]
+		if !ok {
+			return nil, fmt.Errorf("storage %q: no bytes given", s.Key)
+		}
+		if int64(len(b)) != s.ByteLen() {
+			return nil, fmt.Errorf("storage %q: %d bytes given, %d elements of %s need %d",
+				s.Key, len(b), s.Len, s.Kind, s.ByteLen())
+		}
+		s.offset = int64(buf.Len())
+		s.hasCRC = false
+		buf.Write(b)
+	}
+	return &Checkpoint{
+		Root:     root,
+		Format:   FormatZip,
+		Protocol: 2,
+		Prefix:   "archive",
+		Name:     "<memory>",
+		src:      bytes.NewReader(buf.Bytes()),
+		size:     int64(buf.Len()),
+		copyMu:   &sync.Mutex{},
+	}, nil
 }
