@@ -1,0 +1,121 @@
+package pickle
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/big"
+)
+
+// The legacy container (torch < 1.6, or _use_new_zipfile_serialization=False) is a stream
+// of five pickles — magic number, protocol version, sys_info, the object, the list of
+// storage keys — followed by each storage in key order as an 8-byte little-endian element
+// count and the raw elements.
+var legacyMagic = func() *big.Int {
+	v, _ := new(big.Int).SetString("1950a86a20f9469cfc6c", 16)
+	return v
+}()
+
+const legacyProtocolVersion = 1001
+
+func (c *Checkpoint) readLegacy(lim Limits) error {
+	c.Format = FormatLegacy
+	pos := int64(0)
+	next := func(what string, d *decoder) (Value, error) {
+		n, err := scanStream(io.NewSectionReader(c.src, pos, c.size-pos), c.size-pos, lim)
+		if err != nil {
+			return nil, fmt.Errorf("legacy %s: %w", what, err)
+		}
+		d.record = "the legacy " + what + " pickle"
+		v, proto, err := c.decodePickle(d, pos, n, lim)
+		if err != nil {
+			return nil, err
+		}
+		if what == "object" {
+			c.Protocol = proto
+		}
+		pos += n
+		return v, nil
+	}
+	header := &decoder{storages: map[string]*Storage{}, lim: lim}
+	magic, err := next("magic number", header)
+	if err != nil {
+		return err
+	}
+	if !isBigValue(magic, legacyMagic) {
+		return fmt.Errorf("%w: a pickle, but without torch's legacy magic number", ErrNotCheckpoint)
+	}
+	version, err := next("protocol version", header)
+	if err != nil {
+		return err
+	}
+	if version != int64(legacyProtocolVersion) {
+		return fmt.Errorf("%w: legacy protocol version %v (torch writes %d)", ErrUnsupported, version, legacyProtocolVersion)
+	}
+	info, err := next("sys_info", header)
+	if err != nil {
+		return err
+	}
+	if le, ok := dictLookup(info, "little_endian"); ok && le != true {
+		return fmt.Errorf("%w: a big-endian legacy file", ErrUnsupported)
+	}
+	d := &decoder{storages: map[string]*Storage{}, lim: lim, legacy: true}
+	root, err := next("object", d)
+	if err != nil {
+		return err
+	}
+	keysV, err := next("storage keys", header)
+	if err != nil {
+		return err
+	}
+	keys, ok := keysV.(*List)
+	if !ok {
+		return fmt.Errorf("%w: the legacy storage key list is a %s", ErrCorrupt, typeName(keysV))
+	}
+	if len(keys.Items) != len(d.order) {
+		return fmt.Errorf("%w: %d storage keys listed, %d referenced", ErrCorrupt, len(keys.Items), len(d.order))
+	}
+	for _, kv := range keys.Items {
+		key, _ := kv.(string)
+		s, ok := d.storages[key]
+		if !ok {
+			return fmt.Errorf("%w: storage key %v is listed but never referenced", ErrCorrupt, kv)
+		}
+		var count [8]byte
+		if _, err := c.src.ReadAt(count[:], pos); err != nil {
+			return fmt.Errorf("%w: storage %q: its element count is missing", ErrTruncated, key)
+		}
+		if n := binary.LittleEndian.Uint64(count[:]); n != uint64(s.Len) {
+			return fmt.Errorf("%w: storage %q holds %d elements but its reference says %d", ErrCorrupt, key, n, s.Len)
+		}
+		pos += 8
+		if s.ByteLen() > c.size-pos {
+			return fmt.Errorf("%w: storage %q needs %d bytes, %d remain", ErrTruncated, key, s.ByteLen(), c.size-pos)
+		}
+		s.offset = pos
+		pos += s.ByteLen()
+	}
+	c.Root = root
+	return nil
+}
+
+func isBigValue(v Value, want *big.Int) bool {
+	b, ok := v.(*big.Int)
+	return ok && b.Cmp(want) == 0
+}
+
+func dictLookup(v Value, key string) (Value, bool) {
+	var entries []Entry
+	switch d := v.(type) {
+	case *Dict:
+		entries = d.Entries
+	case *OrderedDict:
+		entries = d.Entries
+	}
+	for _, e := range entries {
+		if e.Key == key {
+			return e.Value, true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,214 @@
+package pickle
+
+import (
+	"archive/zip"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"sync"
+)
+
+// Open opens the checkpoint at name, reading only its pickle and the container's directory.
+// The file stays open for the storages' bytes until Close.
+func Open(name string) (*Checkpoint, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w: not a regular file", name, ErrNotCheckpoint)
+	}
+	c, err := NewReader(f, st.Size(), name)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	c.file = f
+	return c, nil
+}
+
+// NewReader reads a checkpoint of the given size from r; name is used in errors. Either
+// container is accepted: torch's zip archive or the legacy pre-1.6 stream.
+func NewReader(r io.ReaderAt, size int64, name string) (*Checkpoint, error) {
+	return newReader(r, size, name, DefaultLimits)
+}
+
+func newReader(r io.ReaderAt, size int64, name string, lim Limits) (*Checkpoint, error) {
+	var head [4]byte
+	n, _ := r.ReadAt(head[:], 0)
+	c := &Checkpoint{Name: name, src: r, size: size, copyMu: &sync.Mutex{}}
+	var err error
+	switch {
+	case size == 0:
+		err = fmt.Errorf("%w: the file is empty", ErrNotCheckpoint)
+	case n >= 2 && head[0] == 'P' && head[1] == 'K':
+		err = c.readZip(lim)
+	case n >= 2 && head[0] == 0x80 && head[1] <= 5:
+		err = c.readLegacy(lim)
+	default:
+		err = fmt.Errorf("%w: neither a torch zip archive nor a legacy torch file", ErrNotCheckpoint)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return c, nil
+}
+
+type zipRecord struct {
+	name         string // relative to the top folder
+	offset, size int64
+	crc32        uint32
+}
+
+func (c *Checkpoint) readZip(lim Limits) error {
+	zr, err := zip.NewReader(c.src, c.size)
+	if err != nil {
+		if errors.Is(err, zip.ErrFormat) {
+			if c.size < 22 {
+				return fmt.Errorf("%w: zip archive cut short (%d bytes)", ErrTruncated, c.size)
+			}
+			return fmt.Errorf("%w: no valid zip directory (%v); the file may be truncated", ErrCorrupt, err)
+		}
+		return fmt.Errorf("%w: zip directory: %v", ErrCorrupt, err)
+	}
+	prefix, err := topFolder(zr.File)
+	if err != nil {
+		return err
+	}
+	c.Format, c.Prefix = FormatZip, prefix
+	seen := map[string]bool{}
+	storageRecords := map[string]zipRecord{}
+	var pkl *zipRecord
+	sawData := false
+	for _, f := range zr.File {
+		rel := strings.TrimPrefix(f.Name, prefix+"/")
+		if seen[rel] {
+			return fmt.Errorf("%w: record %q appears twice", ErrCorrupt, f.Name)
+		}
+		seen[rel] = true
+		if strings.HasSuffix(rel, "/") && f.UncompressedSize64 == 0 {
+			continue // a directory entry
+		}
+		if f.Flags&0x1 != 0 {
+			return fmt.Errorf("%w: record %q is encrypted", ErrUnsupported, f.Name)
+		}
+		if f.Method != zip.Store {
+			return fmt.Errorf("%w: record %q is compressed (method %d); torch stores records uncompressed, so the file was repacked: unzip and re-zip it with -0, or re-save it with torch", ErrUnsupported, f.Name, f.Method)
+		}
+		off, err := f.DataOffset()
+		if err != nil {
+			return fmt.Errorf("%w: record %q: %v", ErrCorrupt, f.Name, err)
+		}
+		if f.CompressedSize64 != f.UncompressedSize64 {
+			return fmt.Errorf("%w: record %q: stored size %d differs from its size %d", ErrCorrupt, f.Name, f.CompressedSize64, f.UncompressedSize64)
+		}
+		if f.UncompressedSize64 > uint64(c.size) || off < 0 || off > c.size-int64(f.UncompressedSize64) {
+			return fmt.Errorf("%w: record %q claims %d bytes at offset %d of a %d-byte file", ErrTruncated, f.Name, f.UncompressedSize64, off, c.size)
+		}
+		rec := zipRecord{name: rel, offset: off, size: int64(f.UncompressedSize64), crc32: f.CRC32}
+		switch {
+		case rel == "data.pkl":
+			pkl = &rec
+		case strings.HasPrefix(rel, "data/"):
+			sawData = true
+			storageRecords[strings.TrimPrefix(rel, "data/")] = rec
+		default:
+			c.Records = append(c.Records, Record{Name: rel, BeforeData: !sawData, offset: off, size: rec.size, crc32: f.CRC32})
+		}
+	}
+	if pkl == nil {
+		return fmt.Errorf("%w: the zip archive has no data.pkl", ErrNotCheckpoint)
+	}
+	d := &decoder{record: "data.pkl", storages: map[string]*Storage{}, lim: lim}
+	root, proto, err := c.decodePickle(d, pkl.offset, pkl.size, lim)
+	if err != nil {
+		return err
+	}
+	for _, s := range d.order {
+		rec, ok := storageRecords[s.Key]
+		if !ok {
+			return fmt.Errorf("%w: storage %q has no record data/%s", ErrCorrupt, s.Key, s.Key)
+		}
+		if rec.size != s.ByteLen() {
+			return fmt.Errorf("%w: storage %q holds %d elements of %s (%d bytes) but its record has %d bytes", ErrCorrupt, s.Key, s.Len, s.Kind, s.ByteLen(), rec.size)
+		}
+		s.offset, s.crc32, s.hasCRC = rec.offset, rec.crc32, true
+	}
+	c.Root, c.Protocol = root, proto
+	return nil
+}
+
+// topFolder finds the archive's single top folder and refuses TorchScript archives.
+func topFolder(files []*zip.File) (string, error) {
+	prefix := ""
+	for _, f := range files {
+		i := strings.IndexByte(f.Name, '/')
+		if i <= 0 {
+			return "", fmt.Errorf("%w: zip record %q is outside a top folder (not written by torch.save)", ErrNotCheckpoint, f.Name)
+		}
+		top := f.Name[:i]
+		if prefix == "" {
+			prefix = top
+		} else if top != prefix {
+			return "", fmt.Errorf("%w: zip records under two top folders, %q and %q", ErrNotCheckpoint, prefix, top)
+		}
+		if path.Clean(f.Name) != strings.TrimSuffix(f.Name, "/") || strings.Contains(f.Name, "\\") {
+			return "", fmt.Errorf("%w: zip record name %q is not clean", ErrCorrupt, f.Name)
+		}
+	}
+	if prefix == "" {
+		return "", fmt.Errorf("%w: the zip archive is empty", ErrNotCheckpoint)
+	}
+	for _, f := range files {
+		rel := strings.TrimPrefix(f.Name, prefix+"/")
+		if rel == "constants.pkl" || strings.HasPrefix(rel, "code/") {
+			return "", fmt.Errorf("%w: load it with torch.jit.load and save model.state_dict() with torch.save", ErrTorchScript)
+		}
+	}
+	return prefix, nil
+}
+
+// decodePickle scans and decodes the pickle in [off, off+size) of the source.
+func (c *Checkpoint) decodePickle(d *decoder, off, size int64, lim Limits) (Value, int, error) {
+	if size > lim.MaxPickleBytes {
+		return nil, 0, fmt.Errorf("%w: %s has %d bytes (limit %d)", ErrLimit, d.record, size, lim.MaxPickleBytes)
+	}
+	data := make([]byte, size)
+	if _, err := c.src.ReadAt(data, off); err != nil {
+		return nil, 0, fmt.Errorf("%w: reading %s: %v", ErrTruncated, d.record, err)
+	}
+	n, err := scanPickle(bytes.NewReader(data), size, lim)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", d.record, err)
+	}
+	if n != size {
+		return nil, 0, fmt.Errorf("%w: %s has %d bytes after its STOP opcode", ErrCorrupt, d.record, size-n)
+	}
+	v, err := d.unpickle(data)
+	if err != nil {
+		return nil, 0, err
+	}
+	return v, pickleProtocol(data), nil
+}
+
+func pickleProtocol(data []byte) int {
+	if len(data) >= 2 && data[0] == 0x80 {
+		return int(data[1])
+	}
+	return 0
+}
+
+// String summarises the checkpoint for logs.
+func (c *Checkpoint) String() string {
+	return fmt.Sprintf("%s (%s, pickle protocol %d, %d storages)", c.Name, c.Format, c.Protocol, len(Storages(c.Root)))
+}

@@ -1,0 +1,423 @@
+package pickle
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Limits bound what a pickle may ask of the reader. A hostile file cannot make pt2conv
+// allocate more than a small multiple of the bytes it really holds: every declared length
+// is checked against the bytes that follow before anything is allocated.
+type Limits struct {
+	MaxPickleBytes int64 // size of data.pkl (or one legacy pickle)
+	MaxStack       int   // values on the pickle machine's stack, marks included
+	MaxMarks       int   // nested MARKs
+	MaxMemo        int   // memo entries
+	MaxLine        int   // text arguments (protocol 0 opcodes, GLOBAL names)
+	MaxDepth       int   // nesting of containers in the object tree
+}
+
+// DefaultLimits are generous for real checkpoints: torch's own pickles of models with
+// thousands of tensors stay far below them.
+var DefaultLimits = Limits{
+	MaxPickleBytes: 1 << 30,
+	MaxStack:       1 << 20,
+	MaxMarks:       1000,
+	MaxMemo:        1 << 24,
+	MaxLine:        1 << 16,
+	MaxDepth:       1000,
+}
+
+// scanPickle walks the opcodes of one pickle without building anything, checks it
+// against the limits, and returns its length in bytes (through STOP). The gopickle
+// machine that later builds the objects trusts declared lengths and allocates them up
+// front, and answers a GET of a never-PUT memo slot with None; this pass makes both
+// impossible. avail is how many bytes the source can still deliver.
+func scanPickle(r io.ByteReader, avail int64, lim Limits) (int64, error) {
+	s := scanner{r: r, avail: avail, lim: lim, memo: map[uint64]bool{}}
+	return s.run()
+}
+
+type scanner struct {
+	r     io.ByteReader
+	avail int64
+	pos   int64
+	lim   Limits
+	stack int   // values above the innermost mark
+	marks []int // saved stack heights
+	total int   // values and marks on the whole stack
+	memo  map[uint64]bool
+	proto int
+}
+
+var errShort = errors.New("ends before its STOP opcode")
+
+func (s *scanner) byte1() (byte, error) {
+	if s.pos >= s.avail {
+		return 0, errShort
+	}
+	b, err := s.r.ReadByte()
+	if err != nil {
+		return 0, errShort
+	}
+	s.pos++
+	return b, nil
+}
+
+func (s *scanner) skip(n uint64) error {
+	if n > uint64(s.avail-s.pos) {
+		return fmt.Errorf("%w: an argument claims %d bytes, %d remain", ErrTruncated, n, s.avail-s.pos)
+	}
+	if n > uint64(s.lim.MaxPickleBytes) {
+		return fmt.Errorf("%w: a %d-byte argument", ErrLimit, n)
+	}
+	for i := uint64(0); i < n; i++ {
+		if _, err := s.byte1(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *scanner) uint(n int) (uint64, error) {
+	var buf [8]byte
+	for i := 0; i < n; i++ {
+		b, err := s.byte1()
+		if err != nil {
+			return 0, err
+		}
+		buf[i] = b
+	}
+	return binary.LittleEndian.Uint64(buf[:]), nil
+}
+
+func (s *scanner) line() ([]byte, error) {
+	var out []byte
+	for {
+		b, err := s.byte1()
+		if err != nil {
+			return nil, err
+		}
+		if b == '\n' {
+			return out, nil
+		}
+		if len(out) >= s.lim.MaxLine {
+			return nil, fmt.Errorf("%w: a text argument longer than %d bytes", ErrLimit, s.lim.MaxLine)
+		}
+		out = append(out, b)
+	}
+}
+
+// push and pop track the stack height between marks.
+func (s *scanner) push(n int) error {
+	s.stack += n
+	s.total += n
+	if s.total > s.lim.MaxStack {
+		return fmt.Errorf("%w: more than %d values on the pickle stack", ErrLimit, s.lim.MaxStack)
+	}
+	return nil
+}
+
+func (s *scanner) pop(n int, op byte) error {
+	if s.stack < n {
+		return fmt.Errorf("%w: opcode %q at byte %d pops an empty stack", ErrCorrupt, op, s.pos-1)
+	}
+	s.stack -= n
+	s.total -= n
+	return nil
+}
+
+// need checks that n values sit above the innermost mark.
+func (s *scanner) need(n int, op byte) error {
+	if s.stack < n {
+		return fmt.Errorf("%w: opcode %q at byte %d needs %d values on the stack", ErrCorrupt, op, s.pos-1, n)
+	}
+	return nil
+}
+
+func (s *scanner) popMark(op byte) error {
+	if len(s.marks) == 0 {
+		return fmt.Errorf("%w: opcode %q at byte %d without a MARK", ErrCorrupt, op, s.pos-1)
+	}
+	s.total -= s.stack + 1
+	s.stack = s.marks[len(s.marks)-1]
+	s.marks = s.marks[:len(s.marks)-1]
+	return nil
+}
+
+func (s *scanner) put(idx uint64) error {
+	if s.stack == 0 {
+		return fmt.Errorf("%w: memo PUT from an empty stack at byte %d", ErrCorrupt, s.pos)
+	}
+	if !s.memo[idx] && len(s.memo) >= s.lim.MaxMemo {
+		return fmt.Errorf("%w: more than %d memo entries", ErrLimit, s.lim.MaxMemo)
+	}
+	s.memo[idx] = true
+	return nil
+}
+
+func (s *scanner) get(idx uint64) error {
+	if !s.memo[idx] {
+		return fmt.Errorf("%w: memo GET of slot %d that was never PUT", ErrCorrupt, idx)
+	}
+	return s.push(1)
+}
+
+func (s *scanner) textIndex(op byte) (uint64, error) {
+	l, err := s.line()
+	if err != nil {
+		return 0, err
+	}
+	var v uint64
+	if len(l) == 0 || len(l) > 18 {
+		return 0, fmt.Errorf("%w: bad memo index for opcode %q", ErrCorrupt, op)
+	}
+	for _, c := range l {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("%w: bad memo index for opcode %q", ErrCorrupt, op)
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, nil
+}
+
+func (s *scanner) run() (int64, error) {
+	for {
+		op, err := s.byte1()
+		if err != nil {
+			return 0, fmt.Errorf("%w: pickle %v", ErrTruncated, err)
+		}
+		if err := s.step(op); err != nil {
+			if err == errStop {
+				return s.pos, nil
+			}
+			if err == errShort {
+				return 0, fmt.Errorf("%w: pickle %v", ErrTruncated, err)
+			}
+			return 0, err
+		}
+	}
+}
+
+var errStop = errors.New("stop")
+
+// step checks one opcode's argument and applies its effect on the stack height.
+// The opcode set is Python's, protocols 0 to 5.
+func (s *scanner) step(op byte) error {
+	switch op {
+	case '.': // STOP
+		if s.stack != 1 || len(s.marks) != 0 {
+			return fmt.Errorf("%w: STOP with %d values and %d marks on the stack", ErrCorrupt, s.stack, len(s.marks))
+		}
+		return errStop
+	case 0x80: // PROTO
+		p, err := s.byte1()
+		if err != nil {
+			return err
+		}
+		if p > 5 {
+			return fmt.Errorf("%w: pickle protocol %d", ErrUnsupported, p)
+		}
+		s.proto = int(p)
+		return nil
+	case 0x95: // FRAME: a hint, the opcodes inside are scanned like any others
+		n, err := s.uint(8)
+		if err != nil {
+			return err
+		}
+		if n > uint64(s.avail-s.pos) {
+			return fmt.Errorf("%w: a frame claims %d bytes, %d remain", ErrTruncated, n, s.avail-s.pos)
+		}
+		return nil
+	case '(': // MARK
+		if len(s.marks) >= s.lim.MaxMarks {
+			return fmt.Errorf("%w: more than %d nested MARKs", ErrLimit, s.lim.MaxMarks)
+		}
+		s.marks = append(s.marks, s.stack)
+		s.stack = 0
+		s.total++
+		return nil
+	case 'N', 0x88, 0x89, ')', ']', '}', 0x8f: // NONE NEWTRUE NEWFALSE EMPTY_TUPLE EMPTY_LIST EMPTY_DICT EMPTY_SET
+		return s.push(1)
+	case 'K': // BININT1
+		return s.argPush(1)
+	case 'M': // BININT2
+		return s.argPush(2)
+	case 'J': // BININT
+		return s.argPush(4)
+	case 'G': // BINFLOAT
+		return s.argPush(8)
+	case 'I', 'L', 'F', 'S', 'V': // INT LONG FLOAT STRING UNICODE (text)
+		if _, err := s.line(); err != nil {
+			return err
+		}
+		return s.push(1)
+	case 0x8a: // LONG1
+		n, err := s.uint(1)
+		if err != nil {
+			return err
+		}
+		return s.skipPush(n)
+	case 0x8b: // LONG4
+		n, err := s.uint(4)
+		if err != nil {
+			return err
+		}
+		return s.skipPush(n)
+	case 'U', 'C', 0x8c: // SHORT_BINSTRING SHORT_BINBYTES SHORT_BINUNICODE
+		n, err := s.uint(1)
+		if err != nil {
+			return err
+		}
+		return s.skipPush(n)
+	case 'T', 'B', 'X': // BINSTRING BINBYTES BINUNICODE
+		n, err := s.uint(4)
+		if err != nil {
+			return err
+		}
+		return s.skipPush(n)
+	case 0x8d, 0x8e, 0x96: // BINUNICODE8 BINBYTES8 BYTEARRAY8
+		n, err := s.uint(8)
+		if err != nil {
+			return err
+		}
+		return s.skipPush(n)
+	case 'c': // GLOBAL: two text lines
+		if _, err := s.line(); err != nil {
+			return err
+		}
+		if _, err := s.line(); err != nil {
+			return err
+		}
+		return s.push(1)
+	case 0x93: // STACK_GLOBAL
+		if err := s.pop(2, op); err != nil {
+			return err
+		}
+		return s.push(1)
+	case 'P': // PERSID
+		if _, err := s.line(); err != nil {
+			return err
+		}
+		return s.push(1)
+	case 'Q', 0x85: // BINPERSID TUPLE1: pop one, push one
+		return s.need(1, op)
+	case 'R', 0x81: // REDUCE NEWOBJ: pop two, push one
+		if err := s.pop(2, op); err != nil {
+			return err
+		}
+		return s.push(1)
+	case 0x92: // NEWOBJ_EX
+		if err := s.pop(3, op); err != nil {
+			return err
+		}
+		return s.push(1)
+	case 'b', 'a': // BUILD APPEND: pop one into the object below
+		if err := s.need(2, op); err != nil {
+			return err
+		}
+		return s.pop(1, op)
+	case 0x86: // TUPLE2
+		if err := s.pop(2, op); err != nil {
+			return err
+		}
+		return s.push(1)
+	case 0x87: // TUPLE3
+		if err := s.pop(3, op); err != nil {
+			return err
+		}
+		return s.push(1)
+	case 't', 'l', 'd', 0x91: // TUPLE LIST DICT FROZENSET: mark..items -> one
+		if err := s.popMark(op); err != nil {
+			return err
+		}
+		return s.push(1)
+	case 'e', 'u', 0x90: // APPENDS SETITEMS ADDITEMS: mark..items into the object below
+		if err := s.popMark(op); err != nil {
+			return err
+		}
+		return s.need(1, op)
+	case 's': // SETITEM
+		if err := s.need(3, op); err != nil {
+			return err
+		}
+		return s.pop(2, op)
+	case '0': // POP
+		if s.stack == 0 {
+			return s.popMark(op)
+		}
+		return s.pop(1, op)
+	case '1': // POP_MARK
+		return s.popMark(op)
+	case '2': // DUP
+		if err := s.need(1, op); err != nil {
+			return err
+		}
+		return s.push(1)
+	case 'p': // PUT (text)
+		idx, err := s.textIndex(op)
+		if err != nil {
+			return err
+		}
+		return s.put(idx)
+	case 'q': // BINPUT
+		idx, err := s.uint(1)
+		if err != nil {
+			return err
+		}
+		return s.put(idx)
+	case 'r': // LONG_BINPUT
+		idx, err := s.uint(4)
+		if err != nil {
+			return err
+		}
+		return s.put(idx)
+	case 0x94: // MEMOIZE
+		return s.put(uint64(len(s.memo)))
+	case 'g': // GET (text)
+		idx, err := s.textIndex(op)
+		if err != nil {
+			return err
+		}
+		return s.get(idx)
+	case 'h': // BINGET
+		idx, err := s.uint(1)
+		if err != nil {
+			return err
+		}
+		return s.get(idx)
+	case 'j': // LONG_BINGET
+		idx, err := s.uint(4)
+		if err != nil {
+			return err
+		}
+		return s.get(idx)
+	case 'i', 'o', 0x82, 0x83, 0x84, 0x97, 0x98:
+		// INST OBJ EXT1 EXT2 EXT4 NEXT_BUFFER READONLY_BUFFER: never in torch checkpoints,
+		// and INST/OBJ import classes by name.
+		return fmt.Errorf("%w: pickle opcode 0x%02x, which torch checkpoints do not use", ErrUnsupported, op)
+	}
+	return fmt.Errorf("%w: unknown pickle opcode 0x%02x at byte %d", ErrCorrupt, op, s.pos-1)
+}
+
+func (s *scanner) argPush(n int) error {
+	if _, err := s.uint(n); err != nil {
+		return err
+	}
+	return s.push(1)
+}
+
+func (s *scanner) skipPush(n uint64) error {
+	if err := s.skip(n); err != nil {
+		return err
+	}
+	return s.push(1)
+}
+
+// scanStream scans one pickle at the start of r (at most avail bytes) and returns its length.
+func scanStream(r io.Reader, avail int64, lim Limits) (int64, error) {
+	return scanPickle(bufio.NewReaderSize(r, 64<<10), avail, lim)
+}

@@ -1,0 +1,502 @@
+package pickle
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"math/bits"
+	"sort"
+
+	gopickle "github.com/nlpodyssey/gopickle/pickle"
+	"github.com/nlpodyssey/gopickle/types"
+)
+
+// allowedGlobals are the names a checkpoint's pickle may mention: the ones torch's
+// weights_only loader accepts, plus the helpers Python itself emits for bytes. The value
+// says what pt2conv makes of the name.
+var allowedGlobals = map[string]globalRole{
+	"torch._utils._rebuild_tensor_v2":            roleTensor,
+	"torch._utils._rebuild_parameter":            roleParameter,
+	"torch._utils._rebuild_parameter_with_state": roleParameter,
+	"torch.Size":                                     roleOpaque,
+	"torch.device":                                   roleOpaque,
+	"torch.serialization._get_layout":                roleOpaque,
+	"_codecs.encode":                                 roleBytes,
+	"__builtin__.bytes":                              roleBytes,
+	"builtins.bytes":                                 roleBytes,
+	"torch._tensor._rebuild_from_type_v2":            roleUnsupported,
+	"torch._utils._rebuild_tensor":                   roleUnsupported,
+	"torch._utils._rebuild_qtensor":                  roleUnsupported,
+	"torch._utils._rebuild_sparse_tensor":            roleUnsupported,
+	"torch._utils._rebuild_sparse_csr_tensor":        roleUnsupported,
+	"torch._utils._rebuild_meta_tensor_no_storage":   roleUnsupported,
+	"torch._utils._rebuild_wrapper_subclass":         roleUnsupported,
+	"torch._utils._rebuild_device_tensor_from_numpy": roleUnsupported,
+}
+
+type globalRole uint8
+
+const (
+	roleOpaque globalRole = iota + 1 // kept as a *Global / *Call
+	roleTensor
+	roleParameter
+	roleBytes
+	roleStorage
+	roleUnsupported
+)
+
+var dtypeNames = map[string]bool{
+	"float64": true, "float32": true, "float16": true, "bfloat16": true, "int64": true, "int32": true,
+	"int16": true, "int8": true, "uint8": true, "bool": true, "complex128": true, "complex64": true,
+	"complex32": true, "double": true, "float": true, "half": true, "long": true, "int": true, "short": true,
+	"cfloat": true, "cdouble": true,
+}
+
+func roleOf(module, name string) (globalRole, bool) {
+	if r, ok := allowedGlobals[module+"."+name]; ok {
+		return r, true
+	}
+	if module == "torch" {
+		if _, ok := KindOfClass(name); ok {
+			return roleStorage, true
+		}
+		if dtypeNames[name] {
+			return roleOpaque, true
+		}
+	}
+	return 0, false
+}
+
+// pyGlobal is what the pickle machine holds for an allowed global. Calling it records the
+// call; the conversion pass decides what the call means, so nothing runs while unpickling.
+type pyGlobal struct {
+	g    *Global
+	role globalRole
+}
+
+func (p *pyGlobal) Call(args ...any) (any, error) {
+	return &pyCall{fn: p, args: args}, nil
+}
+
+// pyCall is a REDUCE of an allowed global, with the state of a later BUILD.
+type pyCall struct {
+	fn       *pyGlobal
+	args     []any
+	state    any
+	hasState bool
+}
+
+func (c *pyCall) PySetState(state any) error {
+	if c.hasState {
+		return fmt.Errorf("%w: %s built twice", ErrCorrupt, c.fn.g)
+	}
+	c.state, c.hasState = state, true
+	return nil
+}
+
+// decoder turns one pickle into the object model.
+type decoder struct {
+	record   string // "data.pkl", for errors
+	storages map[string]*Storage
+	order    []*Storage // storages in order of first appearance
+	lim      Limits
+	seen     map[any]Value // gopickle object -> converted value, keeps sharing and cuts cycles
+	legacy   bool
+}
+
+// unpickle runs data (already checked by scanPickle) through gopickle with hooks that
+// only record what the pickle asks for, then converts the result.
+func (d *decoder) unpickle(data []byte) (v Value, err error) {
+	defer func() {
+		// gopickle panics on some malformed inputs (unhashable dict keys, ...): report them
+		// as a corrupt pickle rather than crash.
+		if r := recover(); r != nil {
+			v, err = nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, d.record, r)
+		}
+	}()
+	u := gopickle.NewUnpickler(bytes.NewReader(data))
+	u.FindClass = d.findClass
+	u.PersistentLoad = d.persistentLoad
+	raw, err := u.Load()
+	if err != nil {
+		return nil, d.wrap(err)
+	}
+	d.seen = map[any]Value{}
+	return d.convert(raw, 0)
+}
+
+func (d *decoder) wrap(err error) error {
+	if _, ok := err.(*GlobalError); ok {
+		return err
+	}
+	for _, sentinel := range []error{ErrCorrupt, ErrLimit, ErrUnsupported, ErrTruncated} {
+		if errors.Is(err, sentinel) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %s: %v", ErrCorrupt, d.record, err)
+}
+
+func (d *decoder) findClass(module, name string) (any, error) {
+	role, ok := roleOf(module, name)
+	if !ok {
+		return nil, &GlobalError{Module: module, Name: name, Record: d.record}
+	}
+	return &pyGlobal{g: &Global{Module: module, Name: name}, role: role}, nil
+}
+
+func (d *decoder) persistentLoad(pid any) (any, error) {
+	t, ok := pid.(*types.Tuple)
+	if !ok || t.Len() < 5 || t.Get(0) != "storage" {
+		return nil, fmt.Errorf("%w: %s: persistent id %v is not a storage reference", ErrCorrupt, d.record, pid)
+	}
+	cls, ok := t.Get(1).(*pyGlobal)
+	if !ok || cls.role != roleStorage {
+		return nil, fmt.Errorf("%w: %s: storage reference without a storage class", ErrCorrupt, d.record)
+	}
+	kind, _ := KindOfClass(cls.g.Name)
+	key, ok1 := t.Get(2).(string)
+	loc, ok2 := t.Get(3).(string)
+	numel, ok3 := t.Get(4).(int)
+	if !ok1 || !ok2 || !ok3 || key == "" || numel < 0 {
+		return nil, fmt.Errorf("%w: %s: malformed storage reference %v", ErrCorrupt, d.record, pid)
+	}
+	if t.Len() > 5 && t.Get(5) != nil {
+		return nil, fmt.Errorf("%w: %s: storage %q is a view into another storage (legacy torch < 0.4 layout)", ErrUnsupported, d.record, key)
+	}
+	if t.Len() > 6 {
+		return nil, fmt.Errorf("%w: %s: malformed storage reference %v", ErrCorrupt, d.record, pid)
+	}
+	if uint64(numel) > math.MaxInt64/uint64(kind.ItemSize()) {
+		return nil, fmt.Errorf("%w: %s: storage %q claims %d elements", ErrLimit, d.record, key, numel)
+	}
+	if s, ok := d.storages[key]; ok {
+		if s.Kind != kind || s.Len != int64(numel) {
+			return nil, fmt.Errorf("%w: %s: storage %q referenced as %s[%d] and as %s[%d]", ErrCorrupt, d.record, key, s.Kind, s.Len, kind, numel)
+		}
+		return s, nil
+	}
+	s := &Storage{Kind: kind, Key: key, Location: loc, Len: int64(numel)}
+	d.storages[key] = s
+	d.order = append(d.order, s)
+	return s, nil
+}
+
+// convert maps gopickle's values to the object model.
+func (d *decoder) convert(v any, depth int) (Value, error) {
+	if depth > d.lim.MaxDepth {
+		return nil, fmt.Errorf("%w: %s: objects nested deeper than %d levels", ErrLimit, d.record, d.lim.MaxDepth)
+	}
+	switch x := v.(type) {
+	case nil, bool, float64, string, *Storage:
+		return x, nil
+	case int:
+		return int64(x), nil
+	case *big.Int:
+		if x.IsInt64() {
+			return x.Int64(), nil
+		}
+		return x, nil
+	case []byte:
+		return Bytes(x), nil
+	}
+	if out, ok := d.seen[v]; ok {
+		return out, nil
+	}
+	switch x := v.(type) {
+	case *types.List:
+		l := &List{Items: make([]Value, 0, len(*x))}
+		d.seen[v] = l
+		for _, it := range *x {
+			c, err := d.convert(it, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			l.Items = append(l.Items, c)
+		}
+		return l, nil
+	case *types.Tuple:
+		t := &Tuple{Items: make([]Value, 0, len(*x))}
+		d.seen[v] = t
+		for _, it := range *x {
+			c, err := d.convert(it, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			t.Items = append(t.Items, c)
+		}
+		return t, nil
+	case *types.Dict:
+		dict := &Dict{}
+		d.seen[v] = dict
+		entries, err := d.entries(func(yield func(k, v any) error) error {
+			for _, e := range *x {
+				if err := yield(e.Key, e.Value); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, depth)
+		dict.Entries = entries
+		return dict, err
+	case *types.OrderedDict:
+		od := &OrderedDict{}
+		d.seen[v] = od
+		entries, err := d.entries(func(yield func(k, v any) error) error {
+			for el := x.List.Front(); el != nil; el = el.Next() {
+				e := el.Value.(*types.OrderedDictEntry)
+				if err := yield(e.Key, e.Value); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, depth)
+		if err != nil {
+			return nil, err
+		}
+		od.Entries = entries
+		if len(x.PyDict) > 0 {
+			state := &Dict{}
+			for _, k := range sortedKeys(x.PyDict) {
+				c, err := d.convert(x.PyDict[k], depth+1)
+				if err != nil {
+					return nil, err
+				}
+				state.Entries = append(state.Entries, Entry{Key: k, Value: c})
+			}
+			od.State = state
+		}
+		return od, nil
+	case *pyGlobal:
+		return d.global(x)
+	case *pyCall:
+		return d.call(x, depth)
+	case *types.Set, *types.FrozenSet:
+		return nil, fmt.Errorf("%w: %s: a set (pt2conv keeps dicts, lists and tuples only)", ErrUnsupported, d.record)
+	case *types.ByteArray:
+		return nil, fmt.Errorf("%w: %s: a bytearray", ErrUnsupported, d.record)
+	case *types.Reconstructor:
+		return nil, &GlobalError{Module: "copy_reg", Name: "_reconstructor", Record: d.record}
+	case *types.ObjectClass:
+		return nil, &GlobalError{Module: "__builtin__", Name: "object", Record: d.record}
+	case *types.OrderedDictClass:
+		return &Global{Module: "collections", Name: "OrderedDict"}, nil
+	}
+	return nil, fmt.Errorf("%w: %s: unexpected value of Go type %T", ErrUnsupported, d.record, v)
+}
+
+func (d *decoder) global(x *pyGlobal) (Value, error) {
+	switch x.role {
+	case roleOpaque, roleStorage:
+		if out, ok := d.seen[x]; ok {
+			return out, nil
+		}
+		d.seen[x] = x.g
+		return x.g, nil
+	}
+	return nil, fmt.Errorf("%w: %s: %s used as a value", ErrUnsupported, d.record, x.g)
+}
+
+type entryIter func(yield func(k, v any) error) error
+
+// entries converts dict entries; a key set twice keeps its first position and last value,
+// as in Python.
+func (d *decoder) entries(iter entryIter, depth int) ([]Entry, error) {
+	var out []Entry
+	index := map[any]int{}
+	err := iter(func(k, v any) error {
+		ck, err := d.convert(k, depth+1)
+		if err != nil {
+			return err
+		}
+		cv, err := d.convert(v, depth+1)
+		if err != nil {
+			return err
+		}
+		switch ck.(type) {
+		case string, int64, bool, nil, float64:
+			if i, ok := index[ck]; ok {
+				out[i].Value = cv
+				return nil
+			}
+			index[ck] = len(out)
+		}
+		out = append(out, Entry{Key: ck, Value: cv})
+		return nil
+	})
+	return out, err
+}
+
+func (d *decoder) call(c *pyCall, depth int) (Value, error) {
+	args := make([]Value, len(c.args))
+	for i, a := range c.args {
+		v, err := d.convert(a, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		args[i] = v
+	}
+	var state Value
+	if c.hasState {
+		s, err := d.convert(c.state, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		state = s
+	}
+	g := c.fn.g
+	var out Value
+	var err error
+	switch c.fn.role {
+	case roleTensor:
+		out, err = d.tensor(args)
+	case roleParameter:
+		out, err = d.parameter(g, args)
+	case roleBytes:
+		out, err = d.bytes(g, args)
+	case roleOpaque:
+		out = &Call{Func: g, Args: &Tuple{Items: args}, State: state}
+		c.hasState = false
+	case roleStorage:
+		err = fmt.Errorf("%w: %s: storage class %s called directly", ErrUnsupported, d.record, g)
+	default:
+		err = fmt.Errorf("%w: %s: %s (pt2conv handles dense tensors only)", ErrUnsupported, d.record, g)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.hasState {
+		// torch BUILDs a rebuilt tensor with state only for subclasses and legacy tensors.
+		return nil, fmt.Errorf("%w: %s: %s built with extra state", ErrUnsupported, d.record, g)
+	}
+	d.seen[c] = out
+	return out, nil
+}
+
+func (d *decoder) tensor(args []Value) (Value, error) {
+	if len(args) < 6 {
+		return nil, fmt.Errorf("%w: %s: _rebuild_tensor_v2 with %d arguments", ErrCorrupt, d.record, len(args))
+	}
+	s, ok := args[0].(*Storage)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s: tensor without a storage", ErrCorrupt, d.record)
+	}
+	offset, ok := args[1].(int64)
+	size, ok1 := intTuple(args[2])
+	stride, ok2 := intTuple(args[3])
+	grad, ok3 := args[4].(bool)
+	if !ok || !ok1 || !ok2 || !ok3 || len(size) != len(stride) || offset < 0 {
+		return nil, fmt.Errorf("%w: %s: malformed tensor of storage %q", ErrCorrupt, d.record, s.Key)
+	}
+	t := &Tensor{Storage: s, Offset: offset, Size: size, Stride: stride, RequiresGrad: grad, Hooks: args[5], Extra: args[6:]}
+	if len(t.Extra) == 0 {
+		t.Extra = nil
+	}
+	if err := checkSpan(t); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, d.record, err)
+	}
+	return t, nil
+}
+
+// checkSpan makes sure a tensor's view stays inside its storage, without overflow.
+func checkSpan(t *Tensor) error {
+	lo, hi := uint64(t.Offset), uint64(t.Offset)+1 // the touched elements are [lo, hi)
+	for i, n := range t.Size {
+		if n < 0 {
+			return fmt.Errorf("tensor of storage %q has negative size %v", t.Storage.Key, t.Size)
+		}
+		if n == 0 {
+			return nil
+		}
+		st := t.Stride[i]
+		mag := uint64(st)
+		if st < 0 {
+			mag = uint64(-st)
+		}
+		carry, step := bits.Mul64(mag, uint64(n-1))
+		if carry != 0 || step > math.MaxInt64 {
+			return fmt.Errorf("tensor of storage %q has sizes %v and strides %v that overflow", t.Storage.Key, t.Size, t.Stride)
+		}
+		if st < 0 {
+			if step > lo {
+				return fmt.Errorf("tensor of storage %q reaches below its storage's start", t.Storage.Key)
+			}
+			lo -= step
+		} else {
+			if hi+step < hi || hi+step > math.MaxInt64 {
+				return fmt.Errorf("tensor of storage %q has sizes %v and strides %v that overflow", t.Storage.Key, t.Size, t.Stride)
+			}
+			hi += step
+		}
+	}
+	if hi > uint64(t.Storage.Len) {
+		return fmt.Errorf("tensor (offset %d, size %v, stride %v) reaches outside storage %q of %d elements",
+			t.Offset, t.Size, t.Stride, t.Storage.Key, t.Storage.Len)
+	}
+	return nil
+}
+
+func (d *decoder) parameter(g *Global, args []Value) (Value, error) {
+	if len(args) < 3 {
+		return nil, fmt.Errorf("%w: %s: %s with %d arguments", ErrCorrupt, d.record, g, len(args))
+	}
+	t, ok := args[0].(*Tensor)
+	grad, ok2 := args[1].(bool)
+	if !ok || !ok2 {
+		return nil, fmt.Errorf("%w: %s: malformed %s", ErrCorrupt, d.record, g)
+	}
+	p := &Parameter{Data: t, RequiresGrad: grad, Hooks: args[2], WithState: g.Name == "_rebuild_parameter_with_state"}
+	if len(args) > 3 {
+		p.Extra = args[3:]
+	}
+	return p, nil
+}
+
+// bytes undoes the way Python pickles bytes at protocol 2: _codecs.encode(latin-1 text, "latin1").
+func (d *decoder) bytes(g *Global, args []Value) (Value, error) {
+	if g.Name == "bytes" && len(args) == 0 {
+		return Bytes{}, nil
+	}
+	if g.Name == "encode" && len(args) == 2 {
+		text, ok := args[0].(string)
+		enc, ok2 := args[1].(string)
+		if ok && ok2 && (enc == "latin1" || enc == "latin-1") {
+			out := make(Bytes, 0, len(text))
+			for _, r := range text {
+				if r > 0xff {
+					return nil, fmt.Errorf("%w: %s: _codecs.encode of non-latin-1 text", ErrCorrupt, d.record)
+				}
+				out = append(out, byte(r))
+			}
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s: %s with arguments pt2conv does not model", ErrUnsupported, d.record, g)
+}
+
+func intTuple(v Value) ([]int64, bool) {
+	t, ok := v.(*Tuple)
+	if !ok {
+		return nil, false
+	}
+	out := make([]int64, len(t.Items))
+	for i, it := range t.Items {
+		n, ok := it.(int64)
+		if !ok {
+			return nil, false
+		}
+		out[i] = n
+	}
+	return out, true
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
