@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/pt2conv/pt2conv/pickle"
+	"github.com/pt2conv/pt2conv/rewrite"
+	"github.com/pt2conv/pt2conv/verify"
+	"github.com/spf13/cobra"
+)
+
+type convertFlags struct {
+	out, outDir  string
+	layers       []string
+	planFile     string
+	optimizerKey string
+	to           string
+	dryRun       bool
+	verify       bool
+	force        bool
+	asJSON       bool
+	jobs         int
+	seed         uint64
+}
+
+func newConvertCommand() *cobra.Command {
+	var f convertFlags
+	cmd := &cobra.Command{
+		Use:   "convert IN -o OUT | convert IN... --out-dir DIR",
+		Short: "Rewrite Linear layers as Conv2d (or back) and write a new checkpoint",
+		Example: `  pt2conv convert vgg.pth -o vgg_fcn.pth --layer classifier.0=512x7x7 --layer classifier.3 --layer classifier.6 --verify
+  pt2conv convert ckpt.pt -o conv.pt --layer fc6=auto --layer fc7 --optimizer-key optimizer
+  pt2conv convert runs/*.pt --out-dir converted -j 4 --plan head.yaml --json`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := f.options()
+			if err != nil {
+				return usageError(err)
+			}
+			jobs, err := f.jobsFor(args)
+			if err != nil {
+				return usageError(err)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			defer stop()
+			if len(jobs) == 1 && f.outDir == "" {
+				return runSingle(ctx, cmd, jobs[0], o, f.asJSON)
+			}
+			return runBatch(ctx, cmd, jobs, o, f.asJSON, f.jobs)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.out, "output", "o", "", "output file (one input)")
+	fl.StringVar(&f.outDir, "out-dir", "", "output directory (any number of inputs; base names are kept)")
+	fl.StringArrayVar(&f.layers, "layer", nil, "layer `SPEC`: NAME, NAME=CxHxW, NAME=HxW or NAME=auto; * globs (repeatable)")
+	fl.StringVar(&f.planFile, "plan", "", "JSON or YAML `FILE` with a list of layer specs")
+	fl.StringVar(&f.optimizerKey, "optimizer-key", "", "reshape the optimizer state stored under `KEY` too (e.g. optimizer)")
+	fl.StringVar(&f.to, "to", "conv", "direction: conv (Linear -> Conv2d) or linear (Conv2d -> Linear)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan and write nothing")
+	fl.BoolVar(&f.verify, "verify", false, "read the written file back and prove every converted layer numerically")
+	fl.BoolVar(&f.force, "force", false, "replace an existing output file")
+	fl.BoolVar(&f.asJSON, "json", false, "print a JSON report instead of text")
+	fl.IntVarP(&f.jobs, "jobs", "j", 1, "convert `N` files at a time")
+	fl.Uint64Var(&f.seed, "seed", 1, "seed of the random inputs used by --verify")
+	return cmd
+}
+
+// convertOptions is what every file of a run shares.
+type convertOptions struct {
+	specs   []rewrite.Spec
+	rewrite rewrite.Options
+	dryRun  bool
+	verify  bool
+	force   bool
+	seed    uint64
+}
+
+func (f *convertFlags) options() (*convertOptions, error) {
+	o := &convertOptions{dryRun: f.dryRun, verify: f.verify, force: f.force, seed: f.seed}
+	switch f.to {
+	case "conv", "conv2d":
+		o.rewrite.Direction = rewrite.ToConv
+	case "linear":
+		o.rewrite.Direction = rewrite.ToLinear
+	default:
+		return nil, fmt.Errorf("--to %q: use conv or linear", f.to)
+	}
+	o.rewrite.OptimizerKey = f.optimizerKey
+	for _, s := range f.layers {
+		sp, err := rewrite.ParseSpec(s)
+		if err != nil {
+			return nil, fmt.Errorf("--layer %s: %w", s, err)
+		}
+		o.specs = append(o.specs, sp)
+	}
+	if f.planFile != "" {
+		pf, err := os.Open(f.planFile)
+		if err != nil {
+			return nil, fmt.Errorf("--plan: %w", err)
+		}
+		defer pf.Close()
+		specs, err := rewrite.ParsePlan(pf)
+		if err != nil {
+			return nil, fmt.Errorf("--plan %s: %w", f.planFile, err)
+		}
+		o.specs = append(o.specs, specs...)
+	}
+	if f.jobs < 1 {
+		return nil, fmt.Errorf("-j %d: need at least 1", f.jobs)
+	}
+	return o, nil
+}
+
+// job is one input and where its output goes.
+type job struct{ in, out string }
+
+func (f *convertFlags) jobsFor(args []string) ([]job, error) {
+	switch {
+	case f.out != "" && f.outDir != "":
+		return nil, errors.New("give either -o OUT or --out-dir DIR, not both")
+	case f.out != "":
+		if len(args) != 1 {
+			return nil, fmt.Errorf("-o takes one input, got %d; use --out-dir DIR for several", len(args))
+		}
+		return []job{{args[0], f.out}}, nil
+	case f.outDir != "":
+		if !f.dryRun {
+			if st, err := os.Stat(f.outDir); err != nil || !st.IsDir() {
+				return nil, fmt.Errorf("--out-dir %s: not a directory (create it first)", f.outDir)
+			}
+		}
+		var jobs []job
+		seen := map[string]string{}
+		for _, in := range args {
+			out := filepath.Join(f.outDir, filepath.Base(in))
+			if prev, ok := seen[out]; ok {
+				return nil, fmt.Errorf("%s and %s would both be written to %s", prev, in, out)
+			}
+			seen[out] = in
+			jobs = append(jobs, job{in, out})
+		}
+		return jobs, nil
+	case f.dryRun:
+		jobs := make([]job, len(args))
+		for i, in := range args {
+			jobs[i] = job{in: in}
+		}
+		return jobs, nil
+	}
+	return nil, errors.New("no output: give -o OUT (one input) or --out-dir DIR")
+}
+
+// fileResult is one file's outcome; it is also the JSON report's per-file object.
+type fileResult struct {
+	Input    string           `json:"input"`
+	Output   string           `json:"output,omitempty"`
+	DryRun   bool             `json:"dry_run,omitempty"`
+	Changes  []rewrite.Change `json:"changes"`
+	Warnings []string         `json:"warnings,omitempty"`
+	Bytes    int64            `json:"bytes"`
+	Seconds  float64          `json:"seconds"`
+	Verify   *verify.Report   `json:"verify,omitempty"`
+	Error    string           `json:"error,omitempty"`
+	exit     int
+}
+
+// convertFile runs the whole pipeline for one file: open, plan, apply, save, verify.
+func convertFile(ctx context.Context, j job, o *convertOptions, progress func(done, total int64)) *fileResult {
+	start := time.Now()
+	res := &fileResult{Input: j.in, Output: j.out, DryRun: o.dryRun, Changes: []rewrite.Change{}}
+	fail := func(code int, err error) *fileResult {
+		res.Error, res.exit = err.Error(), code
+		res.Seconds = time.Since(start).Seconds()
+		return res
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(exitBadInput, fmt.Errorf("%s: not converted: interrupted", j.in))
+	}
+	orig, err := pickle.Open(j.in)
+	if err != nil {
+		return fail(exitBadInput, err)
+	}
+	defer orig.Close()
+	converted := orig
+	if len(o.specs) > 0 {
+		plan, err := rewrite.NewPlan(orig, o.specs, o.rewrite)
+		if err != nil {
+			return fail(exitBadInput, fmt.Errorf("%s: %w", j.in, err))
+		}
+		res.Changes, res.Warnings = plan.Changes, plan.Warnings
+		if o.dryRun {
+			res.Seconds = time.Since(start).Seconds()
+			return res
+		}
+		if converted, err = rewrite.Apply(orig, plan); err != nil {
+			return fail(exitBadInput, fmt.Errorf("%s: %w", j.in, err))
+		}
+	} else if o.dryRun {
+		res.Seconds = time.Since(start).Seconds()
+		return res
+	}
+	if err := converted.Save(j.out, &pickle.SaveOptions{Force: o.force, Progress: progress}); err != nil {
+		return fail(exitBadInput, err)
+	}
+	if st, err := os.Stat(j.out); err == nil {
+		res.Bytes = st.Size()
+	}
+	if o.verify {
+		written, err := pickle.Open(j.out)
+		if err != nil {
+			return fail(exitFailed, fmt.Errorf("%s: reading back the written file: %w", j.out, err))
+		}
+		defer written.Close()
+		rep, err := verify.Check(orig, written, verify.Options{Seed: o.seed})
+		if err != nil {
+			return fail(exitFailed, fmt.Errorf("%s: verify: %w", j.out, err))
+		}
+		res.Verify = rep
+		if !rep.Passed() {
+			return fail(exitFailed, fmt.Errorf("%s: verification failed: the converted layers do not compute what the originals do", j.out))
+		}
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res
+}

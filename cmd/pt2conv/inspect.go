@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/pt2conv/pt2conv/pickle"
+	"github.com/pt2conv/pt2conv/rewrite"
+	"github.com/spf13/cobra"
+)
+
+// inspectReport is the JSON document of `pt2conv inspect --json`; the README documents it.
+type inspectReport struct {
+	File           string          `json:"file"`
+	Format         string          `json:"format"`
+	PickleProtocol int             `json:"pickle_protocol"`
+	Prefix         string          `json:"archive_prefix,omitempty"`
+	Records        []string        `json:"records,omitempty"`
+	Tensors        []tensorInfo    `json:"tensors"`
+	Storages       int             `json:"storages"`
+	StorageBytes   int64           `json:"storage_bytes"`
+	Candidates     []candidateInfo `json:"linear_candidates"`
+}
+
+type tensorInfo struct {
+	Path      string  `json:"path"`
+	DType     string  `json:"dtype"`
+	Shape     []int64 `json:"shape"`
+	Stride    []int64 `json:"stride"`
+	Offset    int64   `json:"offset"`
+	Storage   string  `json:"storage"`
+	Bytes     int64   `json:"bytes"`
+	Parameter bool    `json:"parameter,omitempty"`
+}
+
+type candidateInfo struct {
+	Layer  string `json:"layer"`
+	Dict   string `json:"dict"`
+	Weight string `json:"weight"`
+	In     int64  `json:"in"`
+	Out    int64  `json:"out"`
+	Bias   bool   `json:"bias"`
+	Spec   string `json:"spec"`
+	Rule   string `json:"rule"`
+}
+
+func newInspectCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect FILE",
+		Short: "List a checkpoint's tensors and the Linear layers that can become convolutions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := pickle.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			rep := buildInspectReport(c)
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), rep)
+			}
+			return printInspect(cmd.OutOrStdout(), rep)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema in the README)")
+	return cmd
+}
+
+func buildInspectReport(c *pickle.Checkpoint) *inspectReport {
+	rep := &inspectReport{
+		File:           c.Name,
+		Format:         c.Format.String(),
+		PickleProtocol: c.Protocol,
+		Prefix:         c.Prefix,
+		Tensors:        []tensorInfo{},
+		Candidates:     []candidateInfo{},
+	}
+	for _, r := range c.Records {
+		rep.Records = append(rep.Records, r.Name)
+	}
+	for _, nt := range pickle.Tensors(c.Root) {
+		t := nt.Tensor
+		rep.Tensors = append(rep.Tensors, tensorInfo{
+			Path: nt.Path.String(), DType: t.Storage.Kind.DType(), Shape: nonNil(t.Size), Stride: nonNil(t.Stride),
+			Offset: t.Offset, Storage: t.Storage.Key, Bytes: t.NumElements() * int64(t.Storage.Kind.ItemSize()),
+			Parameter: nt.Parameter != nil,
+		})
+	}
+	for _, s := range pickle.Storages(c.Root) {
+		rep.Storages++
+		rep.StorageBytes += s.ByteLen()
+	}
+	for _, cand := range rewrite.Candidates(c) {
+		rep.Candidates = append(rep.Candidates, candidateInfo{
+			Layer: cand.Layer, Dict: cand.Dict.String(), Weight: cand.Weight.String(), In: cand.In, Out: cand.Out,
+			Bias: cand.HasBias, Spec: cand.Spec, Rule: cand.Rule,
+		})
+	}
+	return rep
+}
+
+func nonNil(s []int64) []int64 {
+	if s == nil {
+		return []int64{}
+	}
+	return s
+}
+
+func printInspect(w io.Writer, rep *inspectReport) error {
+	fmt.Fprintf(w, "%s: %s checkpoint, pickle protocol %d\n\n", rep.File, rep.Format, rep.PickleProtocol)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TENSOR\tDTYPE\tSHAPE\tSTRIDE\tOFFSET\tSTORAGE\tBYTES")
+	for _, t := range rep.Tensors {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\n", t.Path, t.DType, dims(t.Shape), dims(t.Stride), t.Offset, t.Storage, t.Bytes)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d tensors in %d storages, %s\n", len(rep.Tensors), rep.Storages, humanBytes(rep.StorageBytes))
+	if len(rep.Candidates) == 0 {
+		fmt.Fprintln(w, "\nNo Linear layers (2-D .weight tensors) found.")
+		return nil
+	}
+	fmt.Fprintln(w, "\nLinear layers that can become Conv2d:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LAYER\tIN\tOUT\tBIAS\tCONVERT WITH\tWHY")
+	for _, c := range rep.Candidates {
+		layer := c.Layer
+		if c.Dict != "" {
+			layer = c.Dict + "/" + c.Layer
+		}
+		bias := "yes"
+		if !c.Bias {
+			bias = "no (bias-less)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t--layer %s\t%s\n", layer, c.In, c.Out, bias, c.Spec, c.Rule)
+	}
+	return tw.Flush()
+}
+
+func dims(d []int64) string {
+	if len(d) == 0 {
+		return "()"
+	}
+	parts := make([]string, len(d))
+	for i, v := range d {
+		parts[i] = fmt.Sprint(v)
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,81 @@
+// Command pt2conv turns the nn.Linear layers of PyTorch checkpoints into nn.Conv2d form,
+// proves each conversion by running both forms, and writes checkpoints PyTorch loads.
+//
+// Exit codes: 0 done, 1 a verification failed, 2 bad input or usage.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes scripts depend on.
+const (
+	exitOK       = 0
+	exitFailed   = 1 // a verification failed
+	exitBadInput = 2 // bad input or usage
+)
+
+// exitError carries the exit code for an error; errors without one are bad input.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func failed(err error) error { return &exitError{code: exitFailed, err: err} }
+
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "pt2conv",
+		Short: "Turn the Linear layers of PyTorch checkpoints into Conv2d form, and prove it",
+		Long: `pt2conv opens PyTorch checkpoints (.pt/.pth: state_dicts and training checkpoints that nest
+them), rewrites chosen nn.Linear weights into nn.Conv2d form, runs both forms to prove each
+conversion, and writes a checkpoint that PyTorch loads. Storage bytes are copied untouched.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageError(fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath()))
+	})
+	root.AddCommand(newInspectCommand(), newConvertCommand(), newVerifyCommand())
+	return root
+}
+
+type usageErr struct{ error }
+
+func (u usageErr) Unwrap() error { return u.error }
+
+func usageError(err error) error { return usageErr{err} }
+
+// run executes the command line and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRootCommand(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "pt2conv: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitBadInput
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
