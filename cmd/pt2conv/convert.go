@@ -206,6 +206,9 @@ func convertFile(ctx context.Context, j job, o *convertOptions, progress func(do
 		return res
 	}
 	if err := converted.Save(j.out, &pickle.SaveOptions{Force: o.force, Progress: progress}); err != nil {
+		if errors.Is(err, pickle.ErrExists) {
+			err = fmt.Errorf("%s exists; pass --force to replace it", j.out)
+		}
 		return fail(exitBadInput, err)
 	}
 	if st, err := os.Stat(j.out); err == nil {
@@ -218,6 +221,9 @@ func convertFile(ctx context.Context, j job, o *convertOptions, progress func(do
 		}
 		defer written.Close()
 		rep, err := verify.Check(orig, written, verify.Options{Seed: o.seed})
+		if errors.Is(err, verify.ErrNoLayers) && len(res.Changes) == 0 {
+			rep, err = &verify.Report{}, nil // nothing was converted, so nothing to prove
+		}
 		if err != nil {
 			return fail(exitFailed, fmt.Errorf("%s: verify: %w", j.out, err))
 		}

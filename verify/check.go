@@ -1,0 +1,349 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/pt2conv/pt2conv/pickle"
+)
+
+// ErrNoLayers: the two checkpoints have no weight that is 2-D in one and 4-D in the other.
+var ErrNoLayers = errors.New("no converted layers found")
+
+// Names of the checks in Result.Check.
+const (
+	// CheckSingle runs both forms on random C×H×W inputs: one output position.
+	CheckSingle = "single"
+	// CheckSliding runs the 4-D form on a larger input and the 2-D form on each window.
+	CheckSliding = "sliding"
+	// CheckChain runs a head of consecutive layers, ReLU between them, in both forms.
+	CheckChain = "chain"
+)
+
+// Options tune Check. The zero value is usable.
+type Options struct {
+	// Seed seeds the random inputs; a report is reproducible from it.
+	Seed uint64
+	// Samples is the number of random inputs per check; 0 means 2.
+	Samples int
+	// Margin is the border added on every side of the input for the sliding and chain
+	// checks, giving (2·Margin+1)² windows; 0 means 1 (3×3 windows).
+	Margin int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Samples <= 0 {
+		o.Samples = 2
+	}
+	if o.Margin <= 0 {
+		o.Margin = 1
+	}
+	return o
+}
+
+// Result is the outcome of one check on one layer (or one chain of layers).
+//
+// Both forms are computed in float32 from identical element values, so a correct
+// conversion differs only by summation order. (Float16 and bfloat16 weights widen to
+// float32 exactly; float64 weights round to float32 identically on both sides.) For an output o of a dot product of length
+// k, with weight row w_o, input window x and bias b_o, the tolerance is
+//
+//	tol = 4·√(k+1)·u·(‖w_o‖₂·‖x‖₂ + |b_o|),  u = 2⁻²⁴ (float32 unit roundoff)
+//
+// the probabilistic rounding-error bound of a float32 sum (√k growth rather than the
+// worst case k), with Cauchy–Schwarz bounding Σ|w_i·x_i|. In a chain, the tolerance of the
+// previous layer propagates as ‖w_o‖₂·‖tol_prev‖₂ (ReLU does not enlarge differences).
+// A layout error permutes the weights, giving differences of order ‖w_o‖‖x‖/√k, which is
+// about 1/(4·k·u) times the tolerance: hundreds of times for k = 25088.
+type Result struct {
+	Layer   string // module name; a chain names its layers joined by " > "
+	Check   string // CheckSingle, CheckSliding or CheckChain
+	DType   string // the weights' storage dtype
+	Reverse bool   // the original is the 4-D form
+	Outputs int    // values compared
+	// MaxAbs is the largest |linear − conv| difference. MaxRel is the largest difference
+	// relative to the larger magnitude of its two values (at most 2).
+	MaxAbs, MaxRel float64
+	// Tol is the tolerance at the value that came closest to (or furthest past) its own
+	// tolerance; Ratio is that value's |difference|/tolerance. Pass is Ratio <= 1.
+	Tol, Ratio float64
+	Pass       bool
+}
+
+func (r Result) String() string {
+	verdict := "ok"
+	if !r.Pass {
+		verdict = "FAIL"
+	}
+	return fmt.Sprintf("%-4s %s %s (%s, %d values): max abs %.3g, max rel %.3g, tol %.3g, err/tol %.3g",
+		verdict, r.Check, r.Layer, r.DType, r.Outputs, r.MaxAbs, r.MaxRel, r.Tol, r.Ratio)
+}
+
+// Report collects the results of Check.
+type Report struct {
+	Layers  []Layer
+	Results []Result
+}
+
+// Passed reports whether there was at least one result and every result passed.
+func (r *Report) Passed() bool {
+	for _, res := range r.Results {
+		if !res.Pass {
+			return false
+		}
+	}
+	return len(r.Results) > 0
+}
+
+// Check verifies every converted layer of conv against orig (see FindLayers): the
+// "single" and "sliding" checks for each layer, and a "chain" check for each run of
+// consecutive layers. Layers are decoded one at a time; only the bytes of the weights and
+// biases involved are read. It returns ErrNoLayers if there is nothing to check; failed
+// comparisons are reported in the Report, not as an error.
+func Check(orig, conv *pickle.Checkpoint, opts Options) (*Report, error) {
+	opts = opts.withDefaults()
+	layers, err := FindLayers(orig, conv)
+	if err != nil {
+		return nil, err
+	}
+	if len(layers) == 0 {
+		return nil, fmt.Errorf("%s and %s: %w", orig.Name, conv.Name, ErrNoLayers)
+	}
+	rep := &Report{Layers: layers}
+	for _, chain := range chains(orig.Root, layers) {
+		var state *outputs
+		var names []string
+		for step, i := range chain {
+			l := &layers[i]
+			d, err := loadLayer(orig, conv, l)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", l.Name, err)
+			}
+			rng := rand.New(rand.NewPCG(opts.Seed, uint64(i)))
+			single, err := d.windowsOf(randomInput(rng, opts.Samples, l.C, l.H, l.W))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", l.Name, err)
+			}
+			rep.Results = append(rep.Results, d.result(CheckSingle, l.Name, single))
+			m := opts.Margin
+			sliding, err := d.windowsOf(randomInput(rng, opts.Samples, l.C, l.H+2*m, l.W+2*m))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", l.Name, err)
+			}
+			rep.Results = append(rep.Results, d.result(CheckSliding, l.Name, sliding))
+			names = append(names, l.Name)
+			if step == 0 {
+				state = sliding
+			} else if state, err = d.next(state); err != nil {
+				return nil, fmt.Errorf("%s: %w", l.Name, err)
+			}
+		}
+		if len(chain) > 1 {
+			last := layers[chain[len(chain)-1]]
+			res := compare(state)
+			res.Check, res.Layer = CheckChain, strings.Join(names, " > ")
+			res.DType, res.Reverse = last.linear().Storage.Kind.String(), last.Reverse
+			rep.Results = append(rep.Results, res)
+		}
+	}
+	return rep, nil
+}
+
+// layerData is one layer's weights decoded for both forms.
+type layerData struct {
+	layer             *Layer
+	lin               *Dense    // [out, C·H·W]
+	conv              *Dense    // [out, C, H, W]
+	linBias, convBias []float32 // nil without bias
+	rowNorm           []float64 // ‖lin[o]‖₂
+	gamma             float64   // 4·√(k+1)·u
+	dtype             string
+}
+
+func loadLayer(orig, conv *pickle.Checkpoint, l *Layer) (*layerData, error) {
+	linCk, convCk := orig, conv
+	linBiasT, convBiasT := l.Bias, l.ConvertedBias
+	if l.Reverse {
+		linCk, convCk = conv, orig
+		linBiasT, convBiasT = l.ConvertedBias, l.Bias
+	}
+	d := &layerData{layer: l, dtype: l.linear().Storage.Kind.String()}
+	var err error
+	if d.lin, err = Decode(linCk, l.linear()); err != nil {
+		return nil, err
+	}
+	if d.conv, err = Decode(convCk, l.conv()); err != nil {
+		return nil, err
+	}
+	// Each form uses its own checkpoint's bias, so a bias lost or changed is caught.
+	if linBiasT != nil {
+		if d.linBias, err = decodeVector(linCk, linBiasT); err != nil {
+			return nil, err
+		}
+	}
+	if convBiasT != nil {
+		if d.convBias, err = decodeVector(convCk, convBiasT); err != nil {
+			return nil, err
+		}
+	}
+	d.prepare()
+	return d, nil
+}
+
+// prepare computes what the tolerances need from the decoded weights.
+func (d *layerData) prepare() {
+	out, k := d.lin.Shape[0], d.lin.Shape[1]
+	d.rowNorm = make([]float64, out)
+	for o := range out {
+		var s float64
+		for _, v := range d.lin.Data[o*k : (o+1)*k] {
+			s += float64(v) * float64(v)
+		}
+		d.rowNorm[o] = math.Sqrt(s)
+	}
+	d.gamma = tolFactor * math.Sqrt(float64(k+1)) * unitRoundoff
+}
+
+const (
+	tolFactor    = 4
+	unitRoundoff = 1.0 / (1 << 24)
+)
+
+func decodeVector(c *pickle.Checkpoint, t *pickle.Tensor) ([]float32, error) {
+	d, err := Decode(c, t)
+	if err != nil {
+		return nil, err
+	}
+	return d.Data, nil
+}
+
+// outputs holds both forms' results on the same inputs.
+type outputs struct {
+	conv *Dense // [N, out, Ho, Wo]
+	// lin is [N·Ho·Wo, out]: row (n·Ho + i)·Wo + j is the 2-D form applied to window (i, j)
+	// of sample n.
+	lin *Dense
+	tol []float64 // per element of lin
+}
+
+func randomInput(rng *rand.Rand, n, c, h, w int) *Dense {
+	x := NewDense(n, c, h, w)
+	for i := range x.Data {
+		x.Data[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
+// windowsOf runs the 4-D form on x, [N, C, H', W'], and the 2-D form on each C×H×W window.
+func (d *layerData) windowsOf(x *Dense) (*outputs, error) {
+	l := d.layer
+	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	ho, wo := h-l.H+1, w-l.W+1
+	rows := NewDense(n*ho*wo, c*l.H*l.W)
+	k := rows.Shape[1]
+	r := 0
+	for s := range n {
+		for i := range ho {
+			for j := range wo {
+				dst := rows.Data[r*k:]
+				for ch := range c {
+					for y := range l.H {
+						src := x.Data[((s*c+ch)*h+i+y)*w+j:]
+						copy(dst[(ch*l.H+y)*l.W:][:l.W], src[:l.W])
+					}
+				}
+				r++
+			}
+		}
+	}
+	return d.run(x, rows, nil)
+}
+
+// next feeds the previous layer's outputs, through ReLU, to this (1×1) layer.
+func (d *layerData) next(prev *outputs) (*outputs, error) {
+	ReLU(prev.conv)
+	ReLU(prev.lin)
+	return d.run(prev.conv, prev.lin, prev.tol)
+}
+
+// run computes both forms: Conv2d on x and Linear on rows, the same inputs laid out as
+// windows. prevTol, if not nil, is the tolerance the inputs already carry (per element of
+// rows).
+func (d *layerData) run(x, rows *Dense, prevTol []float64) (*outputs, error) {
+	yc, err := Conv2d(x, d.conv, d.convBias, ConvParams{})
+	if err != nil {
+		return nil, err
+	}
+	yl, err := Linear(rows, d.lin, d.linBias)
+	if err != nil {
+		return nil, err
+	}
+	nr, k, out := rows.Shape[0], rows.Shape[1], d.lin.Shape[0]
+	tol := make([]float64, nr*out)
+	for r := range nr {
+		var xs, ts float64
+		for _, v := range rows.Data[r*k : (r+1)*k] {
+			xs += float64(v) * float64(v)
+		}
+		if prevTol != nil {
+			for _, t := range prevTol[r*k : (r+1)*k] {
+				ts += t * t
+			}
+		}
+		xn, tn := math.Sqrt(xs), math.Sqrt(ts)
+		for o := range out {
+			b := 0.0
+			if d.linBias != nil {
+				b = math.Abs(float64(d.linBias[o]))
+			}
+			tol[r*out+o] = d.gamma*(d.rowNorm[o]*xn+b) + d.rowNorm[o]*tn
+		}
+	}
+	return &outputs{conv: yc, lin: yl, tol: tol}, nil
+}
+
+func (d *layerData) result(check, name string, o *outputs) Result {
+	res := compare(o)
+	res.Check, res.Layer, res.DType, res.Reverse = check, name, d.dtype, d.layer.Reverse
+	return res
+}
+
+// compare matches the conv outputs with the linear ones, window by window.
+func compare(o *outputs) Result {
+	n, out, ho, wo := o.conv.Shape[0], o.conv.Shape[1], o.conv.Shape[2], o.conv.Shape[3]
+	plane := ho * wo
+	res := Result{Outputs: len(o.lin.Data)}
+	first := true
+	for s := range n {
+		for c := range out {
+			for p := range plane {
+				got := float64(o.conv.Data[(s*out+c)*plane+p])
+				idx := (s*plane+p)*out + c
+				want := float64(o.lin.Data[idx])
+				tol := o.tol[idx]
+				diff := math.Abs(got - want)
+				if got == want || math.IsNaN(got) && math.IsNaN(want) {
+					diff = 0
+				}
+				ratio := diff / tol
+				if diff == 0 {
+					ratio = 0
+				} else if math.IsNaN(ratio) {
+					ratio = math.Inf(1)
+				}
+				res.MaxAbs = max(res.MaxAbs, diff)
+				if diff > 0 {
+					res.MaxRel = max(res.MaxRel, diff/max(math.Abs(got), math.Abs(want)))
+				}
+				if first || ratio > res.Ratio {
+					res.Ratio, res.Tol, first = ratio, tol, false
+				}
+			}
+		}
+	}
+	res.Pass = res.Ratio <= 1
+	return res
+}
