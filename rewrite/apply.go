@@ -1,0 +1,265 @@
+package rewrite
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pt2conv/pt2conv/pickle"
+)
+
+// Apply returns a checkpoint whose tree has the plan's changes. c is not modified: new
+// containers are made along the changed paths only, every other object is shared with c,
+// and each changed tensor is a new *pickle.Tensor over the same storage and offset. A
+// tensor object found under two paths is replaced only where the plan changes it; both
+// paths still share its storage.
+func Apply(c *pickle.Checkpoint, p *Plan) (*pickle.Checkpoint, error) {
+	root := &trie{}
+	for i := range p.Changes {
+		ch := &p.Changes[i]
+		n := root
+		for _, part := range ch.Path {
+			n = n.child(part)
+		}
+		if n.change != nil {
+			return nil, fmt.Errorf("%w: %s is changed twice", ErrStalePlan, ch.Path)
+		}
+		n.change = ch
+	}
+	a := applier{containers: map[containerKey]pickle.Value{}, tensors: map[tensorKey]*pickle.Tensor{}}
+	newRoot, err := a.rebuild(nil, c.Root, root)
+	if err != nil {
+		return nil, err
+	}
+	return c.WithRoot(newRoot), nil
+}
+
+// trie holds the changes by path.
+type trie struct {
+	children map[string]*trie
+	keys     []string // in insertion order, for a stable signature
+	change   *Change
+	sig      string
+}
+
+func (t *trie) child(k string) *trie {
+	if t.children == nil {
+		t.children = map[string]*trie{}
+	}
+	n := t.children[k]
+	if n == nil {
+		n = &trie{}
+		t.children[k] = n
+		t.keys = append(t.keys, k)
+	}
+	return n
+}
+
+// signature identifies the changes below a node relative to it, so that a container shared
+// by two paths that change alike stays one object in the new tree.
+func (t *trie) signature() string {
+	if t.sig != "" {
+		return t.sig
+	}
+	var b strings.Builder
+	if t.change != nil {
+		fmt.Fprintf(&b, "%v%v", t.change.NewSize, t.change.NewStride)
+	}
+	keys := slices.Clone(t.keys)
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "{%q:%s}", k, t.children[k].signature())
+	}
+	t.sig = b.String()
+	return t.sig
+}
+
+type containerKey struct {
+	old pickle.Value
+	sig string
+}
+
+type tensorKey struct {
+	old  *pickle.Tensor
+	view string
+}
+
+type applier struct {
+	containers map[containerKey]pickle.Value
+	tensors    map[tensorKey]*pickle.Tensor
+	params     map[tensorKey]*pickle.Parameter
+}
+
+func (a *applier) rebuild(path pickle.Path, v pickle.Value, n *trie) (pickle.Value, error) {
+	if n.change != nil {
+		if len(n.children) > 0 {
+			return nil, fmt.Errorf("%w: %s is changed and has changes below it", ErrStalePlan, pickle.Path(path))
+		}
+		return a.replaceTensor(path, v, n.change)
+	}
+	switch v.(type) {
+	case *pickle.Dict, *pickle.OrderedDict, *pickle.List, *pickle.Tuple:
+	default: // checked before v is used as a map key: not every value is comparable
+		return nil, fmt.Errorf("%w: %s is a %T, the plan expects a container there", ErrStalePlan, pickle.Path(path), v)
+	}
+	key := containerKey{v, n.signature()}
+	if nv, ok := a.containers[key]; ok {
+		return nv, nil
+	}
+	used := 0
+	visit := func(k string, child pickle.Value) (pickle.Value, bool, error) {
+		cn := n.children[k]
+		if cn == nil {
+			return child, false, nil
+		}
+		used++
+		nv, err := a.rebuild(append(path[:len(path):len(path)], k), child, cn)
+		return nv, true, err
+	}
+	var out pickle.Value
+	var err error
+	switch d := v.(type) {
+	case *pickle.Dict:
+		var entries []pickle.Entry
+		entries, err = rebuildEntries(d.Entries, visit)
+		out = &pickle.Dict{Entries: entries}
+	case *pickle.OrderedDict:
+		var entries []pickle.Entry
+		entries, err = rebuildEntries(d.Entries, visit)
+		out = &pickle.OrderedDict{Entries: entries, State: d.State}
+	case *pickle.List:
+		var items []pickle.Value
+		items, err = rebuildItems(d.Items, visit)
+		out = &pickle.List{Items: items}
+	case *pickle.Tuple:
+		var items []pickle.Value
+		items, err = rebuildItems(d.Items, visit)
+		out = &pickle.Tuple{Items: items}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if used != len(n.children) {
+		for _, k := range n.keys {
+			if !hasKey(v, k) {
+				return nil, fmt.Errorf("%w: %s not found", ErrStalePlan, append(path[:len(path):len(path)], k))
+			}
+		}
+	}
+	a.containers[key] = out
+	return out, nil
+}
+
+type visitFunc func(k string, child pickle.Value) (pickle.Value, bool, error)
+
+func rebuildEntries(in []pickle.Entry, visit visitFunc) ([]pickle.Entry, error) {
+	out := slices.Clone(in)
+	for i, e := range in {
+		nv, changed, err := visit(pickle.KeyString(e.Key), e.Value)
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			out[i].Value = nv
+		}
+	}
+	return out, nil
+}
+
+func rebuildItems(in []pickle.Value, visit visitFunc) ([]pickle.Value, error) {
+	out := slices.Clone(in)
+	for i, it := range in {
+		nv, changed, err := visit(strconv.Itoa(i), it)
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			out[i] = nv
+		}
+	}
+	return out, nil
+}
+
+func hasKey(v pickle.Value, k string) bool {
+	switch d := v.(type) {
+	case *pickle.Dict:
+		return slices.ContainsFunc(d.Entries, func(e pickle.Entry) bool { return pickle.KeyString(e.Key) == k })
+	case *pickle.OrderedDict:
+		return slices.ContainsFunc(d.Entries, func(e pickle.Entry) bool { return pickle.KeyString(e.Key) == k })
+	case *pickle.List:
+		i, err := strconv.Atoi(k)
+		return err == nil && i >= 0 && i < len(d.Items)
+	case *pickle.Tuple:
+		i, err := strconv.Atoi(k)
+		return err == nil && i >= 0 && i < len(d.Items)
+	}
+	return false
+}
+
+// replaceTensor makes the changed tensor (or parameter) at path. A tensor object changed
+// alike under several paths becomes one new object, so tied weights stay tied.
+func (a *applier) replaceTensor(path pickle.Path, v pickle.Value, ch *Change) (pickle.Value, error) {
+	old, ok := pickle.AsTensor(v)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is a %T, not a tensor", ErrStalePlan, path, v)
+	}
+	if !slices.Equal(old.Size, ch.OldSize) || !slices.Equal(old.Stride, ch.OldStride) {
+		return nil, fmt.Errorf("%w: %s has sizes %v strides %v, the plan expects %v %v",
+			ErrStalePlan, path, old.Size, old.Stride, ch.OldSize, ch.OldStride)
+	}
+	if err := checkView(ch); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrStalePlan, path, err)
+	}
+	key := tensorKey{old, fmt.Sprint(ch.NewSize, ch.NewStride)}
+	t := a.tensors[key]
+	if t == nil {
+		nt := *old
+		nt.Size = slices.Clone(ch.NewSize)
+		nt.Stride = slices.Clone(ch.NewStride)
+		t = &nt
+		a.tensors[key] = t
+	}
+	prm, isParam := v.(*pickle.Parameter)
+	if !isParam {
+		return t, nil
+	}
+	if a.params == nil {
+		a.params = map[tensorKey]*pickle.Parameter{}
+	}
+	np := a.params[key]
+	if np == nil {
+		cp := *prm
+		cp.Data = t
+		np = &cp
+		a.params[key] = np
+	}
+	return np, nil
+}
+
+// checkView refuses a change that is not a pure view: the new sizes must hold as many
+// elements and touch exactly the elements the old ones did.
+func checkView(ch *Change) error {
+	if len(ch.NewSize) != len(ch.NewStride) {
+		return fmt.Errorf("new sizes %v and strides %v differ in length", ch.NewSize, ch.NewStride)
+	}
+	want, ok := viewOf(ch.OldSize, ch.OldStride, ch.NewSize)
+	if !ok || !slices.Equal(want, ch.NewStride) {
+		return fmt.Errorf("%v strides %v is not a view of %v strides %v", ch.NewSize, ch.NewStride, ch.OldSize, ch.OldStride)
+	}
+	return nil
+}
+
+// viewOf gives the strides a change between 2-D and 4-D that keeps dimension 0 must have.
+func viewOf(oldSize, oldStride, newSize []int64) ([]int64, bool) {
+	switch {
+	case len(oldSize) == 2 && len(newSize) == 4 && newSize[0] == oldSize[0] &&
+		productIs(oldSize[1], newSize[1], newSize[2], newSize[3]):
+		_, s := convView(oldSize, oldStride, newSize[1], newSize[2], newSize[3])
+		return s, true
+	case len(oldSize) == 4 && len(newSize) == 2 && newSize[0] == oldSize[0]:
+		size, s, ok := linearView(oldSize, oldStride)
+		return s, ok && size[1] == newSize[1]
+	}
+	return nil, false
+}

@@ -1,0 +1,108 @@
+package rewrite_test
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pt2conv/pt2conv/pickle"
+	"github.com/pt2conv/pt2conv/rewrite"
+)
+
+// vggHead builds a state_dict with a 8-channel conv followed by Linear(72, 16) and
+// Linear(16, 10), with zero-filled storages.
+func vggHead() *pickle.Checkpoint {
+	data := map[*pickle.Storage][]byte{}
+	tensor := func(size ...int64) *pickle.Tensor {
+		stride := make([]int64, len(size))
+		n := int64(1)
+		for i := len(size) - 1; i >= 0; i-- {
+			stride[i] = n
+			n *= size[i]
+		}
+		s := &pickle.Storage{Kind: pickle.Float32, Key: fmt.Sprint(len(data)), Location: "cpu", Len: n}
+		data[s] = make([]byte, 4*n)
+		return &pickle.Tensor{Storage: s, Size: size, Stride: stride, Hooks: &pickle.OrderedDict{}}
+	}
+	sd := &pickle.OrderedDict{Entries: []pickle.Entry{
+		{Key: "features.0.weight", Value: tensor(8, 3, 3, 3)},
+		{Key: "features.0.bias", Value: tensor(8)},
+		{Key: "classifier.0.weight", Value: tensor(16, 72)},
+		{Key: "classifier.0.bias", Value: tensor(16)},
+		{Key: "classifier.2.weight", Value: tensor(10, 16)},
+		{Key: "classifier.2.bias", Value: tensor(10)},
+	}}
+	c, err := pickle.FromBytes(&pickle.Dict{Entries: []pickle.Entry{{Key: "model", Value: sd}}}, data)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+func ExampleParseSpec() {
+	for _, s := range []string{"classifier.0=512x7x7", "module.fc6=7x7", "classifier.*=auto", "fc7"} {
+		sp, err := rewrite.ParseSpec(s)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("%-22s layer %-13s C=%d H=%d W=%d mode %v\n", sp, sp.Layer, sp.C, sp.H, sp.W, sp.Mode)
+	}
+	// Output:
+	// classifier.0=512x7x7   layer classifier.0  C=512 H=7 W=7 mode CxHxW
+	// module.fc6=7x7         layer module.fc6    C=0 H=7 W=7 mode HxW
+	// classifier.*=auto      layer classifier.*  C=0 H=0 W=0 mode auto
+	// fc7                    layer fc7           C=0 H=0 W=0 mode none
+}
+
+func ExampleParsePlan() {
+	specs, err := rewrite.ParsePlan(strings.NewReader(`
+- classifier.0=auto
+- {layer: classifier.3, shape: 4096x1x1}
+- layer: "classifier.6"
+`))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(specs)
+	// Output:
+	// [classifier.0=auto classifier.3=4096x1x1 classifier.6]
+}
+
+func ExampleNewPlan() {
+	c := vggHead()
+	specs := []rewrite.Spec{{Layer: "classifier.*", Mode: rewrite.ShapeAuto}}
+	plan, err := rewrite.NewPlan(c, specs, rewrite.Options{})
+	if err != nil {
+		panic(err)
+	}
+	for _, ch := range plan.Changes {
+		fmt.Println(ch.Path, ch.OldSize, "->", ch.NewSize, "strides", ch.NewStride, "|", ch.Rule)
+	}
+
+	_, err = rewrite.NewPlan(c, []rewrite.Spec{{Layer: "classifier.0", Mode: rewrite.ShapeCHW, C: 8, H: 3, W: 2}}, rewrite.Options{})
+	fmt.Println(err)
+	// Output:
+	// model/classifier.0.weight [16 72] -> [16 8 3 3] strides [72 9 3 1] | auto: C=8 from features.0.weight
+	// model/classifier.2.weight [10 16] -> [10 16 1 1] strides [16 1 1 1] | auto: after Linear classifier.0
+	// classifier.0: 8x3x2 = 48 inputs, the weight has 72
+}
+
+func ExampleApply() {
+	c := vggHead()
+	spec, _ := rewrite.ParseSpec("classifier.0=8x3x3")
+	plan, err := rewrite.NewPlan(c, []rewrite.Spec{spec}, rewrite.Options{})
+	if err != nil {
+		panic(err)
+	}
+	converted, err := rewrite.Apply(c, plan)
+	if err != nil {
+		panic(err)
+	}
+	for _, nt := range pickle.Tensors(converted.Root) {
+		if strings.HasPrefix(nt.Path[1], "classifier") && strings.HasSuffix(nt.Path[1], "weight") {
+			fmt.Println(nt.Path, nt.Tensor.Size, nt.Tensor.Stride, "storage", nt.Tensor.Storage.Key)
+		}
+	}
+	// Output:
+	// model/classifier.0.weight [16 8 3 3] [72 9 3 1] storage 2
+	// model/classifier.2.weight [10 16] [16 1] storage 4
+}

@@ -1,0 +1,291 @@
+package rewrite
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/pt2conv/pt2conv/pickle"
+)
+
+// Direction says which way layers are converted.
+type Direction uint8
+
+const (
+	// ToConv turns nn.Linear weights (out, in) into nn.Conv2d weights (out, C, H, W).
+	ToConv Direction = iota
+	// ToLinear turns nn.Conv2d weights (out, C, kH, kW) into nn.Linear weights
+	// (out, C·kH·kW).
+	ToLinear
+)
+
+func (d Direction) String() string {
+	if d == ToLinear {
+		return "to-linear"
+	}
+	return "to-conv"
+}
+
+// fromRank is the rank of the weights the direction converts.
+func (d Direction) fromRank() int {
+	if d == ToLinear {
+		return 4
+	}
+	return 2
+}
+
+func (d Direction) fromKind() string {
+	if d == ToLinear {
+		return "Conv2d"
+	}
+	return "Linear"
+}
+
+// Options tune NewPlan.
+type Options struct {
+	Direction Direction
+	// OptimizerKey names the optimizer state_dict inside the checkpoint ("optimizer"; a
+	// path such as "train/optimizer" reaches a nested one). Its state tensors for converted
+	// weights are reshaped too. Empty: the optimizer is left alone (with a warning when it
+	// holds state for a converted weight).
+	OptimizerKey string
+}
+
+// Plan is the list of tensors a conversion changes.
+type Plan struct {
+	Changes  []Change `json:"changes"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Change is one tensor that gets new sizes and strides. Storage, offset and dtype stay.
+type Change struct {
+	Path  pickle.Path `json:"path"`  // where the tensor is in the checkpoint
+	Layer string      `json:"layer"` // the module name, e.g. "classifier.0"
+	// Dict is the state_dict holding the layer ([] for a checkpoint that is one).
+	Dict      pickle.Path `json:"dict"`
+	DType     string      `json:"dtype"`
+	OldSize   []int64     `json:"old_size"`
+	OldStride []int64     `json:"old_stride"`
+	NewSize   []int64     `json:"new_size"`
+	NewStride []int64     `json:"new_stride"`
+	// Rule says how the shape was chosen: "CxHxW from spec", "auto: C=512 from
+	// features.28.weight", ...
+	Rule string `json:"rule"`
+	// Optimizer marks an optimizer state tensor reshaped with its parameter.
+	Optimizer bool   `json:"optimizer,omitempty"`
+	Spec      string `json:"spec"` // the spec that selected the layer
+}
+
+// NewPlan finds the weights the specs select, in every state_dict of the checkpoint, and
+// works out their new sizes and strides. It reads no tensor data and does not change c.
+func NewPlan(c *pickle.Checkpoint, specs []Spec, opts Options) (*Plan, error) {
+	dicts := findStateDicts(c.Root)
+	if len(dicts) == 0 {
+		return nil, fmt.Errorf("%s: %w (no dict of tensors with keys like \"fc.weight\")", c.Name, ErrNoStateDict)
+	}
+	claims := map[string]*claim{} // by path
+	var claimed []*claim
+	for _, sp := range specs {
+		matched := false
+		for _, d := range dicts {
+			for _, w := range d.weights() {
+				if !sp.Match(w.module) {
+					continue
+				}
+				if w.rank() != opts.Direction.fromRank() {
+					if sp.IsGlob() {
+						continue
+					}
+					return nil, rankError(w, sp, opts.Direction)
+				}
+				matched = true
+				ch, err := planWeight(w, sp, opts.Direction)
+				if err != nil {
+					return nil, err
+				}
+				key := w.path().String()
+				if prev := claims[key]; prev != nil {
+					return nil, &LayerError{Layer: w.module, Dict: d.path, Err: ErrConflict,
+						Detail: fmt.Sprintf("selected by two specs, %q and %q", prev.spec, sp.String())}
+				}
+				cl := &claim{spec: sp.String(), change: ch, order: [2]int{d.order, w.index}}
+				claims[key] = cl
+				claimed = append(claimed, cl)
+			}
+		}
+		if !matched {
+			return nil, noMatchError(sp, dicts, opts.Direction)
+		}
+	}
+	sort.SliceStable(claimed, func(i, j int) bool {
+		a, b := claimed[i].order, claimed[j].order
+		return a[0] < b[0] || a[0] == b[0] && a[1] < b[1]
+	})
+	p := &Plan{}
+	for _, cl := range claimed {
+		p.Changes = append(p.Changes, cl.change)
+	}
+	p.Warnings = append(p.Warnings, tiedWarnings(dicts, claims)...)
+	if err := planOptimizer(c.Root, dicts, p, opts); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// claim records which spec selected a weight and what becomes of it.
+type claim struct {
+	spec   string
+	change Change
+	order  [2]int // dict, entry: file order
+}
+
+// planWeight works out one weight's change.
+func planWeight(w *weight, sp Spec, dir Direction) (Change, error) {
+	t := w.tensor
+	ch := Change{
+		Path:      w.path(),
+		Layer:     w.module,
+		Dict:      append(pickle.Path{}, w.dict.path...),
+		DType:     dtypeOf(t),
+		OldSize:   append([]int64(nil), t.Size...),
+		OldStride: append([]int64(nil), t.Stride...),
+		Spec:      sp.String(),
+	}
+	fail := func(kind error, format string, args ...any) (Change, error) {
+		return Change{}, &LayerError{Layer: w.module, Dict: w.dict.path, Err: kind, Detail: fmt.Sprintf(format, args...)}
+	}
+	if dir == ToLinear {
+		switch {
+		case sp.Mode == ShapeAuto:
+			return fail(ErrShape, "auto applies to Linear → Conv2d only")
+		case sp.Mode == ShapeCHW && (sp.C != t.Size[1] || sp.H != t.Size[2] || sp.W != t.Size[3]),
+			sp.Mode == ShapeHW && (sp.H != t.Size[2] || sp.W != t.Size[3]):
+			return fail(ErrShape, "spec says %s but the Conv2d weight is %s", sp, dims(t.Size))
+		}
+		size, stride, ok := linearView(t.Size, t.Stride)
+		if !ok {
+			return fail(ErrNotViewable, "Conv2d weight %s with strides %s cannot be seen as %dx%d without moving bytes (its C, kH, kW dimensions are not laid out one after another)",
+				dims(t.Size), brackets(t.Stride), t.Size[0], t.Size[1]*t.Size[2]*t.Size[3])
+		}
+		ch.NewSize, ch.NewStride = size, stride
+		ch.Rule = fmt.Sprintf("C*kH*kW = %s = %d", dims(t.Size[1:]), size[1])
+		return ch, nil
+	}
+	in := t.Size[1]
+	var c, h, wd int64
+	switch sp.Mode {
+	case ShapeNone:
+		c, h, wd = in, 1, 1
+		ch.Rule = "in x 1 x 1 (no shape given)"
+	case ShapeCHW:
+		c, h, wd = sp.C, sp.H, sp.W
+		if !productIs(in, c, h, wd) {
+			return fail(ErrShape, "%dx%dx%d = %s inputs, the weight has %d", c, h, wd, product(c, h, wd), in)
+		}
+		ch.Rule = "CxHxW from spec"
+	case ShapeHW:
+		h, wd = sp.H, sp.W
+		if h > in || wd > in/h || in%(h*wd) != 0 {
+			return fail(ErrShape, "%dx%d = %s does not divide the weight's %d inputs", h, wd, product(h, wd), in)
+		}
+		c = in / (h * wd)
+		ch.Rule = "HxW from spec, C = in/(H*W)"
+	case ShapeAuto:
+		var err error
+		if c, h, wd, ch.Rule, err = autoShape(w); err != nil {
+			return Change{}, err
+		}
+	}
+	ch.NewSize, ch.NewStride = convView(t.Size, t.Stride, c, h, wd)
+	return ch, nil
+}
+
+// autoShape takes C from the nearest Conv2d weight before w in its dict, or keeps in×1×1
+// after another Linear.
+func autoShape(w *weight) (c, h, wd int64, rule string, err error) {
+	in := w.tensor.Size[1]
+	ws := w.dict.weights()
+	for i := len(ws) - 1; i >= 0; i-- {
+		prev := ws[i]
+		if prev.index >= w.index {
+			continue
+		}
+		switch prev.rank() {
+		case 2:
+			return in, 1, 1, "auto: after Linear " + prev.module, nil
+		case 4:
+			c = prev.tensor.Size[0]
+			fail := func(format string, args ...any) error {
+				return &LayerError{Layer: w.module, Dict: w.dict.path, Err: ErrAuto, Detail: fmt.Sprintf(format, args...)}
+			}
+			if c == 0 || in%c != 0 {
+				return 0, 0, 0, "", fail("auto: %d inputs are not a multiple of the %d channels of %s", in, c, prev.key)
+			}
+			side, ok := isqrt(in / c)
+			if !ok {
+				return 0, 0, 0, "", fail("auto: %d inputs / %d channels of %s = %d, not a square; give CxHxW or HxW", in, c, prev.key, in/c)
+			}
+			return c, side, side, fmt.Sprintf("auto: C=%d from %s", c, prev.key), nil
+		}
+	}
+	return 0, 0, 0, "", &LayerError{Layer: w.module, Dict: w.dict.path, Err: ErrAuto,
+		Detail: "auto: no Conv2d or Linear weight before it; give CxHxW or HxW"}
+}
+
+func dtypeOf(t *pickle.Tensor) string {
+	if t.Storage == nil {
+		return "unknown"
+	}
+	return t.Storage.Kind.DType()
+}
+
+func rankError(w *weight, sp Spec, dir Direction) error {
+	return &LayerError{Layer: w.module, Dict: w.dict.path, Err: ErrRank,
+		Detail: fmt.Sprintf("weight %s is %d-D %s; a %s weight is %d-D", w.key, w.rank(), brackets(w.tensor.Size), dir.fromKind(), dir.fromRank())}
+}
+
+func noMatchError(sp Spec, dicts []*stateDict, dir Direction) error {
+	var names []string
+	seen := map[string]bool{}
+	for _, d := range dicts {
+		for _, w := range d.weights() {
+			if w.rank() == dir.fromRank() && !seen[w.module] {
+				seen[w.module] = true
+				names = append(names, w.module)
+			}
+		}
+	}
+	return &LayerError{Layer: sp.Layer, Err: ErrNoMatch,
+		Detail: fmt.Sprintf("no %d-D weight matches; %s layers here: %s", dir.fromRank(), dir.fromKind(), nameList(names))}
+}
+
+// tiedWarnings names weights converted under one key while the same tensor also appears,
+// unconverted or converted differently, under another key of its state_dict.
+func tiedWarnings(dicts []*stateDict, claims map[string]*claim) []string {
+	var out []string
+	for _, d := range dicts {
+		for _, p := range d.params() {
+			if len(p.keys) < 2 {
+				continue
+			}
+			var conv, kept []string
+			shapes := map[string]bool{}
+			for _, k := range p.keys {
+				path := append(append(pickle.Path(nil), d.path...), k)
+				if cl := claims[path.String()]; cl != nil {
+					conv = append(conv, path.String())
+					shapes[dims(cl.change.NewSize)] = true
+				} else {
+					kept = append(kept, path.String())
+				}
+			}
+			switch {
+			case len(conv) > 0 && len(kept) > 0:
+				out = append(out, fmt.Sprintf("%s is tied to %s: only %s changes shape; both keep sharing the storage",
+					nameList(conv), nameList(kept), nameList(conv)))
+			case len(shapes) > 1:
+				out = append(out, fmt.Sprintf("tied weights %s get different shapes", nameList(conv)))
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,224 @@
+package rewrite
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ShapeMode says how a Spec chooses the convolution shape of a Linear weight.
+type ShapeMode uint8
+
+const (
+	// ShapeNone: no shape given; the weight becomes in×1×1 (a 1×1 convolution).
+	ShapeNone ShapeMode = iota
+	// ShapeCHW: C, H and W given.
+	ShapeCHW
+	// ShapeHW: H and W given; C is in/(H·W).
+	ShapeHW
+	// ShapeAuto: C from the nearest convolution weight before the layer, H = W = √(in/C).
+	ShapeAuto
+)
+
+func (m ShapeMode) String() string {
+	switch m {
+	case ShapeCHW:
+		return "CxHxW"
+	case ShapeHW:
+		return "HxW"
+	case ShapeAuto:
+		return "auto"
+	}
+	return "none"
+}
+
+// Spec selects layers by module name and says which shape their weights take.
+type Spec struct {
+	// Layer is the module name as it appears before ".weight" in state_dict keys
+	// ("classifier.0", "module.fc6", "1"). A '*' matches any run of characters, dots included.
+	Layer   string
+	Mode    ShapeMode
+	C, H, W int64 // C is set for ShapeCHW only; H and W for ShapeCHW and ShapeHW
+}
+
+// ErrSpec is wrapped by every error of ParseSpec and ParsePlan.
+var ErrSpec = errors.New("invalid layer spec")
+
+// ParseSpec parses NAME, NAME=CxHxW, NAME=HxW or NAME=auto.
+func ParseSpec(s string) (Spec, error) {
+	name, shape, hasShape := strings.Cut(strings.TrimSpace(s), "=")
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return Spec{}, fmt.Errorf("%w %q: empty layer name", ErrSpec, s)
+	}
+	if strings.ContainsAny(name, " \t\n") {
+		return Spec{}, fmt.Errorf("%w %q: layer name contains white space", ErrSpec, s)
+	}
+	sp := Spec{Layer: name}
+	if !hasShape {
+		return sp, nil
+	}
+	shape = strings.TrimSpace(shape)
+	if strings.EqualFold(shape, "auto") {
+		sp.Mode = ShapeAuto
+		return sp, nil
+	}
+	dims, err := parseDims(strings.Split(strings.ToLower(shape), "x"))
+	if err != nil {
+		return Spec{}, fmt.Errorf("%w %q: %v", ErrSpec, s, err)
+	}
+	if err := sp.setDims(dims); err != nil {
+		return Spec{}, fmt.Errorf("%w %q: %v", ErrSpec, s, err)
+	}
+	return sp, nil
+}
+
+func parseDims(parts []string) ([]int64, error) {
+	dims := make([]int64, len(parts))
+	for i, p := range parts {
+		n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("shape dimension %q is not a positive integer (want CxHxW, HxW or auto)", p)
+		}
+		dims[i] = n
+	}
+	return dims, nil
+}
+
+func (sp *Spec) setDims(dims []int64) error {
+	switch len(dims) {
+	case 3:
+		sp.Mode, sp.C, sp.H, sp.W = ShapeCHW, dims[0], dims[1], dims[2]
+	case 2:
+		sp.Mode, sp.H, sp.W = ShapeHW, dims[0], dims[1]
+	default:
+		return fmt.Errorf("shape has %d dimensions (want CxHxW, HxW or auto)", len(dims))
+	}
+	return nil
+}
+
+// String formats the spec the way ParseSpec reads it.
+func (sp Spec) String() string {
+	switch sp.Mode {
+	case ShapeCHW:
+		return fmt.Sprintf("%s=%dx%dx%d", sp.Layer, sp.C, sp.H, sp.W)
+	case ShapeHW:
+		return fmt.Sprintf("%s=%dx%d", sp.Layer, sp.H, sp.W)
+	case ShapeAuto:
+		return sp.Layer + "=auto"
+	}
+	return sp.Layer
+}
+
+// Match reports whether a module name is selected by the spec's Layer pattern.
+func (sp Spec) Match(module string) bool { return globMatch(sp.Layer, module) }
+
+// IsGlob reports whether the spec's Layer is a pattern rather than one name.
+func (sp Spec) IsGlob() bool { return strings.Contains(sp.Layer, "*") }
+
+// globMatch matches name against pattern, where '*' stands for any run of characters.
+func globMatch(pattern, name string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == name
+	}
+	if !strings.HasPrefix(name, parts[0]) {
+		return false
+	}
+	name = name[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(name, p)
+		if i < 0 {
+			return false
+		}
+		name = name[i+len(p):]
+	}
+	return len(name) >= len(last) && strings.HasSuffix(name, last)
+}
+
+// ParsePlan reads a plan file: a YAML or JSON list whose items are spec strings
+// ("classifier.0=512x7x7") or objects {layer: classifier.0, shape: 512x7x7}, where shape is
+// a string (CxHxW, HxW, auto) or a list of two or three integers and may be left out.
+// A top-level object with a "layers" list is accepted too.
+func ParsePlan(r io.Reader) ([]Spec, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading plan: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("%w: the plan is empty", ErrSpec)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%w: plan is neither YAML nor JSON: %v", ErrSpec, err)
+	}
+	list := &doc
+	if list.Kind == yaml.DocumentNode && len(list.Content) == 1 {
+		list = list.Content[0]
+	}
+	if list.Kind == yaml.MappingNode {
+		if v := mappingValue(list, "layers"); v != nil {
+			list = v
+		}
+	}
+	if list.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("%w: a plan is a list of specs (line %d)", ErrSpec, list.Line)
+	}
+	specs := make([]Spec, 0, len(list.Content))
+	for _, item := range list.Content {
+		sp, err := planItem(item)
+		if err != nil {
+			return nil, fmt.Errorf("plan line %d: %w", item.Line, err)
+		}
+		specs = append(specs, sp)
+	}
+	return specs, nil
+}
+
+func planItem(n *yaml.Node) (Spec, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return ParseSpec(n.Value)
+	case yaml.MappingNode:
+	default:
+		return Spec{}, fmt.Errorf("%w: an item is a spec string or {layer, shape}", ErrSpec)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i].Value; k != "layer" && k != "shape" {
+			return Spec{}, fmt.Errorf("%w: unknown field %q (want layer, shape)", ErrSpec, k)
+		}
+	}
+	layer := mappingValue(n, "layer")
+	if layer == nil || layer.Kind != yaml.ScalarNode || strings.Contains(layer.Value, "=") {
+		return Spec{}, fmt.Errorf("%w: item has no layer name", ErrSpec)
+	}
+	shape := mappingValue(n, "shape")
+	switch {
+	case shape == nil || shape.Tag == "!!null":
+		return ParseSpec(layer.Value)
+	case shape.Kind == yaml.ScalarNode:
+		return ParseSpec(layer.Value + "=" + shape.Value)
+	case shape.Kind == yaml.SequenceNode:
+		parts := make([]string, len(shape.Content))
+		for i, d := range shape.Content {
+			parts[i] = d.Value
+		}
+		return ParseSpec(layer.Value + "=" + strings.Join(parts, "x"))
+	}
+	return Spec{}, fmt.Errorf("%w: layer %s: shape is a string or a list of integers", ErrSpec, layer.Value)
+}
+
+func mappingValue(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}

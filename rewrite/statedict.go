@@ -1,0 +1,153 @@
+package rewrite
+
+import (
+	"strings"
+
+	"github.com/pt2conv/pt2conv/pickle"
+)
+
+// stateDict is a dict of the checkpoint whose keys look like module.parameter names.
+type stateDict struct {
+	path    pickle.Path
+	obj     pickle.Value // *pickle.Dict or *pickle.OrderedDict: identity for shared dicts
+	entries []pickle.Entry
+	order   int // position in the walk, to keep changes in file order
+}
+
+// weight is a "<module>.weight" tensor of a state_dict.
+type weight struct {
+	dict   *stateDict
+	index  int // entry index in dict.entries
+	key    string
+	module string
+	tensor *pickle.Tensor
+}
+
+func (w *weight) path() pickle.Path {
+	return append(append(pickle.Path(nil), w.dict.path...), w.key)
+}
+
+func (w *weight) rank() int { return len(w.tensor.Size) }
+
+// findStateDicts lists every dict below root that looks like a state_dict, in file order. A
+// dict reachable by two paths is listed under both, since both must change.
+func findStateDicts(root pickle.Value) []*stateDict {
+	var out []*stateDict
+	_ = pickle.Walk(root, func(path pickle.Path, v pickle.Value) error {
+		var entries []pickle.Entry
+		switch d := v.(type) {
+		case *pickle.Dict:
+			entries = d.Entries
+		case *pickle.OrderedDict:
+			entries = d.Entries
+		default:
+			return nil
+		}
+		if !looksLikeStateDict(entries) {
+			return nil
+		}
+		out = append(out, &stateDict{
+			path:    append(pickle.Path(nil), path...),
+			obj:     v,
+			entries: entries,
+			order:   len(out),
+		})
+		return pickle.SkipChildren
+	})
+	return out
+}
+
+// looksLikeStateDict: string keys only, mostly tensors, and at least one tensor named like
+// a module's weight.
+func looksLikeStateDict(entries []pickle.Entry) bool {
+	tensors, weights := 0, 0
+	for _, e := range entries {
+		k, ok := e.Key.(string)
+		if !ok {
+			return false
+		}
+		if _, ok := pickle.AsTensor(e.Value); ok {
+			tensors++
+			if k == "weight" || strings.HasSuffix(k, ".weight") {
+				weights++
+			}
+		}
+	}
+	return weights > 0 && 2*tensors > len(entries)
+}
+
+// weights lists the dict's "<module>.weight" tensors in key order.
+func (d *stateDict) weights() []*weight {
+	var out []*weight
+	for i, e := range d.entries {
+		k := e.Key.(string)
+		module, ok := strings.CutSuffix(k, ".weight")
+		if !ok && k != "weight" {
+			continue
+		}
+		if !ok {
+			module = ""
+		}
+		t, ok := pickle.AsTensor(e.Value)
+		if !ok || len(t.Stride) != len(t.Size) {
+			continue
+		}
+		out = append(out, &weight{dict: d, index: i, key: k, module: module, tensor: t})
+	}
+	return out
+}
+
+// bufferNames are the state_dict entries that are buffers, not parameters, in torch.nn's
+// modules: model.parameters() (and so an optimizer's indices) skips them.
+var bufferNames = map[string]bool{
+	"running_mean":        true,
+	"running_var":         true,
+	"num_batches_tracked": true,
+}
+
+func isBuffer(key string) bool {
+	i := strings.LastIndexByte(key, '.')
+	return bufferNames[key[i+1:]] || strings.HasSuffix(key, "_extra_state")
+}
+
+// param is one parameter of model.parameters() order: a tensor and every key it appears
+// under (more than one when tied).
+type param struct {
+	keys   []string
+	tensor *pickle.Tensor
+}
+
+// tensorIdentity tells tied tensors apart from merely equal ones: torch's state_dict
+// detaches every parameter, so a tied weight is two tensor objects over one storage, offset,
+// size and stride.
+type tensorIdentity struct {
+	storage *pickle.Storage
+	offset  int64
+	view    string
+}
+
+func identityOf(t *pickle.Tensor) tensorIdentity {
+	return tensorIdentity{t.Storage, t.Offset, brackets(t.Size) + brackets(t.Stride)}
+}
+
+// params lists the dict's parameters in model.parameters() order.
+func (d *stateDict) params() []*param {
+	var out []*param
+	seen := map[tensorIdentity]*param{}
+	for _, e := range d.entries {
+		k := e.Key.(string)
+		t, ok := pickle.AsTensor(e.Value)
+		if !ok || isBuffer(k) {
+			continue
+		}
+		id := identityOf(t)
+		if p := seen[id]; p != nil {
+			p.keys = append(p.keys, k)
+			continue
+		}
+		p := &param{keys: []string{k}, tensor: t}
+		seen[id] = p
+		out = append(out, p)
+	}
+	return out
+}
