@@ -1,0 +1,364 @@
+package pickle
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+var (
+	// ErrExists: Save's target exists and SaveOptions.Force is not set.
+	ErrExists = errors.New("output exists (use force to overwrite)")
+	// ErrSameFile: Save's target is the file the checkpoint was read from.
+	ErrSameFile = errors.New("output is the input file")
+)
+
+// copyChunk is how many storage bytes are copied between two Progress reports.
+const copyChunk = 64 << 20
+
+// defaultArchiveName is the archive's top folder when there is no file name to take it
+// from; torch uses the same name when saving to a buffer.
+const defaultArchiveName = "archive"
+
+// WriteOptions tune Write.
+type WriteOptions struct {
+	// Progress, if set, is called as record bytes are written, with the bytes written so
+	// far and the total of all records' data (the zip headers are not counted).
+	Progress func(done, total int64)
+}
+
+// SaveOptions tune Save.
+type SaveOptions struct {
+	// Force allows Save to replace an existing file.
+	Force bool
+	// Progress is as in WriteOptions.
+	Progress func(done, total int64)
+}
+
+// WriteTo writes the checkpoint as a torch zip archive whose top folder is "archive".
+// It implements io.WriterTo.
+func (c *Checkpoint) WriteTo(w io.Writer) (int64, error) { return c.Write(w, nil) }
+
+// Write writes the checkpoint as a torch zip archive whose top folder is "archive", as
+// torch names archives saved to a buffer. data.pkl is encoded anew from Root; storage
+// bytes are copied unchanged from the checkpoint's source, each storage once under its
+// key, so storages shared by several tensors stay shared. When the source and w are both
+// files and the source's zip directory gave the storages' CRCs, storage bytes move between
+// them inside the kernel (copy_file_range); otherwise they pass through a small buffer and
+// their CRC is computed on the way. Memory use does not grow with the storages' size. It
+// returns the number of bytes written.
+func (c *Checkpoint) Write(w io.Writer, opts *WriteOptions) (int64, error) {
+	var progress func(done, total int64)
+	if opts != nil {
+		progress = opts.Progress
+	}
+	return c.write(w, defaultArchiveName, progress)
+}
+
+// Save writes the checkpoint to path, atomically: it writes a temporary file beside path,
+// syncs it, renames it into place and syncs the directory, so that path holds either its
+// old content or the complete new file. The archive's top folder is path's base name
+// without its extension, as torch.save names it ("model" for model.pt). A new file gets
+// mode 0644; a replaced file keeps its mode.
+func (c *Checkpoint) Save(path string, opts *SaveOptions) (err error) {
+	if opts == nil {
+		opts = &SaveOptions{}
+	}
+	if err := c.checkNotSource(path); err != nil {
+		return err
+	}
+	mode := fs.FileMode(0o644)
+	switch fi, err := os.Stat(path); {
+	case err == nil && !opts.Force:
+		return fmt.Errorf("%s: %w", path, ErrExists)
+	case err == nil:
+		mode = fi.Mode().Perm()
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".pt2conv-tmp-*")
+	if err != nil {
+		return err
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmpName)
+		}
+	}()
+	if _, err = c.write(tmp, archiveName(base), opts.Progress); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = publish(tmpName, path, opts.Force); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// publish moves the finished temporary file to path. Without force it links instead of
+// renaming, so that a file created at path meanwhile is not replaced.
+func publish(tmpName, path string, force bool) error {
+	if !force {
+		err := os.Link(tmpName, path)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s: %w", path, ErrExists)
+		}
+		if err == nil {
+			return os.Remove(tmpName)
+		}
+		// The file system has no hard links: fall back to rename.
+	}
+	return os.Rename(tmpName, path)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// checkNotSource fails with ErrSameFile when path names the checkpoint's own file.
+func (c *Checkpoint) checkNotSource(path string) error {
+	out, err := os.Stat(path)
+	if err != nil {
+		return nil // no file there, so not the input either
+	}
+	var in []fs.FileInfo
+	if f, ok := c.src.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil {
+			in = append(in, fi)
+		}
+	}
+	if c.Name != "" {
+		if fi, err := os.Stat(c.Name); err == nil {
+			in = append(in, fi)
+		}
+	}
+	for _, fi := range in {
+		if os.SameFile(fi, out) {
+			return fmt.Errorf("%s: %w", path, ErrSameFile)
+		}
+	}
+	return nil
+}
+
+// archiveName is a file name without its extension, torch's name for the top folder.
+func archiveName(base string) string {
+	if i := strings.LastIndexByte(base, '.'); i >= 0 {
+		base = base[:i]
+	}
+	if base == "" {
+		return defaultArchiveName
+	}
+	return base
+}
+
+// saveRecord is one record to write: in-memory data, a Record of the source, or a storage.
+type saveRecord struct {
+	name    string
+	data    []byte
+	record  *Record
+	storage *Storage
+}
+
+func (r *saveRecord) size() int64 {
+	switch {
+	case r.storage != nil:
+		return r.storage.ByteLen()
+	case r.record != nil:
+		return r.record.Size()
+	}
+	return int64(len(r.data))
+}
+
+// plan lists the records in the order torch writes them.
+func (c *Checkpoint) plan(pkl []byte) ([]saveRecord, error) {
+	recs := []saveRecord{{name: "data.pkl", data: pkl}}
+	if len(c.Records) == 0 {
+		recs = append(recs, saveRecord{name: "byteorder", data: []byte("little")})
+	}
+	for i := range c.Records {
+		if r := &c.Records[i]; r.BeforeData {
+			recs = append(recs, saveRecord{name: r.Name, record: r})
+		}
+	}
+	for _, s := range Storages(c.Root) {
+		if s.Kind.ItemSize() == 0 {
+			return nil, fmt.Errorf("storage %q: invalid storage kind", s.Key)
+		}
+		if s.Len < 0 || s.offset < 0 || c.size > 0 && s.offset+s.ByteLen() > c.size {
+			return nil, fmt.Errorf("storage %q: %d bytes at offset %d lie outside the source (%d bytes): %w",
+				s.Key, s.ByteLen(), s.offset, c.size, ErrCorrupt)
+		}
+		recs = append(recs, saveRecord{name: "data/" + s.Key, storage: s})
+	}
+	for i := range c.Records {
+		if r := &c.Records[i]; !r.BeforeData {
+			recs = append(recs, saveRecord{name: r.Name, record: r})
+		}
+	}
+	if len(c.Records) == 0 {
+		recs = append(recs, saveRecord{name: "version", data: []byte("3\n")})
+	}
+	seen := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		if seen[r.name] {
+			return nil, fmt.Errorf("two records named %q (two distinct storages with one key?)", r.name)
+		}
+		seen[r.name] = true
+	}
+	return recs, nil
+}
+
+// saver carries one write's state.
+type saver struct {
+	c        *Checkpoint
+	z        *zipWriter
+	buf      []byte
+	done     int64
+	total    int64
+	progress func(done, total int64)
+}
+
+func (c *Checkpoint) write(w io.Writer, prefix string, progress func(done, total int64)) (int64, error) {
+	return c.writeZip(newZipWriter(w), prefix, progress)
+}
+
+func (c *Checkpoint) writeZip(z *zipWriter, prefix string, progress func(done, total int64)) (int64, error) {
+	var pkl bytes.Buffer
+	if err := NewEncoder(&pkl).Encode(c.Root); err != nil {
+		return 0, err
+	}
+	recs, err := c.plan(pkl.Bytes())
+	if err != nil {
+		return 0, err
+	}
+	sv := &saver{c: c, z: z, progress: progress}
+	for i := range recs {
+		sv.total += recs[i].size()
+	}
+	sv.report()
+	for i := range recs {
+		if err := sv.record(prefix+"/", &recs[i]); err != nil {
+			return z.off, fmt.Errorf("record %s: %w", recs[i].name, err)
+		}
+	}
+	err = z.Close()
+	return z.off, err
+}
+
+func (sv *saver) report() {
+	if sv.progress != nil {
+		sv.progress(sv.done, sv.total)
+	}
+}
+
+func (sv *saver) record(prefix string, r *saveRecord) error {
+	size := r.size()
+	if err := sv.z.create(prefix+r.name, size); err != nil {
+		return err
+	}
+	var crc uint32
+	var err error
+	switch {
+	case r.storage != nil:
+		crc, err = sv.storage(r.storage)
+	case r.record != nil:
+		crc, err = sv.copy(sv.c.RecordReader(r.record), size)
+	default:
+		crc, err = sv.copy(bytes.NewReader(r.data), size)
+	}
+	if err != nil {
+		return err
+	}
+	return sv.z.closeRecord(crc)
+}
+
+// storage copies a storage's bytes. With a file on both ends and the CRC known from the
+// input's zip directory, the bytes go file to file in the kernel; otherwise they pass
+// through a buffer and the CRC is computed (and checked against the known one, if any).
+func (sv *saver) storage(s *Storage) (uint32, error) {
+	src, srcIsFile := sv.c.src.(*os.File)
+	_, dstIsFile := sv.z.raw.(*os.File)
+	if !srcIsFile || !dstIsFile || !s.hasCRC {
+		crc, err := sv.copy(sv.c.StorageReader(s), s.ByteLen())
+		if err == nil && s.hasCRC && crc != s.crc32 {
+			err = fmt.Errorf("CRC-32 %08x, the input's directory says %08x: %w", crc, s.crc32, ErrCorrupt)
+		}
+		return crc, err
+	}
+	if err := sv.z.Flush(); err != nil {
+		return 0, err
+	}
+	// copy_file_range reads from src's file offset, so nobody else may move it meanwhile.
+	if mu := sv.c.copyMu; mu != nil {
+		mu.Lock()
+		defer mu.Unlock()
+	}
+	if _, err := src.Seek(s.offset, io.SeekStart); err != nil {
+		return 0, err
+	}
+	for left := s.ByteLen(); left > 0; {
+		n, err := io.CopyN(sv.z.raw, src, min(left, copyChunk))
+		sv.z.wroteRaw(n)
+		sv.done += n
+		left -= n
+		if errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("source ends %d bytes early: %w", left, ErrTruncated)
+		}
+		if err != nil {
+			return 0, err
+		}
+		sv.report()
+	}
+	return s.crc32, nil
+}
+
+// copy writes size bytes from r through the zip writer's buffer, returning their CRC-32.
+func (sv *saver) copy(r io.Reader, size int64) (uint32, error) {
+	if sv.buf == nil {
+		sv.buf = make([]byte, 256<<10)
+	}
+	h := crc32.NewIEEE()
+	w := io.MultiWriter(sv.z, h)
+	for left := size; left > 0; {
+		n, err := io.CopyBuffer(w, io.LimitReader(r, min(left, copyChunk)), sv.buf)
+		sv.done += n
+		left -= n
+		if err != nil {
+			return 0, err
+		}
+		if n < min(left+n, copyChunk) {
+			return 0, fmt.Errorf("source ends %d bytes early: %w", left, ErrTruncated)
+		}
+		sv.report()
+	}
+	return h.Sum32(), nil
+}

@@ -1,0 +1,268 @@
+package pickle
+
+import (
+	"bytes"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Torch-backed checks. PT2CONV_TORCH_PYTHON names a python with torch (default python3);
+// PT2CONV_TORCH_CHROOT, if set, names the root of a second installation, run as
+// "chroot ROOT python3" with files shared through ROOT/tmp. Without any torch the tests
+// skip, unless CI=true or PT2CONV_REQUIRE_TORCH=1, when they fail.
+
+type torchEnv struct {
+	name string
+	// run runs python with args, after mapping host file paths with share.
+	run   func(args ...string) ([]byte, error)
+	share func(t *testing.T, hostPath string) string
+}
+
+var (
+	torchOnce sync.Once
+	torchEnvs []torchEnv
+	torchWhy  []string
+)
+
+// hasTorch asks python whether torch is installed without importing it, which takes seconds.
+const hasTorch = "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None and 'no module torch')"
+
+func findTorch() {
+	python := envOr("PT2CONV_TORCH_PYTHON", "python3")
+	if out, err := exec.Command(python, "-c", hasTorch).CombinedOutput(); err == nil {
+		torchEnvs = append(torchEnvs, torchEnv{
+			name:  python,
+			run:   func(args ...string) ([]byte, error) { return exec.Command(python, args...).CombinedOutput() },
+			share: func(t *testing.T, p string) string { return p },
+		})
+	} else {
+		torchWhy = append(torchWhy, fmt.Sprintf("%s cannot import torch: %v %s", python, err, lastLine(out)))
+	}
+	if root := os.Getenv("PT2CONV_TORCH_CHROOT"); root != "" {
+		env := torchEnv{
+			name: "chroot " + root,
+			run: func(args ...string) ([]byte, error) {
+				cmd := exec.Command("chroot", append([]string{root, "python3"}, args...)...)
+				var stdout, stderr bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				err := cmd.Run()
+				if err != nil {
+					// Its stderr carries hardware-probe noise; show it only on failure.
+					stdout.Write(stderr.Bytes())
+				}
+				return stdout.Bytes(), err
+			},
+			share: func(t *testing.T, p string) string {
+				dir, err := os.MkdirTemp(filepath.Join(root, "tmp"), "pt2conv-test-")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.RemoveAll(dir) })
+				data, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, filepath.Base(p)), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				rel, err := filepath.Rel(root, filepath.Join(dir, filepath.Base(p)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return "/" + filepath.ToSlash(rel)
+			},
+		}
+		if out, err := env.run("-c", hasTorch); err == nil {
+			torchEnvs = append(torchEnvs, env)
+		} else {
+			torchWhy = append(torchWhy, fmt.Sprintf("%s cannot import torch: %v %s", env.name, err, lastLine(out)))
+		}
+	}
+}
+
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
+func requireTorch() bool {
+	return os.Getenv("CI") == "true" || os.Getenv("PT2CONV_REQUIRE_TORCH") == "1"
+}
+
+// withTorch returns the torch installations to check against, skipping the test when
+// there are none.
+func withTorch(t *testing.T) []torchEnv {
+	t.Helper()
+	torchOnce.Do(findTorch)
+	if len(torchWhy) > 0 && requireTorch() {
+		t.Fatalf("torch required: %s", strings.Join(torchWhy, "; "))
+	}
+	if len(torchEnvs) == 0 {
+		t.Skipf("no torch (set PT2CONV_TORCH_PYTHON / PT2CONV_TORCH_CHROOT): %s", strings.Join(torchWhy, "; "))
+	}
+	return torchEnvs
+}
+
+// torchLoad is one file for torchCheck: the checkpoint.py case it must equal and whether
+// torch.load must manage it with weights_only=True.
+type torchLoad struct {
+	path, name  string
+	weightsOnly bool
+}
+
+// torchCheck has every torch installation load each file and compare it with its case of
+// testdata/write/checkpoint.py, one process per installation (importing torch is slow).
+func torchCheck(t *testing.T, loads ...torchLoad) {
+	t.Helper()
+	script, err := filepath.Abs(filepath.Join("testdata", "write", "checkpoint.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs := withTorch(t)
+	outs := make([][]byte, len(envs))
+	errs := make([]error, len(envs))
+	var wg sync.WaitGroup
+	for i, env := range envs {
+		args := []string{env.share(t, script), "check"}
+		for _, l := range loads {
+			mode := "full"
+			if l.weightsOnly {
+				mode = "weights-only"
+			}
+			args = append(args, l.name, env.share(t, l.path), mode)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = env.run(args...)
+		}()
+	}
+	wg.Wait()
+	for i, env := range envs {
+		for _, line := range strings.Split(strings.TrimSpace(string(outs[i])), "\n") {
+			if strings.HasPrefix(line, "ok ") || strings.HasPrefix(line, "FAIL ") {
+				t.Logf("%s: %s", env.name, line)
+			}
+		}
+		if errs[i] != nil {
+			t.Errorf("%s: %v\n%s", env.name, errs[i], outs[i])
+		}
+	}
+}
+
+func TestSaveLoadsInTorch(t *testing.T) {
+	tests := []struct {
+		name        string
+		tree        func() (Value, map[*Storage][]byte)
+		weightsOnly bool
+		records     string
+	}{
+		{"state_dict", stateDictTree, true, "data.pkl byteorder data/0 data/1 version"},
+		{"training_plain", training(true), true,
+			"data.pkl byteorder data/0 data/1 data/2 data/3 data/4 data/5 version"},
+		// Floats are beyond torch 1.13's weights_only loader, bytes beyond 2.6's too.
+		{"training", training(false), false,
+			"data.pkl byteorder data/0 data/1 data/2 data/3 data/4 data/5 version"},
+	}
+	var loads []torchLoad
+	for _, tt := range tests {
+		path := filepath.Join(t.TempDir(), "out.pt")
+		if err := fromBytes(t, tt.tree).Save(path, nil); err != nil {
+			t.Fatal(err)
+		}
+		names := zipNames(t, path)
+		if got, want := strings.Join(names, " "), "out/"+strings.ReplaceAll(tt.records, " ", " out/"); got != want {
+			t.Errorf("%s: records\n%s\nwant\n%s", tt.name, got, want)
+		}
+		loads = append(loads, torchLoad{path, tt.name, tt.weightsOnly})
+	}
+	torchCheck(t, loads...)
+}
+
+// TestSaveHuge writes a real archive over 4 GiB (a sparse source, so it costs disk space
+// and time but little memory) and has torch load it. It runs only when
+// PT2CONV_HUGE_TESTS=1.
+func TestSaveHuge(t *testing.T) {
+	if os.Getenv("PT2CONV_HUGE_TESTS") != "1" {
+		t.Skip("set PT2CONV_HUGE_TESTS=1 to write a 4 GiB archive")
+	}
+	const big = 4<<30 + 100
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "src"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	a, c := f32s(1, 2, 3), f32s(4, 5, 6)
+	if _, err := f.WriteAt(a, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(c, 12+big); err != nil {
+		t.Fatal(err)
+	}
+	crc := crc32.NewIEEE()
+	zeros := make([]byte, 1<<20)
+	for left := int64(big); left > 0; left -= int64(len(zeros)) {
+		crc.Write(zeros[:min(left, int64(len(zeros)))])
+	}
+	sa := &Storage{Kind: Float32, Key: "0", Location: "cpu", Len: 3, offset: 0, crc32: crc32.ChecksumIEEE(a), hasCRC: true}
+	sb := &Storage{Kind: Uint8, Key: "1", Location: "cpu", Len: big, offset: 12, crc32: crc.Sum32(), hasCRC: true}
+	sc := &Storage{Kind: Float32, Key: "2", Location: "cpu", Len: 3, offset: 12 + big, crc32: crc32.ChecksumIEEE(c), hasCRC: true}
+	root := &OrderedDict{Entries: []Entry{
+		{"a", tensor(sa, 0, []int64{3}, []int64{1})},
+		{"big", tensor(sb, 0, []int64{big}, []int64{1})},
+		{"c", tensor(sc, 0, []int64{3}, []int64{1})},
+	}}
+	ck := &Checkpoint{Root: root, Format: FormatZip, Protocol: 2, Name: f.Name(), src: f, size: 24 + big,
+		copyMu: &sync.Mutex{}}
+	path := filepath.Join(dir, "huge.pt")
+	if err := ck.Save(path, nil); err != nil {
+		t.Fatal(err)
+	}
+	names := zipNames(t, path)
+	t.Logf("records %v", names)
+
+	const script = `
+import sys, torch, zipfile
+path, n = sys.argv[1], int(sys.argv[2])
+z = zipfile.ZipFile(path)
+print([(i.filename, i.header_offset, i.file_size) for i in z.infolist()])
+kw = {"mmap": True} if not torch.__version__.startswith("1.") else {}
+sd = torch.load(path, weights_only=True, **kw)
+assert list(sd) == ["a", "big", "c"], list(sd)
+assert sd["a"].tolist() == [1.0, 2.0, 3.0] and sd["c"].tolist() == [4.0, 5.0, 6.0]
+assert sd["big"].shape == (n,) and sd["big"].dtype == torch.uint8
+assert int(sd["big"][0]) == 0 and int(sd["big"][-1]) == 0
+print("ok huge torch", torch.__version__)
+`
+	for _, env := range withTorch(t) {
+		sp := filepath.Join(dir, "huge_check.py")
+		if err := os.WriteFile(sp, []byte(script), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := path
+		if env.name != envOr("PT2CONV_TORCH_PYTHON", "python3") {
+			// A chroot sees only its own tree: hard-link the archive in rather than copy it.
+			root := os.Getenv("PT2CONV_TORCH_CHROOT")
+			p = filepath.Join(root, "tmp", "pt2conv-huge.pt")
+			if err := os.Link(path, p); err != nil {
+				t.Logf("%s: cannot link the archive in: %v", env.name, err)
+				continue
+			}
+			defer os.Remove(p)
+			p = "/" + filepath.ToSlash(filepath.Join("tmp", "pt2conv-huge.pt"))
+		}
+		out, err := env.run(env.share(t, sp), p, fmt.Sprint(big))
+		if err != nil {
+			t.Errorf("%s: %v\n%s", env.name, err, out)
+			continue
+		}
+		t.Logf("%s: %s", env.name, strings.TrimSpace(string(out)))
+	}
+}
