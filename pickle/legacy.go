@@ -50,7 +50,7 @@ func (c *Checkpoint) readLegacy(lim Limits) error {
 		return err
 	}
 	if version != int64(legacyProtocolVersion) {
-		return fmt.Errorf("%w: legacy protocol version %v (torch writes %d)", ErrUnsupported, version, legacyProtocolVersion)
+		return fmt.Errorf("%w: legacy protocol version %s (torch writes %d)", ErrUnsupported, brief(version), legacyProtocolVersion)
 	}
 	info, err := next("sys_info", header)
 	if err != nil {
@@ -75,12 +75,18 @@ func (c *Checkpoint) readLegacy(lim Limits) error {
 	if len(keys.Items) != len(d.order) {
 		return fmt.Errorf("%w: %d storage keys listed, %d referenced", ErrCorrupt, len(keys.Items), len(d.order))
 	}
+	placed := map[*Storage]bool{}
 	for _, kv := range keys.Items {
 		key, _ := kv.(string)
 		s, ok := d.storages[key]
 		if !ok {
-			return fmt.Errorf("%w: storage key %v is listed but never referenced", ErrCorrupt, kv)
+			return fmt.Errorf("%w: storage key %s is listed but never referenced", ErrCorrupt, brief(kv))
 		}
+		if placed[s] {
+			// Listed twice means another storage is not listed: its bytes would be unknown.
+			return fmt.Errorf("%w: storage key %q is listed twice", ErrCorrupt, key)
+		}
+		placed[s] = true
 		var count [8]byte
 		if _, err := c.src.ReadAt(count[:], pos); err != nil {
 			return fmt.Errorf("%w: storage %q: its element count is missing", ErrTruncated, key)

@@ -2,6 +2,7 @@ package pickle
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -39,6 +40,9 @@ type SaveOptions struct {
 	Force bool
 	// Progress is as in WriteOptions.
 	Progress func(done, total int64)
+	// Context, if set, stops the write between two chunks when it is done; the temporary
+	// file is then removed and the target left as it was.
+	Context context.Context
 }
 
 // WriteTo writes the checkpoint as a torch zip archive whose top folder is "archive".
@@ -58,7 +62,7 @@ func (c *Checkpoint) Write(w io.Writer, opts *WriteOptions) (int64, error) {
 	if opts != nil {
 		progress = opts.Progress
 	}
-	return c.write(w, defaultArchiveName, progress)
+	return c.write(nil, w, defaultArchiveName, progress)
 }
 
 // Save writes the checkpoint to path, atomically: it writes a temporary file beside path,
@@ -75,6 +79,8 @@ func (c *Checkpoint) Save(path string, opts *SaveOptions) (err error) {
 	}
 	mode := fs.FileMode(0o644)
 	switch fi, err := os.Stat(path); {
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("%s: is a directory; give a file name", path)
 	case err == nil && !opts.Force:
 		return fmt.Errorf("%s: %w", path, ErrExists)
 	case err == nil:
@@ -87,9 +93,10 @@ func (c *Checkpoint) Save(path string, opts *SaveOptions) (err error) {
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".pt2conv-tmp-*")
+	removeStaleTemps(dir, base)
+	tmp, err := createTemp(dir, base)
 	if err != nil {
-		return err
+		return tempError(path, err)
 	}
 	tmpName := tmp.Name()
 	defer func() {
@@ -98,7 +105,7 @@ func (c *Checkpoint) Save(path string, opts *SaveOptions) (err error) {
 			os.Remove(tmpName)
 		}
 	}()
-	if _, err = c.write(tmp, archiveName(base), opts.Progress); err != nil {
+	if _, err = c.write(opts.Context, tmp, archiveName(base), opts.Progress); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err = tmp.Chmod(mode); err != nil {
@@ -245,13 +252,17 @@ type saver struct {
 	done     int64
 	total    int64
 	progress func(done, total int64)
+	ctx      context.Context
 }
 
-func (c *Checkpoint) write(w io.Writer, prefix string, progress func(done, total int64)) (int64, error) {
-	return c.writeZip(newZipWriter(w), prefix, progress)
+func (c *Checkpoint) write(ctx context.Context, w io.Writer, prefix string, progress func(done, total int64)) (int64, error) {
+	return c.writeZip(ctx, newZipWriter(w), prefix, progress)
 }
 
-func (c *Checkpoint) writeZip(z *zipWriter, prefix string, progress func(done, total int64)) (int64, error) {
+func (c *Checkpoint) writeZip(ctx context.Context, z *zipWriter, prefix string, progress func(done, total int64)) (int64, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	var pkl bytes.Buffer
 	if err := NewEncoder(&pkl).Encode(c.Root); err != nil {
 		return 0, err
@@ -260,7 +271,7 @@ func (c *Checkpoint) writeZip(z *zipWriter, prefix string, progress func(done, t
 	if err != nil {
 		return 0, err
 	}
-	sv := &saver{c: c, z: z, progress: progress}
+	sv := &saver{c: c, z: z, progress: progress, ctx: ctx}
 	for i := range recs {
 		sv.total += recs[i].size()
 	}
@@ -326,6 +337,9 @@ func (sv *saver) storage(s *Storage) (uint32, error) {
 		return 0, err
 	}
 	for left := s.ByteLen(); left > 0; {
+		if err := sv.ctx.Err(); err != nil {
+			return 0, err
+		}
 		n, err := io.CopyN(sv.z.raw, src, min(left, copyChunk))
 		sv.z.wroteRaw(n)
 		sv.done += n
@@ -349,6 +363,9 @@ func (sv *saver) copy(r io.Reader, size int64) (uint32, error) {
 	h := crc32.NewIEEE()
 	w := io.MultiWriter(sv.z, h)
 	for left := size; left > 0; {
+		if err := sv.ctx.Err(); err != nil {
+			return 0, err
+		}
 		n, err := io.CopyBuffer(w, io.LimitReader(r, min(left, copyChunk)), sv.buf)
 		sv.done += n
 		left -= n

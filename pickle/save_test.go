@@ -96,7 +96,7 @@ func TestSaveZip64Layout(t *testing.T) {
 	var buf bytes.Buffer
 	z := newZipWriter(&buf)
 	z.zip64Limit = 200
-	if _, err := c.writeZip(z, "z64", nil); err != nil {
+	if _, err := c.writeZip(nil, z, "z64", nil); err != nil {
 		t.Fatal(err)
 	}
 	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
@@ -175,7 +175,7 @@ func TestSaveFromFile(t *testing.T) {
 		t.Errorf("re-saved file differs from its input")
 	}
 	var buf bytes.Buffer // the same checkpoint through a plain writer takes the buffered path
-	if _, err := c.write(&buf, "m", nil); err != nil {
+	if _, err := c.write(nil, &buf, "m", nil); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(buf.Bytes(), a) {

@@ -18,6 +18,10 @@ type Limits struct {
 	MaxMemo        int   // memo entries
 	MaxLine        int   // text arguments (protocol 0 opcodes, GLOBAL names)
 	MaxDepth       int   // nesting of containers in the object tree
+	// MaxObjects bounds the values a Walk of the tree visits. An object shared n times is
+	// visited n times, so a few hundred bytes of memo references can make a tree that
+	// takes 2^50 steps to walk; the reader refuses those instead.
+	MaxObjects int
 }
 
 // DefaultLimits are generous for real checkpoints: torch's own pickles of models with
@@ -29,6 +33,7 @@ var DefaultLimits = Limits{
 	MaxMemo:        1 << 24,
 	MaxLine:        1 << 16,
 	MaxDepth:       1000,
+	MaxObjects:     1 << 24,
 }
 
 // scanPickle walks the opcodes of one pickle without building anything, checks it

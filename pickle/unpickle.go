@@ -8,6 +8,8 @@ import (
 	"math/big"
 	"math/bits"
 	"sort"
+	"strconv"
+	"strings"
 
 	gopickle "github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/types"
@@ -113,7 +115,7 @@ func (d *decoder) unpickle(data []byte) (v Value, err error) {
 		// gopickle panics on some malformed inputs (unhashable dict keys, ...): report them
 		// as a corrupt pickle rather than crash.
 		if r := recover(); r != nil {
-			v, err = nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, d.record, r)
+			v, err = nil, fmt.Errorf("%w: %s: %s", ErrCorrupt, d.record, brief(r))
 		}
 	}()
 	u := gopickle.NewUnpickler(bytes.NewReader(data))
@@ -124,7 +126,14 @@ func (d *decoder) unpickle(data []byte) (v Value, err error) {
 		return nil, d.wrap(err)
 	}
 	d.seen = map[any]Value{}
-	return d.convert(raw, 0)
+	v, err = d.convert(raw, 0)
+	if err != nil {
+		return nil, err
+	}
+	if n := walkSize(v, d.lim.MaxObjects); n > d.lim.MaxObjects {
+		return nil, fmt.Errorf("%w: %s: objects shared so often that walking them visits more than %d values", ErrLimit, d.record, d.lim.MaxObjects)
+	}
+	return v, nil
 }
 
 func (d *decoder) wrap(err error) error {
@@ -136,10 +145,25 @@ func (d *decoder) wrap(err error) error {
 			return err
 		}
 	}
-	return fmt.Errorf("%w: %s: %v", ErrCorrupt, d.record, err)
+	return fmt.Errorf("%w: %s: %s", ErrCorrupt, d.record, brief(err))
+}
+
+// brief renders a value taken from the file for an error message: one line, short, with
+// control characters escaped.
+func brief(v any) string {
+	s := fmt.Sprint(v)
+	if len(s) > 120 {
+		s = s[:120] + "..."
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 func (d *decoder) findClass(module, name string) (any, error) {
+	if !isDottedName(module) || !isDottedName(name) {
+		// Not a name Python could import; quoted so that it cannot break the error line.
+		return nil, fmt.Errorf("%w: %s: global %q %q is not a Python name", ErrCorrupt, d.record, module, name)
+	}
 	role, ok := roleOf(module, name)
 	if !ok {
 		return nil, &GlobalError{Module: module, Name: name, Record: d.record}
@@ -147,10 +171,29 @@ func (d *decoder) findClass(module, name string) (any, error) {
 	return &pyGlobal{g: &Global{Module: module, Name: name}, role: role}, nil
 }
 
+// isDottedName reports whether s is a dotted sequence of ASCII identifiers, the form every
+// global in a torch pickle has.
+func isDottedName(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for _, part := range strings.Split(s, ".") {
+		if part == "" || part[0] >= '0' && part[0] <= '9' {
+			return false
+		}
+		for _, c := range []byte(part) {
+			if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func (d *decoder) persistentLoad(pid any) (any, error) {
 	t, ok := pid.(*types.Tuple)
 	if !ok || t.Len() < 5 || t.Get(0) != "storage" {
-		return nil, fmt.Errorf("%w: %s: persistent id %v is not a storage reference", ErrCorrupt, d.record, pid)
+		return nil, fmt.Errorf("%w: %s: persistent id %s is not a storage reference", ErrCorrupt, d.record, brief(pid))
 	}
 	cls, ok := t.Get(1).(*pyGlobal)
 	if !ok || cls.role != roleStorage {
@@ -160,14 +203,17 @@ func (d *decoder) persistentLoad(pid any) (any, error) {
 	key, ok1 := t.Get(2).(string)
 	loc, ok2 := t.Get(3).(string)
 	numel, ok3 := t.Get(4).(int)
+	if n, ok := t.Get(4).(*big.Int); ok && ok1 && n.Sign() > 0 {
+		return nil, fmt.Errorf("%w: %s: storage %q claims %s elements", ErrLimit, d.record, key, n)
+	}
 	if !ok1 || !ok2 || !ok3 || key == "" || numel < 0 {
-		return nil, fmt.Errorf("%w: %s: malformed storage reference %v", ErrCorrupt, d.record, pid)
+		return nil, fmt.Errorf("%w: %s: malformed storage reference %s", ErrCorrupt, d.record, brief(pid))
 	}
 	if t.Len() > 5 && t.Get(5) != nil {
 		return nil, fmt.Errorf("%w: %s: storage %q is a view into another storage (legacy torch < 0.4 layout)", ErrUnsupported, d.record, key)
 	}
 	if t.Len() > 6 {
-		return nil, fmt.Errorf("%w: %s: malformed storage reference %v", ErrCorrupt, d.record, pid)
+		return nil, fmt.Errorf("%w: %s: malformed storage reference %s", ErrCorrupt, d.record, brief(pid))
 	}
 	if uint64(numel) > math.MaxInt64/uint64(kind.ItemSize()) {
 		return nil, fmt.Errorf("%w: %s: storage %q claims %d elements", ErrLimit, d.record, key, numel)

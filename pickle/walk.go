@@ -99,6 +99,55 @@ func (w *walker) walk(path Path, v Value) error {
 	return nil
 }
 
+// walkSize counts the values Walk visits below root, stopping once the count passes
+// limit. Each container's count is computed once, so a tree whose walk would take
+// exponential time (shared lists of shared lists) is measured in linear time.
+func walkSize(root Value, limit int) int {
+	counted := map[any]int{}
+	active := map[any]bool{}
+	var size func(v Value) int
+	size = func(v Value) int {
+		var entries []Entry
+		var items []Value
+		switch c := v.(type) {
+		case *Dict:
+			entries = c.Entries
+		case *OrderedDict:
+			entries = c.Entries
+		case *List:
+			items = c.Items
+		case *Tuple:
+			items = c.Items
+		default:
+			return 1
+		}
+		if n, ok := counted[v]; ok {
+			return n
+		}
+		if active[v] {
+			return 1
+		}
+		active[v] = true
+		defer delete(active, v)
+		n := 1
+		for _, e := range entries {
+			if n += size(e.Value); n > limit {
+				break
+			}
+		}
+		for _, it := range items {
+			if n > limit {
+				break
+			}
+			n += size(it)
+		}
+		n = min(n, limit+1)
+		counted[v] = n
+		return n
+	}
+	return size(root)
+}
+
 // NamedTensor is a tensor with the path it was found at.
 type NamedTensor struct {
 	Path   Path

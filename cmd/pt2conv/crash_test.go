@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -17,14 +18,14 @@ import (
 
 // Crash safety: the built binary is killed, interrupted and starved while it writes. The
 // output path must always hold nothing or a complete checkpoint. Save writes its data to
-// a temporary file beside the output named ".<base>.pt2conv-tmp-<random>" and renames it
-// into place; a process killed with SIGKILL leaves that file behind (nothing removes it
-// later), any other failure removes it.
+// a temporary file beside the output named ".<base>.pt2conv-tmp-<pid>-<random>" and renames
+// it into place; a process killed with SIGKILL leaves that file behind until the next save
+// to the same output removes it (its pid is gone); any other failure removes it at once.
 
 // bigRows x bigCols float32 is a ~50 MB weight: large enough that a kill lands mid-write.
 const bigRows, bigCols = 3200, 4096
 
-// tempPrefix is how Save names its temporary files: "." + base + tempPrefix + random.
+// tempPrefix is how Save names its temporary files: "." + base + tempPrefix + pid-random.
 const tempPrefix = ".pt2conv-tmp-"
 
 // buildBinary compiles pt2conv into dir.
@@ -151,32 +152,51 @@ func TestCrashSafety(t *testing.T) {
 				t.Fatal(err)
 			}
 			temps := tempFiles(t, outDir, "big_conv.pt")
-			leftovers += len(temps)
+			leftovers = max(leftovers, len(temps))
 			for _, tmp := range temps {
 				if !strings.HasPrefix(filepath.Base(tmp), ".big_conv.pt"+tempPrefix) {
 					t.Errorf("temporary file %s is not named after its output", tmp)
 				}
-				os.Remove(tmp)
+			}
+			if len(temps) > 1 {
+				t.Errorf("%d temporary files after kill %d: earlier runs' files were not cleaned", len(temps), i+1)
 			}
 		}
-		t.Logf("20 kills left %d temporary files", leftovers)
+		t.Logf("at most %d temporary file left at a time by 20 kills", leftovers)
+		if b, err := convert().CombinedOutput(); err != nil {
+			t.Fatalf("convert: %v\n%s", err, b)
+		}
+		checkComplete(t, out)
+		if temps := tempFiles(t, outDir, "big_conv.pt"); len(temps) != 0 {
+			t.Errorf("a complete run left temporary files %v", temps)
+		}
 	})
 
 	t.Run("StaleTempFiles", func(t *testing.T) {
 		// A temporary file left by a killed process is not the output's business: the next
 		// run must still succeed and leave it alone or remove it, never publish it.
-		stale := filepath.Join(outDir, ".big_conv.pt"+tempPrefix+"123456")
-		if err := os.WriteFile(stale, []byte("half a file"), 0o644); err != nil {
+		dead := exec.Command("true")
+		if err := dead.Run(); err != nil {
 			t.Fatal(err)
+		}
+		stale := filepath.Join(outDir, fmt.Sprintf(".big_conv.pt%s%d-123456", tempPrefix, dead.Process.Pid))
+		live := filepath.Join(outDir, fmt.Sprintf(".big_conv.pt%s%d-654321", tempPrefix, os.Getpid()))
+		for _, p := range []string{stale, live} {
+			if err := os.WriteFile(p, []byte("half a file"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if b, err := convert().CombinedOutput(); err != nil {
 			t.Fatalf("convert: %v\n%s", err, b)
 		}
 		checkComplete(t, out)
 		if _, err := os.Stat(stale); err == nil {
-			t.Logf("stale temporary files are not cleaned by the next run")
-			os.Remove(stale)
+			t.Errorf("the temporary file of a dead process was not removed")
 		}
+		if _, err := os.Stat(live); err != nil {
+			t.Errorf("the temporary file of a live process was removed")
+		}
+		os.Remove(live)
 	})
 
 	t.Run("WriteErrors", func(t *testing.T) {
@@ -230,7 +250,9 @@ func TestCrashSafety(t *testing.T) {
 			}
 		}
 		args := []string{"convert", "--out-dir", batchOut, "-j", "2", "--layer", "fc=16x16x16"}
-		for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
+		const files = 10
+		for i := range files {
+			n := string(rune('a' + i))
 			p := filepath.Join(inDir, n+".pt")
 			if err := os.Link(in, p); err != nil {
 				t.Fatal(err)
@@ -269,8 +291,8 @@ func TestCrashSafety(t *testing.T) {
 			}
 			checkComplete(t, filepath.Join(batchOut, e.Name()))
 		}
-		if len(entries) == 6 {
-			t.Errorf("all 6 files converted: the interrupt came too late to test anything")
+		if len(entries) == files {
+			t.Errorf("all %d files converted: the interrupt came too late to test anything", files)
 		}
 	})
 }

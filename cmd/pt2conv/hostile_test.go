@@ -125,6 +125,11 @@ func hostileCorpus(t *testing.T) []corpusFile {
 		add(fmt.Sprintf("flip%d.pt", i), b, false) // a flip may leave a valid file
 	}
 	add("deep.pt", archive(t, "data.pkl", "\x80\x02"+strings.Repeat("]", 200000)+strings.Repeat("a", 199999)+"."), true)
+	shared := "\x80\x02]q\x000"
+	for k := 1; k < 60; k++ { // each list holds the one before twice: 2^59 paths
+		shared += fmt.Sprintf("](h%ch%ceq%c0", k-1, k-1, k)
+	}
+	add("shared_lists.pt", archive(t, "data.pkl", shared+fmt.Sprintf("h%c.", 59)), true)
 	add("huge_storage.pt", archive(t, "data.pkl", storagePickle(1<<62), "data/0", "abcd"), true)
 	add("claims_storage.pt", archive(t, "data.pkl", storagePickle(1<<40), "data/0", "abcd"), true)
 	add("binbytes8.pt", archive(t, "data.pkl", "\x80\x02\x8e\x00\x00\x00\x00\x00\x01\x00\x00."), true)
@@ -137,6 +142,21 @@ func hostileCorpus(t *testing.T) []corpusFile {
 		add(g[0]+"_"+g[1]+".pt", archive(t, "data.pkl", pkl), true)
 	}
 	add("no_data_pkl.pt", archive(t, "data/0", "abcd", "version", "3\n"), true)
+	add("duplicate.pt", archive(t, "data.pkl", storagePickle(1), "data/0", "abcd", "data/0", "abcd"), true)
+	add("compressed.pt", func() []byte {
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		w, _ := zw.CreateHeader(&zip.FileHeader{Name: "archive/data.pkl", Method: zip.Deflate})
+		w.Write([]byte(storagePickle(1)))
+		zw.Close()
+		return buf.Bytes()
+	}(), true)
+	magic := bytes.Clone(legacy)
+	magic[5] ^= 1 // inside the magic number
+	add("legacy_magic.pt", magic, true)
+	proto := bytes.Clone(legacy)
+	proto[18]++ // the protocol version 1001 (M\xe9\x03) becomes 1002
+	add("legacy_protocol.pt", proto, true)
 	return files
 }
 

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package pickle
+
+// processAlive cannot tell here, so no temporary file is ever taken for stale.
+func processAlive(pid int) bool { return true }
