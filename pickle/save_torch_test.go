@@ -1,113 +1,18 @@
 package pickle
 
 import (
-	"bytes"
 	"fmt"
+	"github.com/pt2conv/pt2conv/internal/torchtest"
 	"hash/crc32"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 )
 
-// Torch-backed checks. PT2CONV_TORCH_PYTHON names a python with torch (default python3);
-// PT2CONV_TORCH_CHROOT, if set, names the root of a second installation, run as
-// "chroot ROOT python3" with files shared through ROOT/tmp. Without any torch the tests
-// skip, unless CI=true or PT2CONV_REQUIRE_TORCH=1, when they fail.
-
-type torchEnv struct {
-	name string
-	// run runs python with args, after mapping host file paths with share.
-	run   func(args ...string) ([]byte, error)
-	share func(t *testing.T, hostPath string) string
-}
-
-var (
-	torchOnce sync.Once
-	torchEnvs []torchEnv
-	torchWhy  []string
-)
-
-// hasTorch asks python whether torch is installed without importing it, which takes seconds.
-const hasTorch = "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None and 'no module torch')"
-
-func findTorch() {
-	python := envOr("PT2CONV_TORCH_PYTHON", "python3")
-	if out, err := exec.Command(python, "-c", hasTorch).CombinedOutput(); err == nil {
-		torchEnvs = append(torchEnvs, torchEnv{
-			name:  python,
-			run:   func(args ...string) ([]byte, error) { return exec.Command(python, args...).CombinedOutput() },
-			share: func(t *testing.T, p string) string { return p },
-		})
-	} else {
-		torchWhy = append(torchWhy, fmt.Sprintf("%s cannot import torch: %v %s", python, err, lastLine(out)))
-	}
-	if root := os.Getenv("PT2CONV_TORCH_CHROOT"); root != "" {
-		env := torchEnv{
-			name: "chroot " + root,
-			run: func(args ...string) ([]byte, error) {
-				cmd := exec.Command("chroot", append([]string{root, "python3"}, args...)...)
-				var stdout, stderr bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &stdout, &stderr
-				err := cmd.Run()
-				if err != nil {
-					// Its stderr carries hardware-probe noise; show it only on failure.
-					stdout.Write(stderr.Bytes())
-				}
-				return stdout.Bytes(), err
-			},
-			share: func(t *testing.T, p string) string {
-				dir, err := os.MkdirTemp(filepath.Join(root, "tmp"), "pt2conv-test-")
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { os.RemoveAll(dir) })
-				data, err := os.ReadFile(p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(filepath.Join(dir, filepath.Base(p)), data, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				rel, err := filepath.Rel(root, filepath.Join(dir, filepath.Base(p)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return "/" + filepath.ToSlash(rel)
-			},
-		}
-		if out, err := env.run("-c", hasTorch); err == nil {
-			torchEnvs = append(torchEnvs, env)
-		} else {
-			torchWhy = append(torchWhy, fmt.Sprintf("%s cannot import torch: %v %s", env.name, err, lastLine(out)))
-		}
-	}
-}
-
-func lastLine(out []byte) string {
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return lines[len(lines)-1]
-}
-
-func requireTorch() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("PT2CONV_REQUIRE_TORCH") == "1"
-}
-
-// withTorch returns the torch installations to check against, skipping the test when
-// there are none.
-func withTorch(t *testing.T) []torchEnv {
-	t.Helper()
-	torchOnce.Do(findTorch)
-	if len(torchWhy) > 0 && requireTorch() {
-		t.Fatalf("torch required: %s", strings.Join(torchWhy, "; "))
-	}
-	if len(torchEnvs) == 0 {
-		t.Skipf("no torch (set PT2CONV_TORCH_PYTHON / PT2CONV_TORCH_CHROOT): %s", strings.Join(torchWhy, "; "))
-	}
-	return torchEnvs
-}
+// Torch-backed checks run through internal/torchtest: every torch installation it finds
+// (torch 1.x on the host, torch 2.x in a chroot) loads the files Save wrote.
 
 // torchLoad is one file for torchCheck: the checkpoint.py case it must equal and whether
 // torch.load must manage it with weights_only=True.
@@ -124,34 +29,34 @@ func torchCheck(t *testing.T, loads ...torchLoad) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	envs := withTorch(t)
+	envs := torchtest.All(t)
 	outs := make([][]byte, len(envs))
 	errs := make([]error, len(envs))
 	var wg sync.WaitGroup
 	for i, env := range envs {
-		args := []string{env.share(t, script), "check"}
+		args := []string{"check"}
 		for _, l := range loads {
 			mode := "full"
 			if l.weightsOnly {
 				mode = "weights-only"
 			}
-			args = append(args, l.name, env.share(t, l.path), mode)
+			args = append(args, l.name, env.Share(t, l.path), mode)
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i], errs[i] = env.run(args...)
+			outs[i], errs[i] = env.Output(env.Share(t, script), args...)
 		}()
 	}
 	wg.Wait()
 	for i, env := range envs {
 		for _, line := range strings.Split(strings.TrimSpace(string(outs[i])), "\n") {
 			if strings.HasPrefix(line, "ok ") || strings.HasPrefix(line, "FAIL ") {
-				t.Logf("%s: %s", env.name, line)
+				t.Logf("%s: %s", env, line)
 			}
 		}
 		if errs[i] != nil {
-			t.Errorf("%s: %v\n%s", env.name, errs[i], outs[i])
+			t.Errorf("%s: %v\n%s", env, errs[i], outs[i])
 		}
 	}
 }
@@ -241,28 +146,28 @@ assert sd["big"].shape == (n,) and sd["big"].dtype == torch.uint8
 assert int(sd["big"][0]) == 0 and int(sd["big"][-1]) == 0
 print("ok huge torch", torch.__version__)
 `
-	for _, env := range withTorch(t) {
-		sp := filepath.Join(dir, "huge_check.py")
-		if err := os.WriteFile(sp, []byte(script), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	sp := filepath.Join(dir, "huge_check.py")
+	if err := os.WriteFile(sp, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range torchtest.All(t) {
 		p := path
-		if env.name != envOr("PT2CONV_TORCH_PYTHON", "python3") {
+		if env.Chrooted() {
 			// A chroot sees only its own tree: hard-link the archive in rather than copy it.
-			root := os.Getenv("PT2CONV_TORCH_CHROOT")
-			p = filepath.Join(root, "tmp", "pt2conv-huge.pt")
-			if err := os.Link(path, p); err != nil {
-				t.Logf("%s: cannot link the archive in: %v", env.name, err)
+			root := os.Getenv("PT2CONV_TORCH26_ROOT")
+			link := filepath.Join(root, "tmp", "pt2conv-huge.pt")
+			if err := os.Link(path, link); err != nil {
+				t.Logf("%s: cannot link the archive in: %v", env, err)
 				continue
 			}
-			defer os.Remove(p)
-			p = "/" + filepath.ToSlash(filepath.Join("tmp", "pt2conv-huge.pt"))
+			defer os.Remove(link)
+			p = "/tmp/pt2conv-huge.pt"
 		}
-		out, err := env.run(env.share(t, sp), p, fmt.Sprint(big))
+		out, err := env.Output(env.Share(t, sp), p, fmt.Sprint(big))
 		if err != nil {
-			t.Errorf("%s: %v\n%s", env.name, err, out)
+			t.Errorf("%s: %v\n%s", env, err, out)
 			continue
 		}
-		t.Logf("%s: %s", env.name, strings.TrimSpace(string(out)))
+		t.Logf("%s: %s", env, strings.TrimSpace(string(out)))
 	}
 }

@@ -1,0 +1,222 @@
+"""Checks checkpoints with real PyTorch (works on torch 1.13 and 2.x).
+
+Usage:
+  torchcheck.py same ORIGINAL COPY [ORIGINAL COPY]...
+                                     each COPY must hold what its ORIGINAL holds, exactly
+  torchcheck.py describe FILE        one JSON line per file: loadability and every tensor
+
+`same` loads ORIGINAL with weights_only=True if it can, and then COPY must load that way too;
+otherwise both load with weights_only=False. It compares the two trees: Python types, key order,
+plain values, state_dict `_metadata`, and for tensors dtype, shape, stride, storage offset,
+requires_grad and values (bit for bit), and which tensors share a storage. It prints a one-line
+JSON summary per pair and exits 0, or prints the first difference and exits 1. Usage errors exit 2.
+"""
+
+import collections
+import hashlib
+import json
+import math
+import sys
+import warnings
+
+import torch
+
+warnings.filterwarnings("ignore")  # TypedStorage deprecation, protocol-4 notices
+
+
+class Differ(Exception):
+    pass
+
+
+def load(path, weights_only):
+    return torch.load(path, map_location="cpu", weights_only=weights_only)
+
+
+def untyped_storage(t):
+    if hasattr(t, "untyped_storage"):
+        return t.untyped_storage()
+    return t.storage()
+
+
+def storage_id(t):
+    s = untyped_storage(t)
+    nbytes = s.nbytes() if hasattr(s, "nbytes") else s.size() * t.element_size()
+    if nbytes == 0:
+        return None  # empty storages have no address worth comparing
+    return (s.data_ptr(), nbytes)
+
+
+def bits(t):
+    t = t.detach().contiguous()
+    if t.dtype.is_floating_point or t.dtype.is_complex:
+        t = t.view(torch.uint8) if t.dim() > 0 else t.reshape(1).view(torch.uint8)
+    return t
+
+
+def same_values(a, b):
+    if torch.equal(a, b):
+        return True
+    # NaNs are never equal to themselves; equal bits still mean an exact copy.
+    return a.numel() == b.numel() and torch.equal(bits(a), bits(b))
+
+
+def describe_tensor(t):
+    return "%s%s stride=%s offset=%d" % (
+        str(t.dtype).replace("torch.", ""), list(t.shape), list(t.stride()), t.storage_offset())
+
+
+class Comparer:
+    def __init__(self):
+        self.tensors = 0
+        self.groups = ([], [])  # per file: storage ids in the order tensors are met
+        self.paths = []
+
+    def compare(self, a, b, path):
+        where = path or "<root>"
+        if type(a) is not type(b):
+            raise Differ("%s: type %s vs %s" % (where, type(a).__name__, type(b).__name__))
+        if isinstance(a, torch.Tensor):
+            self.compare_tensors(a, b, where)
+        elif isinstance(a, dict):
+            ka, kb = list(a.keys()), list(b.keys())
+            if ka != kb:
+                raise Differ("%s: keys %s vs %s" % (where, short(ka), short(kb)))
+            for k in ka:
+                self.compare(a[k], b[k], join(path, k))
+            ma, mb = getattr(a, "_metadata", None), getattr(b, "_metadata", None)
+            if ma is not None or mb is not None:
+                self.compare(ma, mb, join(path, "_metadata"))
+        elif isinstance(a, (list, tuple)):
+            if len(a) != len(b):
+                raise Differ("%s: length %d vs %d" % (where, len(a), len(b)))
+            for i, (x, y) in enumerate(zip(a, b)):
+                self.compare(x, y, join(path, i))
+        elif isinstance(a, float) and math.isnan(a) and math.isnan(b):
+            pass
+        elif a != b:
+            raise Differ("%s: value %s vs %s" % (where, short(a), short(b)))
+
+    def compare_tensors(self, a, b, where):
+        if (a.dtype, tuple(a.shape), a.stride(), a.storage_offset()) != (
+                b.dtype, tuple(b.shape), b.stride(), b.storage_offset()):
+            raise Differ("%s: tensor %s vs %s" % (where, describe_tensor(a), describe_tensor(b)))
+        if a.requires_grad != b.requires_grad:
+            raise Differ("%s: requires_grad %s vs %s" % (where, a.requires_grad, b.requires_grad))
+        if not same_values(a, b):
+            raise Differ("%s: tensor values differ" % where)
+        self.tensors += 1
+        self.paths.append(where)
+        self.groups[0].append(storage_id(a))
+        self.groups[1].append(storage_id(b))
+
+    def compare_sharing(self):
+        pa, pb = partition(self.groups[0]), partition(self.groups[1])
+        for i, (x, y) in enumerate(zip(pa, pb)):
+            if x != y:
+                raise Differ("%s: shares its storage with %s in the original but with %s in the copy"
+                             % (self.paths[i], self.sharers(pa, i), self.sharers(pb, i)))
+
+    def sharers(self, part, i):
+        names = [self.paths[j] for j, g in enumerate(part) if g is not None and g == part[i] and j != i]
+        return ", ".join(names) if names else "no other tensor"
+
+
+def partition(ids):
+    """For each tensor, the index of the first tensor with the same storage (None: no storage)."""
+    first = {}
+    out = []
+    for i, sid in enumerate(ids):
+        out.append(None if sid is None else first.setdefault(sid, i))
+    return out
+
+
+def join(path, key):
+    return str(key) if not path else "%s/%s" % (path, key)
+
+
+def short(v):
+    s = repr(v)
+    return s if len(s) <= 120 else s[:117] + "..."
+
+
+def try_weights_only(path):
+    try:
+        return load(path, True), None
+    except Exception as e:  # the error type differs between torch versions
+        return None, e
+
+
+def cmd_same(original, copy):
+    a, err = try_weights_only(original)
+    weights_only = err is None
+    if weights_only:
+        b, err = try_weights_only(copy)
+        if err is not None:
+            fail("%s loads with weights_only=True but %s does not: %s"
+                 % (original, copy, one_line(err)))
+    else:
+        a, b = load(original, False), load(copy, False)
+    c = Comparer()
+    try:
+        c.compare(a, b, "")
+        c.compare_sharing()
+    except Differ as e:
+        fail("%s and %s differ at %s" % (original, copy, e))
+    print(json.dumps({"same": True, "tensors": c.tensors, "weights_only": weights_only,
+                      "torch": torch.__version__}))
+
+
+def cmd_describe(path):
+    obj, err = try_weights_only(path)
+    weights_only = err is None
+    if not weights_only:
+        obj = load(path, False)
+    tensors = []
+    walk(obj, "", tensors)
+    print(json.dumps({"file": path, "torch": torch.__version__, "weights_only": weights_only,
+                      "tensors": tensors}))
+
+
+def walk(obj, path, out):
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().contiguous()
+        if t.dtype == torch.bfloat16:
+            t = t.view(torch.int16)
+        out.append({
+            "key": path, "dtype": str(obj.dtype).replace("torch.", ""), "shape": list(obj.shape),
+            "stride": list(obj.stride()), "storage_offset": obj.storage_offset(),
+            "sha256": hashlib.sha256(t.numpy().tobytes()).hexdigest(),
+        })
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            walk(v, join(path, k), out)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            walk(v, join(path, i), out)
+
+
+def one_line(err):
+    lines = [l.strip() for l in str(err).splitlines() if l.strip()]
+    detail = [l for l in lines if "Unpickler error" in l]  # the cause, in both torch versions
+    return ((detail or lines or [type(err).__name__])[0])[:300]
+
+
+def fail(msg):
+    print("torchcheck: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def main(argv):
+    if len(argv) >= 3 and argv[0] == "same" and len(argv) % 2 == 1:
+        # Several pairs share one torch start-up, which takes seconds.
+        for i in range(1, len(argv), 2):
+            cmd_same(argv[i], argv[i + 1])
+    elif len(argv) == 2 and argv[0] == "describe":
+        cmd_describe(argv[1])
+    else:
+        print(__doc__.strip().split("\n\n")[1], file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
