@@ -187,3 +187,6 @@ func Storages(root Value) []*Storage {
 	}
 	return out
 }
+
+// MarshalText renders the path as its String, so JSON reports show "model/fc.weight".
+func (p Path) MarshalText() ([]byte, error) { return []byte(p.String()), nil }

@@ -206,7 +206,7 @@ func printVerify(w io.Writer, rep *verify.Report) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "LAYER\tCHECK\tMAX ABS ERR\tMAX REL ERR\tTOLERANCE\tRESULT")
+	fmt.Fprintln(tw, "LAYER\tCHECK\tMAX ABS ERR\tTOLERANCE\tMAX REL ERR\tRESULT")
 	failed := 0
 	for _, r := range rep.Results {
 		verdict := "pass"
@@ -214,7 +214,7 @@ func printVerify(w io.Writer, rep *verify.Report) {
 			verdict = "FAIL"
 			failed++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3g\t%.3g\t%.3g\t%s\n", r.Layer, r.Check, r.MaxAbs, r.MaxRel, r.Tol, verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%.3g\t%.3g\t%.3g\t%s\n", r.Layer, r.Check, r.MaxAbs, r.Tol, r.MaxRel, verdict)
 	}
 	tw.Flush()
 	if failed == 0 {
