@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -59,18 +60,20 @@ func (o Options) withDefaults() Options {
 // A layout error permutes the weights, giving differences of order ‖w_o‖‖x‖/√k, which is
 // about 1/(4·k·u) times the tolerance: hundreds of times for k = 25088.
 type Result struct {
-	Layer   string // module name; a chain names its layers joined by " > "
-	Check   string // CheckSingle, CheckSliding or CheckChain
-	DType   string // the weights' storage dtype
-	Reverse bool   // the original is the 4-D form
-	Outputs int    // values compared
+	Layer   string `json:"layer"`   // module name; a chain names its layers joined by " > "
+	Check   string `json:"check"`   // CheckSingle, CheckSliding or CheckChain
+	DType   string `json:"dtype"`   // the weights' storage dtype
+	Reverse bool   `json:"reverse"` // the original is the 4-D form
+	Outputs int    `json:"outputs"` // values compared
 	// MaxAbs is the largest |linear − conv| difference. MaxRel is the largest difference
 	// relative to the larger magnitude of its two values (at most 2).
-	MaxAbs, MaxRel float64
+	MaxAbs float64 `json:"max_abs_err"`
+	MaxRel float64 `json:"max_rel_err"`
 	// Tol is the tolerance at the value that came closest to (or furthest past) its own
 	// tolerance; Ratio is that value's |difference|/tolerance. Pass is Ratio <= 1.
-	Tol, Ratio float64
-	Pass       bool
+	Tol   float64 `json:"tolerance"`
+	Ratio float64 `json:"err_over_tol"`
+	Pass  bool    `json:"pass"`
 }
 
 func (r Result) String() string {
@@ -84,8 +87,17 @@ func (r Result) String() string {
 
 // Report collects the results of Check.
 type Report struct {
-	Layers  []Layer
-	Results []Result
+	Layers  []Layer  `json:"layers"`
+	Results []Result `json:"checks"`
+}
+
+// MarshalJSON adds the overall verdict, for scripts.
+func (r *Report) MarshalJSON() ([]byte, error) {
+	type plain Report
+	return json.Marshal(struct {
+		Passed bool `json:"passed"`
+		*plain
+	}{r.Passed(), (*plain)(r)})
 }
 
 // Passed reports whether there was at least one result and every result passed.

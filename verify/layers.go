@@ -12,19 +12,21 @@ import (
 type Layer struct {
 	// Name is the module's path, e.g. "model/classifier.0" for the weight
 	// "model/classifier.0.weight".
-	Name string
+	Name string `json:"name"`
 	// Path is the weight's path in both checkpoints.
-	Path pickle.Path
+	Path pickle.Path `json:"weight"`
 	// Original and Converted are the weight in each checkpoint.
-	Original, Converted *pickle.Tensor
+	Original, Converted *pickle.Tensor `json:"-"`
 	// Bias is the sibling "<module>.bias" of the original weight, or nil. ConvertedBias is
 	// the same key in the converted checkpoint, or nil. Each form runs with its own
 	// checkpoint's bias, so a bias lost or changed by the conversion is caught too.
-	Bias, ConvertedBias *pickle.Tensor
+	Bias, ConvertedBias *pickle.Tensor `json:"-"`
 	// C, H, W are the input geometry of the 4-D form.
-	C, H, W int
+	C int `json:"c"`
+	H int `json:"h"`
+	W int `json:"w"`
 	// Reverse is set when the original is the 4-D form (Conv2d converted to Linear).
-	Reverse bool
+	Reverse bool `json:"reverse"`
 }
 
 // Out is the number of output features.
