@@ -340,8 +340,12 @@ func (sv *saver) storage(s *Storage) (uint32, error) {
 		if err := sv.ctx.Err(); err != nil {
 			return 0, err
 		}
+		start := sv.z.off
 		n, err := io.CopyN(sv.z.raw, src, min(left, copyChunk))
 		sv.z.wroteRaw(n)
+		if dst, ok := sv.z.raw.(*os.File); ok && n > 0 {
+			startWriteback(dst, start, n)
+		}
 		sv.done += n
 		left -= n
 		if errors.Is(err, io.EOF) {
