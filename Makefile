@@ -33,7 +33,7 @@ torch26:
 	PT2CONV_TORCH26_ROOT=$(PT2CONV_TORCH26_ROOT) bash scripts/torch-chroot.sh
 
 # Times convert, inspect and verify on a VGG16 checkpoint against cp and PyTorch and rewrites
-# BENCHMARKS.md (about ten minutes; inputs are generated once under bench/out/).
+# BENCHMARKS.md (a few minutes; the inputs are generated once, under bench/out/).
 bench:
 	TORCH113=$(TORCH113) PT2CONV_TORCH26_ROOT=$(PT2CONV_TORCH26_ROOT) GO=$(GO) bench/run.sh --write
 

@@ -1,0 +1,374 @@
+#!/usr/bin/env bash
+# Benchmarks pt2conv against its baselines on a VGG16 checkpoint and prints a markdown
+# report; with --write it also replaces BENCHMARKS.md with it. Run from anywhere:
+#
+#   bench/run.sh [--write]
+#
+# Every baseline is measured in the same run as pt2conv, so the ratios hold on the machine
+# that produced them. Each command runs once untimed first (so every file it reads is in
+# the page cache), then the number of times set below; the report gives the median wall
+# time, the median CPU time (user + system, which stays honest when other work shares the
+# machine) and the largest peak RSS. Outputs are deleted before each run, untimed, so that
+# no command pays for unlinking the previous run's file.
+#
+# Environment:
+#   BENCH_RUNS          timed runs of cp and pt2conv convert (default 5)
+#   BENCH_VERIFY_RUNS   timed runs of pt2conv's verification commands (default 3)
+#   BENCH_TORCH_RUNS    timed runs of each torch conversion (default 3)
+#   BENCH_TORCH_VERIFY_RUNS  timed runs of each torch verification (default 2)
+#   BENCH_INSPECT_RUNS  timed runs of pt2conv inspect (default 30)
+#   BENCH_BIG_RUNS      timed runs of the 2 GB conversion (default 2)
+#   BENCH_SGEMM_TIME    -benchtime of the matrix product benchmarks (default 2x)
+#   BENCH_OUT           scratch directory for builds and checkpoints (default bench/out)
+#   TORCH113            python with torch 1.x (default /usr/bin/python3)
+#   PT2CONV_TORCH26_ROOT  chroot holding python3 with torch 2.x; the torch 2.x rows are
+#                       skipped when it does not exist (default /opt/torch26)
+#   GO                  go command (default go)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+WRITE=0
+for arg in "$@"; do
+	case $arg in
+	--write) WRITE=1 ;;
+	-h | --help)
+		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "run.sh: unknown argument $arg" >&2
+		exit 2
+		;;
+	esac
+done
+
+RUNS=${BENCH_RUNS:-5}
+VERIFY_RUNS=${BENCH_VERIFY_RUNS:-3}
+TORCH_RUNS=${BENCH_TORCH_RUNS:-3}
+TORCH_VERIFY_RUNS=${BENCH_TORCH_VERIFY_RUNS:-2}
+INSPECT_RUNS=${BENCH_INSPECT_RUNS:-30}
+BIG_RUNS=${BENCH_BIG_RUNS:-2}
+OUT=${BENCH_OUT:-bench/out}
+TORCH113=${TORCH113:-/usr/bin/python3}
+T26_ROOT=${PT2CONV_TORCH26_ROOT:-/opt/torch26}
+GO=${GO:-go}
+TIME=/usr/bin/time
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+SCRATCH=$(mktemp -d "$OUT/run.XXXXXX")
+T26_DIR=
+cleanup() {
+	rm -rf "$SCRATCH"
+	if [[ -n $T26_DIR ]]; then rm -rf "$T26_DIR"; fi
+}
+trap cleanup EXIT
+
+log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+if [[ ! -x $TIME ]]; then
+	log "installing GNU time for peak RSS"
+	apt-get install -y time >/dev/null
+fi
+
+# --- measurement ------------------------------------------------------------------------
+
+declare -A WALL CPU RSS NOTE
+FAILURES=()
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f\n", m }'; }
+
+# measure LABEL RUNS WARMUP PREP CMD...: runs PREP (a shell snippet, untimed) and then CMD,
+# WARMUP times untimed and RUNS times timed, and records WALL (s), CPU (s) and RSS (MiB).
+# A failing command is recorded, its error shown, and the run goes on.
+measure() {
+	local label=$1 runs=$2 warmup=$3 prep=$4
+	shift 4
+	local i walls=() cpus=() rss=0 t0 t1
+	log "$label: $warmup warm-up + $runs runs"
+	for ((i = 0; i < warmup + runs; i++)); do
+		eval "$prep"
+		t0=$(date +%s%N)
+		if ! $TIME -v -o "$SCRATCH/time" "$@" >"$SCRATCH/stdout" 2>"$SCRATCH/stderr"; then
+			local err
+			err=$(grep -v -e cpuinfo -e UCX "$SCRATCH/stderr" | tail -n 5)
+			log "$label FAILED: $*"
+			printf '%s\n' "$err" >&2
+			FAILURES+=("$label: \`$*\` failed: ${err//$'\n'/ }")
+			WALL[$label]=FAIL
+			return 0
+		fi
+		t1=$(date +%s%N)
+		((i < warmup)) && continue
+		walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')")
+		cpus+=("$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.3f", s }' "$SCRATCH/time")")
+		local kb
+		kb=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$SCRATCH/time")
+		((kb > rss)) && rss=$kb
+	done
+	WALL[$label]=$(printf '%s\n' "${walls[@]}" | median)
+	CPU[$label]=$(printf '%s\n' "${cpus[@]}" | median)
+	RSS[$label]=$(awk -v k="$rss" 'BEGIN { printf "%.0f", k / 1024 }')
+	NOTE[$label]=$(grep -v -e cpuinfo -e UCX "$SCRATCH/stdout" | tail -n 1 || true)
+	log "$label: wall ${WALL[$label]} s, cpu ${CPU[$label]} s, rss ${RSS[$label]} MiB"
+}
+
+ok() { [[ -n ${WALL[$1]:-} && ${WALL[$1]} != FAIL ]]; }
+
+# ratio A B [FORMAT]: WALL-like value A divided by B, or "n/a".
+ratio() {
+	if [[ $1 =~ ^[0-9.e+-]+$ && $2 =~ ^[0-9.e+-]+$ ]]; then
+		awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN { if (b == 0) print "n/a"; else printf f "\n", a / b }'
+	else
+		echo n/a
+	fi
+}
+
+# --- inputs -----------------------------------------------------------------------------
+
+START=$(date -u '+%Y-%m-%d %H:%M UTC')
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+SECONDS=0
+
+log "building pt2conv"
+PT2CONV=$OUT/pt2conv
+(cd "$ROOT" && CGO_ENABLED=0 $GO build -o "$PT2CONV" ./cmd/pt2conv)
+(cd "$ROOT/bench" && CGO_ENABLED=0 $GO build -o "$OUT/verify_head" verify_head.go)
+
+VGG=$OUT/vgg16.pt
+BIG=$OUT/vgg16-2gb.pt
+# The inputs are made once; delete them to remake (after changing make_vgg16.py).
+[[ -s $VGG ]] || { log "making $VGG"; "$TORCH113" bench/make_vgg16.py "$VGG" >&2; }
+[[ -s $BIG ]] || { log "making $BIG"; "$TORCH113" bench/make_vgg16.py "$BIG" --target-gb 2 >&2; }
+VGG_MB=$(awk -v s="$(stat -c %s "$VGG")" 'BEGIN { printf "%.0f", s / 1e6 }')
+BIG_MB=$(awk -v s="$(stat -c %s "$BIG")" 'BEGIN { printf "%.0f", s / 1e6 }')
+
+HEAD=(--layer classifier.0=512x7x7 --layer classifier.3 --layer classifier.6)
+CONV=$OUT/vgg16-conv.pt
+TORCH_CONV=$OUT/vgg16-torch.pt
+COPY=$OUT/vgg16-copy.pt
+BIG_CONV=$OUT/vgg16-2gb-conv.pt
+# torch_info PYTHON...: "VERSION BLAS_INFO", the last line of its output (the chroot's torch
+# prints unrelated warnings first).
+torch_info() {
+	"$@" -c 'import re, torch; m = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show()); print(torch.__version__, m.group(1) if m else "unknown")' 2>/dev/null | tail -n 1
+}
+read -r TORCH113_VERSION TORCH113_BLAS < <(torch_info "$TORCH113")
+
+HAVE_T26=0
+if [[ -x $T26_ROOT/usr/bin/python3 ]]; then
+	HAVE_T26=1
+	T26_DIR=$(mktemp -d "$T26_ROOT/tmp/pt2conv-bench.XXXXXX")
+	T26_IN=/tmp/$(basename "$T26_DIR")
+	# A hard link costs nothing; the chroot may be on another file system, then copy.
+	ln "$VGG" "$T26_DIR/vgg16.pt" 2>/dev/null || cp "$VGG" "$T26_DIR/vgg16.pt"
+	cp bench/torch_convert.py bench/torch_verify.py "$T26_DIR/"
+	read -r TORCH26_VERSION TORCH26_BLAS < <(torch_info chroot "$T26_ROOT" python3)
+fi
+
+# --- conversion -------------------------------------------------------------------------
+
+measure "cp" "$RUNS" 1 'rm -f "$COPY"' cp "$VGG" "$COPY"
+measure "cp + fsync" "$RUNS" 1 'rm -f "$COPY"' sh -c 'cp "$1" "$2" && sync "$2"' sh "$VGG" "$COPY"
+measure "pt2conv convert" "$RUNS" 1 'rm -f "$CONV"' "$PT2CONV" convert "$VGG" -o "$CONV" "${HEAD[@]}" --force
+measure "torch $TORCH113_VERSION convert + fsync" "$TORCH_RUNS" 1 'rm -f "$TORCH_CONV"' \
+	sh -c '"$1" bench/torch_convert.py "$2" "$3" && sync "$3"' sh "$TORCH113" "$VGG" "$TORCH_CONV"
+if ((HAVE_T26)); then
+	measure "torch $TORCH26_VERSION convert + fsync" "$TORCH_RUNS" 1 'rm -f "$T26_DIR/vgg16-torch.pt"' \
+		sh -c 'chroot "$1" python3 "$2/torch_convert.py" "$2/vgg16.pt" "$2/vgg16-torch.pt" && sync "$3"' \
+		sh "$T26_ROOT" "$T26_IN" "$T26_DIR/vgg16-torch.pt"
+fi
+measure "pt2conv inspect" "$INSPECT_RUNS" 1 : "$PT2CONV" inspect "$VGG"
+measure "pt2conv convert, ${BIG_MB} MB" "$BIG_RUNS" 1 'rm -f "$BIG_CONV"' "$PT2CONV" convert "$BIG" -o "$BIG_CONV" "${HEAD[@]}" --force
+# One run is enough to see torch's memory grow with the file; the input is already cached.
+measure "torch $TORCH113_VERSION convert + fsync, ${BIG_MB} MB" 1 0 'rm -f "$BIG_CONV"' \
+	sh -c '"$1" bench/torch_convert.py "$2" "$3" && sync "$3"' sh "$TORCH113" "$BIG" "$BIG_CONV"
+rm -f "$BIG_CONV" "$COPY"
+
+# --- verification -----------------------------------------------------------------------
+
+if ok "pt2conv convert"; then
+	measure "pt2conv verify (all checks)" "$VERIFY_RUNS" 1 : "$PT2CONV" verify "$VGG" "$CONV"
+	measure "pt2conv head, 512x14x14" "$VERIFY_RUNS" 1 : "$OUT/verify_head" -size 14 "$VGG" "$CONV"
+	# The warm-up runs above put both files in the page cache, and torch's runs take long:
+	# no warm-up of their own.
+	measure "torch $TORCH113_VERSION head, 512x14x14" "$TORCH_VERIFY_RUNS" 0 : \
+		"$TORCH113" bench/torch_verify.py --size 14 "$VGG" "$CONV"
+	if ((HAVE_T26)); then
+		ln "$CONV" "$T26_DIR/vgg16-conv.pt" 2>/dev/null || cp "$CONV" "$T26_DIR/vgg16-conv.pt"
+		measure "torch $TORCH26_VERSION head, 512x14x14" "$TORCH_VERIFY_RUNS" 0 : \
+			chroot "$T26_ROOT" python3 "$T26_IN/torch_verify.py" --size 14 "$T26_IN/vgg16.pt" "$T26_IN/vgg16-conv.pt"
+	fi
+else
+	FAILURES+=("verification benchmarks skipped: no converted file")
+fi
+
+log "sgemm benchmarks"
+SGEMM=$(cd "$ROOT" && $GO test ./internal/sgemm -run '^$' -bench 'Sgemm' -benchtime "${BENCH_SGEMM_TIME:-2x}" 2>&1 |
+	awk '/^BenchmarkSgemm/ { name = $1; sub(/^BenchmarkSgemm\//, "", name); sub(/-[0-9]+$/, "", name);
+		for (i = 2; i < NF; i++) if ($(i + 1) == "GFLOPS") printf "| %s | %.1f |\n", name, $i }') || true
+
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+ELAPSED=$SECONDS
+
+# --- report -----------------------------------------------------------------------------
+
+row() { # row LABEL
+	local l=$1
+	if ! ok "$l"; then
+		printf '| %s | failed | | |\n' "$l"
+		return
+	fi
+	printf '| %s | %s | %s | %s |\n' "$l" "${WALL[$l]}" "${CPU[$l]}" "${RSS[$l]}"
+}
+
+T113="torch $TORCH113_VERSION"
+INSPECT_MS=$(ratio "${WALL[pt2conv inspect]:-}" 0.001 %.1f)
+INSPECT_VERDICT=$(awk -v m="$INSPECT_MS" 'BEGIN { print (m != "n/a" && m < 50) ? "under 50 ms: pass" : "NOT under 50 ms" }')
+T26="torch ${TORCH26_VERSION:-}"
+
+blas_packages() {
+	local p
+	p=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\n' libblas3 'libopenblas*' 'libblis*' libmkl-rt 2>/dev/null |
+		awk '$1 == "ii" { printf "%s%s %s", sep, $2, $3; sep = ", " }') || true
+	echo "${p:-unknown}"
+}
+
+conversion_rows() {
+	row "cp"
+	row "cp + fsync"
+	row "pt2conv convert"
+	row "$T113 convert + fsync"
+	if ((HAVE_T26)); then row "$T26 convert + fsync"; fi
+	row "pt2conv convert, ${BIG_MB} MB"
+	row "$T113 convert + fsync, ${BIG_MB} MB"
+	row "pt2conv inspect"
+}
+
+conversion_ratios() {
+	local c=${WALL[pt2conv convert]:-}
+	printf '| convert / cp, wall | %s |\n' "$(ratio "$c" "${WALL[cp]:-}")"
+	printf '| convert / (cp + fsync), wall | %s |\n' "$(ratio "$c" "${WALL[cp + fsync]:-}")"
+	printf '| convert / %s, wall | %s |\n' "$T113" "$(ratio "$c" "${WALL[$T113 convert + fsync]:-}")"
+	if ((HAVE_T26)); then
+		printf '| convert / %s, wall | %s |\n' "$T26" "$(ratio "$c" "${WALL[$T26 convert + fsync]:-}")"
+	fi
+	printf '| convert / %s, peak RSS | %s |\n' "$T113" \
+		"$(ratio "${RSS[pt2conv convert]:-}" "${RSS[$T113 convert + fsync]:-}")"
+	printf '| pt2conv convert peak RSS, %s MB / %s MB file | %s |\n' "$BIG_MB" "$VGG_MB" \
+		"$(ratio "${RSS[pt2conv convert, ${BIG_MB} MB]:-}" "${RSS[pt2conv convert]:-}")"
+	printf '| %s convert peak RSS, %s MB / %s MB file | %s |\n' "$T113" "$BIG_MB" "$VGG_MB" \
+		"$(ratio "${RSS[$T113 convert + fsync, ${BIG_MB} MB]:-}" "${RSS[$T113 convert + fsync]:-}")"
+}
+
+head_ratios() {
+	local h=${WALL[pt2conv head, 512x14x14]:-}
+	printf '| head: pt2conv / %s, wall | %s |\n' "$T113" "$(ratio "$h" "${WALL[$T113 head, 512x14x14]:-}")"
+	printf '| head: pt2conv / %s, CPU | %s |\n' "$T113" \
+		"$(ratio "${CPU[pt2conv head, 512x14x14]:-}" "${CPU[$T113 head, 512x14x14]:-}")"
+	if ((HAVE_T26)); then
+		printf '| head: pt2conv / %s, wall | %s |\n' "$T26" "$(ratio "$h" "${WALL[$T26 head, 512x14x14]:-}")"
+		printf '| head: pt2conv / %s, CPU | %s |\n' "$T26" \
+			"$(ratio "${CPU[pt2conv head, 512x14x14]:-}" "${CPU[$T26 head, 512x14x14]:-}")"
+	fi
+	printf '| head: pt2conv / %s, peak RSS | %s |\n' "$T113" \
+		"$(ratio "${RSS[pt2conv head, 512x14x14]:-}" "${RSS[$T113 head, 512x14x14]:-}")"
+}
+MEM_KB=$(awk '/MemTotal/ { print $2 }' /proc/meminfo)
+
+report() {
+	cat <<EOF
+# Benchmarks
+
+Produced by \`make bench\` (\`bench/run.sh --write\`) on $START in $((ELAPSED / 60)) min $((ELAPSED % 60)) s.
+Every baseline ran in the same run as pt2conv; the ratios are the figures to compare across
+machines. Each command ran once untimed first so that its inputs were in the page cache, then
+timed: cp and pt2conv convert $RUNS times, torch's conversions $TORCH_RUNS times, the 2 GB
+conversion $BIG_RUNS times (torch's once, its input already cached), pt2conv's verifications
+$VERIFY_RUNS times, torch's $TORCH_VERIFY_RUNS times (no warm-up of their own: pt2conv's had
+already cached both files), \`inspect\` $INSPECT_RUNS times. Outputs were deleted before each
+run, untimed. Wall and CPU (user + system) times are medians, peak RSS the largest of the
+runs, from \`/usr/bin/time -v\`.
+
+## Machine
+
+| | |
+|---|---|
+| CPU | $(lscpu | awk -F': *' '/^Model name/ { print $2; exit }'), $(nproc) cores |
+| memory | $(awk -v k="$MEM_KB" 'BEGIN { printf "%.1f GiB", k / 1048576 }') |
+| kernel | $(uname -sr) |
+| Go | $($GO env GOVERSION) |
+| torch | $TORCH113_VERSION (host, BLAS_INFO=$TORCH113_BLAS)$( ((HAVE_T26)) && printf ', %s (chroot, BLAS_INFO=%s)' "$TORCH26_VERSION" "$TORCH26_BLAS") |
+| system BLAS | $(blas_packages) |
+| load average | $LOAD_START at start, $LOAD_END at end |
+
+## Conversion: VGG16 state_dict, ${VGG_MB} MB, 138,357,544 float32 parameters
+
+\`pt2conv convert IN -o OUT --layer classifier.0=512x7x7 --layer classifier.3 --layer classifier.6 --force\`
+against copying the file and against the same job in PyTorch (\`bench/torch_convert.py\`: torch.load,
+\`.view\` the three weights, torch.save). pt2conv syncs its output to disk before renaming it into place,
+so the baselines sync their output too (\`sync FILE\`); plain \`cp\` is shown for reference.
+
+| command | wall (s) | CPU (s) | peak RSS (MiB) |
+|---|---:|---:|---:|
+$(conversion_rows)
+
+| ratio | value |
+|---|---:|
+$(conversion_ratios)
+| inspect, median of $INSPECT_RUNS | ${INSPECT_MS} ms ($INSPECT_VERDICT) |
+
+## Verification: the VGG16 head in both forms
+
+\`pt2conv verify ORIGINAL CONVERTED\` runs all its checks on the three converted layers (one
+position, 3×3 sliding windows on a 512×9×9 input, the head as a chain; see \`verify.Check\`).
+\`verify.Options.Margin\` pads the input equally on every side, so it cannot ask for 14×14; the
+head rows therefore run a program of their own on the \`verify\` package's kernels. They do
+one fixed computation on both sides: decode the head from both files, run the Linear form on
+each of the 8×8 = 64 windows of one random 512×14×14 input and the Conv2d form (fc6 as a
+512×7×7 convolution, fc7 and fc8 as 1×1) on the whole input, ReLU between layers, and compare
+every output (\`bench/verify_head.go\`, built on the \`verify\` package, against
+\`bench/torch_verify.py\`, F.linear and F.conv2d with every core). The last column splits each
+side's compute into its conv and linear parts: torch runs F.conv2d on oneDNN but F.linear on
+the BLAS it was built against, and a build reporting BLAS_INFO=generic calls the system's
+libblas, which is only as fast as the package installed there (see Machine).
+
+| command | wall (s) | CPU (s) | peak RSS (MiB) | last line |
+|---|---:|---:|---:|---|
+EOF
+	local l
+	for l in "pt2conv verify (all checks)" "pt2conv head, 512x14x14" "$T113 head, 512x14x14" \
+		"$T26 head, 512x14x14"; do
+		ok "$l" || continue
+		printf '| %s | %s | %s | %s | %s |\n' "$l" "${WALL[$l]}" "${CPU[$l]}" "${RSS[$l]}" "${NOTE[$l]//|/\\|}"
+	done
+	cat <<EOF
+
+| ratio | value |
+|---|---:|
+$(head_ratios)
+
+## Matrix products
+
+\`go test ./internal/sgemm -bench Sgemm\`: the products of the head check (weight [m, k] times
+64 columns), pt2conv's kernel against gonum's pure-Go BLAS.
+
+| product | GFLOPS |
+|---|---:|
+$SGEMM
+EOF
+	if ((${#FAILURES[@]})); then
+		printf '\n## Failures\n\n'
+		printf -- '- %s\n' "${FAILURES[@]}"
+	fi
+}
+
+report >"$SCRATCH/report.md"
+cat "$SCRATCH/report.md"
+if ((WRITE)); then
+	cp "$SCRATCH/report.md" "$ROOT/BENCHMARKS.md"
+	log "wrote BENCHMARKS.md"
+fi
+log "done in ${ELAPSED} s"
+((${#FAILURES[@]} == 0))
