@@ -189,7 +189,7 @@ rm -f "$BIG_CONV" "$COPY"
 # --- verification -----------------------------------------------------------------------
 
 if ok "pt2conv convert"; then
-	measure "pt2conv verify (all checks)" "$VERIFY_RUNS" 1 : "$PT2CONV" verify "$VGG" "$CONV"
+	measure "pt2conv verify --grow 7, 512x14x14" "$VERIFY_RUNS" 1 : "$PT2CONV" verify --grow 7 --samples 1 "$VGG" "$CONV"
 	measure "pt2conv head, 512x14x14" "$VERIFY_RUNS" 1 : "$OUT/verify_head" -size 14 "$VGG" "$CONV"
 	# The warm-up runs above put both files in the page cache, and torch's runs take long:
 	# no warm-up of their own.
@@ -272,6 +272,8 @@ head_ratios() {
 		printf '| head: pt2conv / %s, CPU | %s |\n' "$T26" \
 			"$(ratio "${CPU[pt2conv head, 512x14x14]:-}" "${CPU[$T26 head, 512x14x14]:-}")"
 	fi
+	printf '| pt2conv verify --grow 7 (all checks) / %s head, wall | %s |\n' "$T113" \
+		"$(ratio "${WALL[pt2conv verify --grow 7, 512x14x14]:-}" "${WALL[$T113 head, 512x14x14]:-}")"
 	printf '| head: pt2conv / %s, peak RSS | %s |\n' "$T113" \
 		"$(ratio "${RSS[pt2conv head, 512x14x14]:-}" "${RSS[$T113 head, 512x14x14]:-}")"
 }
@@ -321,11 +323,10 @@ $(conversion_ratios)
 
 ## Verification: the VGG16 head in both forms
 
-\`pt2conv verify ORIGINAL CONVERTED\` runs all its checks on the three converted layers (one
-position, 3×3 sliding windows on a 512×9×9 input, the head as a chain; see \`verify.Check\`).
-\`verify.Options.Margin\` pads the input equally on every side, so it cannot ask for 14×14; the
-head rows therefore run a program of their own on the \`verify\` package's kernels. They do
-one fixed computation on both sides: decode the head from both files, run the Linear form on
+\`pt2conv verify --grow 7 --samples 1 ORIGINAL CONVERTED\` runs all its checks on the three
+converted layers: one position each, the 8×8 = 64 sliding windows of a 512×14×14 input for
+each layer, and the head as a chain on that input (see \`verify.Check\`), more work than the
+torch script does. The head rows do exactly one fixed computation on both sides: decode the head from both files, run the Linear form on
 each of the 8×8 = 64 windows of one random 512×14×14 input and the Conv2d form (fc6 as a
 512×7×7 convolution, fc7 and fc8 as 1×1) on the whole input, ReLU between layers, and compare
 every output (\`bench/verify_head.go\`, built on the \`verify\` package, against
@@ -338,7 +339,7 @@ libblas, which is only as fast as the package installed there (see Machine).
 |---|---:|---:|---:|---|
 EOF
 	local l
-	for l in "pt2conv verify (all checks)" "pt2conv head, 512x14x14" "$T113 head, 512x14x14" \
+	for l in "pt2conv verify --grow 7, 512x14x14" "pt2conv head, 512x14x14" "$T113 head, 512x14x14" \
 		"$T26 head, 512x14x14"; do
 		ok "$l" || continue
 		printf '| %s | %s | %s | %s | %s |\n' "$l" "${WALL[$l]}" "${CPU[$l]}" "${RSS[$l]}" "${NOTE[$l]//|/\\|}"

@@ -30,17 +30,18 @@ type Options struct {
 	Seed uint64
 	// Samples is the number of random inputs per check; 0 means 2.
 	Samples int
-	// Margin is the border added on every side of the input for the sliding and chain
-	// checks, giving (2·Margin+1)² windows; 0 means 1 (3×3 windows).
-	Margin int
+	// Grow is how much larger than a layer's H×W the input of the sliding and chain checks
+	// is: C×(H+Grow)×(W+Grow), giving (Grow+1)² windows; 0 means 2 (3×3 windows). VGG16's
+	// head on a 512×14×14 feature map is Grow 7.
+	Grow int
 }
 
 func (o Options) withDefaults() Options {
 	if o.Samples <= 0 {
 		o.Samples = 2
 	}
-	if o.Margin <= 0 {
-		o.Margin = 1
+	if o.Grow <= 0 {
+		o.Grow = 2
 	}
 	return o
 }
@@ -55,8 +56,11 @@ func (o Options) withDefaults() Options {
 //	tol = 4·√(k+1)·u·(‖w_o‖₂·‖x‖₂ + |b_o|),  u = 2⁻²⁴ (float32 unit roundoff)
 //
 // the probabilistic rounding-error bound of a float32 sum (√k growth rather than the
-// worst case k), with Cauchy–Schwarz bounding Σ|w_i·x_i|. In a chain, the tolerance of the
-// previous layer propagates as ‖w_o‖₂·‖tol_prev‖₂ (ReLU does not enlarge differences).
+// worst case k), with Cauchy–Schwarz bounding Σ|w_i·x_i|. In a chain, the differences the
+// previous layer left propagate through w_o; they are rounding errors of random sign, so
+// in the same probabilistic spirit they add 4·‖w_o‖₂·‖tol_prev‖₂/√k (the worst case drops
+// the √k, and would let a chain of 4096-wide layers pass almost anything).
+// ReLU does not enlarge differences.
 // A layout error permutes the weights, giving differences of order ‖w_o‖‖x‖/√k, which is
 // about 1/(4·k·u) times the tolerance: hundreds of times for k = 25088.
 type Result struct {
@@ -140,8 +144,8 @@ func Check(orig, conv *pickle.Checkpoint, opts Options) (*Report, error) {
 				return nil, fmt.Errorf("%s: %w", l.Name, err)
 			}
 			rep.Results = append(rep.Results, d.result(CheckSingle, l.Name, single))
-			m := opts.Margin
-			sliding, err := d.windowsOf(randomInput(rng, opts.Samples, l.C, l.H+2*m, l.W+2*m))
+			g := opts.Grow
+			sliding, err := d.windowsOf(randomInput(rng, opts.Samples, l.C, l.H+g, l.W+g))
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", l.Name, err)
 			}
@@ -311,7 +315,7 @@ func (d *layerData) run(x, rows *Dense, prevTol []float64) (*outputs, error) {
 			if d.linBias != nil {
 				b = math.Abs(float64(d.linBias[o]))
 			}
-			tol[r*out+o] = d.gamma*(d.rowNorm[o]*xn+b) + d.rowNorm[o]*tn
+			tol[r*out+o] = d.gamma*(d.rowNorm[o]*xn+b) + 4*d.rowNorm[o]*tn/math.Sqrt(float64(k))
 		}
 	}
 	return &outputs{conv: yc, lin: yl, tol: tol}, nil

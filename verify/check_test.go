@@ -114,7 +114,7 @@ func TestCheckChain(t *testing.T) {
 					if reverse {
 						orig, conv = conv, orig
 					}
-					rep, err := Check(orig, conv, Options{Seed: 7, Samples: 3, Margin: 2})
+					rep, err := Check(orig, conv, Options{Seed: 7, Samples: 3, Grow: 4})
 					if err != nil {
 						t.Fatal(err)
 					}

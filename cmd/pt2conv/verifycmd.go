@@ -11,7 +11,7 @@ import (
 
 func newVerifyCommand() *cobra.Command {
 	var asJSON bool
-	var seed uint64
+	var opts verify.Options
 	cmd := &cobra.Command{
 		Use:   "verify ORIGINAL CONVERTED",
 		Short: "Prove that the converted layers of CONVERTED compute what ORIGINAL's do",
@@ -31,7 +31,7 @@ Exit 0 when every check passes, 1 when any fails, 2 on bad input.`,
 				return err
 			}
 			defer conv.Close()
-			rep, err := verify.Check(orig, conv, verify.Options{Seed: seed})
+			rep, err := verify.Check(orig, conv, opts)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[1], err)
 			}
@@ -52,6 +52,8 @@ Exit 0 when every check passes, 1 when any fails, 2 on bad input.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON report")
-	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of the random inputs")
+	cmd.Flags().Uint64Var(&opts.Seed, "seed", 1, "seed of the random inputs")
+	cmd.Flags().IntVar(&opts.Samples, "samples", 2, "random inputs per check")
+	cmd.Flags().IntVar(&opts.Grow, "grow", 2, "the sliding and chain checks run on a C×(H+`N`)×(W+N) input, (N+1)² windows")
 	return cmd
 }
