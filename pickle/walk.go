@@ -67,18 +67,8 @@ func (w *walker) walk(path Path, v Value) error {
 		}
 		return err
 	}
-	var entries []Entry
-	var items []Value
-	switch c := v.(type) {
-	case *Dict:
-		entries = c.Entries
-	case *OrderedDict:
-		entries = c.Entries
-	case *List:
-		items = c.Items
-	case *Tuple:
-		items = c.Items
-	default:
+	entries, items, ok := children(v)
+	if !ok {
 		return nil
 	}
 	if w.active[v] {
@@ -99,6 +89,22 @@ func (w *walker) walk(path Path, v Value) error {
 	return nil
 }
 
+// children returns a container's entries (dicts) or items (lists, tuples); ok is false
+// for values that hold no others.
+func children(v Value) (entries []Entry, items []Value, ok bool) {
+	switch c := v.(type) {
+	case *Dict:
+		return c.Entries, nil, true
+	case *OrderedDict:
+		return c.Entries, nil, true
+	case *List:
+		return nil, c.Items, true
+	case *Tuple:
+		return nil, c.Items, true
+	}
+	return nil, nil, false
+}
+
 // walkSize counts the values Walk visits below root, stopping once the count passes
 // limit. Each container's count is computed once, so a tree whose walk would take
 // exponential time (shared lists of shared lists) is measured in linear time.
@@ -107,18 +113,8 @@ func walkSize(root Value, limit int) int {
 	active := map[any]bool{}
 	var size func(v Value) int
 	size = func(v Value) int {
-		var entries []Entry
-		var items []Value
-		switch c := v.(type) {
-		case *Dict:
-			entries = c.Entries
-		case *OrderedDict:
-			entries = c.Entries
-		case *List:
-			items = c.Items
-		case *Tuple:
-			items = c.Items
-		default:
+		entries, items, ok := children(v)
+		if !ok {
 			return 1
 		}
 		if n, ok := counted[v]; ok {
