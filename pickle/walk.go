@@ -186,3 +186,13 @@ func Storages(root Value) []*Storage {
 
 // MarshalText renders the path as its String, so JSON reports show "model/fc.weight".
 func (p Path) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText reads a path written by MarshalText. Keys that themselves contain "/" do not
+// survive the round trip.
+func (p *Path) UnmarshalText(text []byte) error {
+	*p = nil
+	if len(text) > 0 {
+		*p = strings.Split(string(text), "/")
+	}
+	return nil
+}
