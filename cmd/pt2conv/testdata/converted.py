@@ -1,0 +1,114 @@
+"""Judges pt2conv's conversions with real PyTorch (torch 1.13 and 2.x).
+
+Usage:
+  converted.py make-f64 OUT        write a float64 Linear(12, 3) state_dict
+  converted.py check CASES.json    check every case; print "ok N" or exit 1 naming the difference
+
+A case is {"orig": path, "conv": path, "shapes": {key: new shape}, "seed": bool}. The converted
+file must load wherever the original loads (weights_only=True included); hold the same keys in
+the same order; keep every dtype and every value bit for bit, the converted tensors reshaped and
+all others unchanged down to their strides; keep the original's storage sharing; and, for the
+seed example, give relu(conv) = [14.9, 19.0].
+"""
+
+import collections
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+
+
+def load(path):
+    try:
+        return torch.load(path, weights_only=True), True
+    except Exception:
+        return torch.load(path, weights_only=False), False
+
+
+def tensors(obj, prefix=""):
+    out = collections.OrderedDict()
+    if isinstance(obj, torch.Tensor):
+        out[prefix] = obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(tensors(v, "%s/%s" % (prefix, k) if prefix else str(k)))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            out.update(tensors(v, "%s/%d" % (prefix, i) if prefix else str(i)))
+    return out
+
+
+def storage_key(t):
+    s = t.untyped_storage() if hasattr(t, "untyped_storage") else t.storage()
+    return s.data_ptr()
+
+
+def sharing(ts):
+    groups = collections.defaultdict(list)
+    for k, t in ts.items():
+        if t.numel():
+            groups[storage_key(t)].append(k)
+    return sorted(sorted(g) for g in groups.values())
+
+
+def same_bits(a, b):
+    if a.dtype.is_floating_point:
+        width = {2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
+        return torch.equal(a.contiguous().view(width), b.contiguous().view(width))
+    return torch.equal(a, b)
+
+
+def check(case):
+    a, a_safe = load(case["orig"])
+    b, b_safe = load(case["conv"])
+    name = case["conv"]
+    if a_safe and not b_safe:
+        return "%s: the original loads with weights_only=True, the conversion does not" % name
+    ta, tb = tensors(a), tensors(b)
+    if list(ta) != list(tb):
+        return "%s: keys differ: %s vs %s" % (name, list(ta), list(tb))
+    for k, x in ta.items():
+        y = tb[k]
+        if x.dtype != y.dtype:
+            return "%s: %s is %s, was %s" % (name, k, y.dtype, x.dtype)
+        want = case["shapes"].get(k)
+        if want is not None:
+            if list(y.shape) != want:
+                return "%s: %s has shape %s, want %s" % (name, k, list(y.shape), want)
+            y = y.reshape(x.shape)
+        elif y.shape != x.shape or y.stride() != x.stride() or y.storage_offset() != x.storage_offset():
+            return "%s: %s changed from %s/%s to %s/%s" % (name, k, list(x.shape), x.stride(), list(y.shape), y.stride())
+        if not same_bits(x, y):
+            return "%s: %s has other values" % (name, k)
+    if sharing(ta) != sharing(tb):
+        return "%s: storage sharing changed: %s vs %s" % (name, sharing(ta), sharing(tb))
+    if case.get("seed"):
+        img = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+        out = F.relu(F.conv2d(img, tb["fc.weight"], tb["fc.bias"])).flatten()
+        if not torch.allclose(out, torch.tensor([14.9, 19.0])):
+            return "%s: relu(conv) = %s, want [14.9, 19.0]" % (name, out.tolist())
+    return None
+
+
+def main(argv):
+    if len(argv) == 2 and argv[0] == "make-f64":
+        torch.manual_seed(3)
+        fc = torch.nn.Linear(12, 3).double()
+        torch.save(collections.OrderedDict([("fc.weight", fc.weight.data), ("fc.bias", fc.bias.data)]), argv[1])
+        return
+    if len(argv) != 2 or argv[0] != "check":
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    with open(argv[1]) as f:
+        cases = json.load(f)
+    for case in cases:
+        err = check(case)
+        if err:
+            print("converted.py: torch %s: %s" % (torch.__version__, err), file=sys.stderr)
+            sys.exit(1)
+    print("ok %d torch %s" % (len(cases), torch.__version__))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
