@@ -20,16 +20,17 @@ func runSingle(ctx context.Context, cmd *cobra.Command, j job, o *convertOptions
 	stderr := cmd.ErrOrStderr()
 	var progress func(done, total int64)
 	var bars *mpb.Progress
+	var bar *mpb.Bar
 	if !o.dryRun && isTerminal(stderr) {
 		bars = mpb.NewWithContext(ctx, mpb.WithOutput(stderr), mpb.WithWidth(40))
-		bar := newFileBar(bars, j.in)
+		bar = newFileBar(bars, j.in)
 		progress = func(done, total int64) { bar.SetTotal(total, false); bar.SetCurrent(done) }
-		defer func() { bar.Abort(false); bars.Wait() }()
 	}
 	res := convertFile(ctx, j, o, progress)
 	if bars != nil {
-		bars.Shutdown()
-		bars = nil
+		// The bar goes before the report is printed, so the two do not interleave.
+		bar.Abort(true)
+		bars.Wait()
 	}
 	if asJSON {
 		if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
