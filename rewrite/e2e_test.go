@@ -2,8 +2,6 @@ package rewrite_test
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -49,7 +47,7 @@ func TestTorchEndToEnd(t *testing.T) {
 			var dirs []string
 			for _, host := range made {
 				h, inside := checker.TempDir(t)
-				copyDir(t, h, host)
+				torchtest.CopyDir(t, h, host)
 				dirs = append(dirs, inside)
 			}
 			script := checker.Share(t, filepath.Join(torchtest.RepoRoot(t), e2eScript))
@@ -118,35 +116,4 @@ func countOptimizer(p *rewrite.Plan) int {
 		}
 	}
 	return n
-}
-
-func copyDir(t *testing.T, dst, src string) {
-	t.Helper()
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		if err := copyFile(filepath.Join(dst, e.Name()), filepath.Join(src, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func copyFile(dst, src string) (err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, out.Close()) }()
-	_, err = io.Copy(out, in)
-	return err
 }

@@ -283,6 +283,24 @@ func (tr *Torch) TempDir(t testing.TB) (host, inside string) {
 	return host, "/tmp/" + filepath.Base(host)
 }
 
+// CopyDir copies the regular files of directory src into dst, for example between two
+// interpreters' TempDirs.
+func CopyDir(t testing.TB, dst, src string) {
+	t.Helper()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if err := copyFile(filepath.Join(dst, e.Name()), filepath.Join(src, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func copyFile(dst, src string) error {
 	in, err := os.Open(src)
 	if err != nil {
