@@ -12,6 +12,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -115,7 +116,7 @@ func run(origPath, convPath string, size int, seed uint64) error {
 }
 
 // loadHead decodes the head's weights: the 2-D form from orig, the 4-D form from conv.
-func loadHead(orig, conv *pickle.Checkpoint) ([]layer, error) {
+func loadHead(orig, conv *checkpoint.Checkpoint) ([]layer, error) {
 	found, err := verify.FindLayers(orig, conv)
 	if err != nil {
 		return nil, err

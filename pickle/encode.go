@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"io"
 	"math"
 	"math/big"
@@ -84,7 +85,7 @@ func NewEncoder(w io.Writer) *Encoder {
 }
 
 // Encode writes v as one pickle (PROTO 2 ... STOP) and flushes it to the underlying writer.
-func (e *Encoder) Encode(v Value) error {
+func (e *Encoder) Encode(v checkpoint.Value) error {
 	e.memoLen = 0
 	e.objects = map[any]uint32{}
 	e.strings = map[string]uint32{}
@@ -152,13 +153,13 @@ func (e *Encoder) memoized(key any) bool {
 // object is already being written higher up.
 func (e *Encoder) enter(key any) error {
 	if e.building[key] {
-		return fmt.Errorf("pickle: encoding %s: %w", typeName(key), ErrCycle)
+		return fmt.Errorf("pickle: encoding %s: %w", checkpoint.TypeName(key), ErrCycle)
 	}
 	e.building[key] = true
 	return nil
 }
 
-func (e *Encoder) value(v Value) error {
+func (e *Encoder) value(v checkpoint.Value) error {
 	if e.err != nil {
 		return e.err
 	}
@@ -187,23 +188,23 @@ func (e *Encoder) value(v Value) error {
 		e.write(e.scratch[:9]...)
 	case string:
 		e.str(v)
-	case Bytes:
+	case checkpoint.Bytes:
 		return e.bytes(v)
-	case *List:
+	case *checkpoint.List:
 		return e.list(v)
-	case *Tuple:
+	case *checkpoint.Tuple:
 		return e.tuple(v)
-	case *Dict:
+	case *checkpoint.Dict:
 		return e.dict(v)
-	case *OrderedDict:
+	case *checkpoint.OrderedDict:
 		return e.orderedDict(v)
-	case *Global:
+	case *checkpoint.Global:
 		e.global(v.Module, v.Name)
-	case *Call:
+	case *checkpoint.Call:
 		return e.call(v)
-	case *Tensor:
+	case *checkpoint.Tensor:
 		return e.tensor(v)
-	case *Parameter:
+	case *checkpoint.Parameter:
 		return e.parameter(v)
 	default:
 		return fmt.Errorf("pickle: cannot encode a value of Go type %T", v)
@@ -294,7 +295,7 @@ func (e *Encoder) global(module, name string) {
 
 // bytes follows Python's protocol-2 fallback for bytes: bytes() for empty data, else
 // _codecs.encode(data decoded as latin-1, "latin1").
-func (e *Encoder) bytes(b Bytes) error {
+func (e *Encoder) bytes(b checkpoint.Bytes) error {
 	if len(b) == 0 {
 		e.global("__builtin__", "bytes")
 		e.write(opEmptyTuple, opReduce)
@@ -315,7 +316,7 @@ func (e *Encoder) bytes(b Bytes) error {
 	return e.err
 }
 
-func (e *Encoder) list(l *List) error {
+func (e *Encoder) list(l *checkpoint.List) error {
 	if e.memoized(l) {
 		return e.err
 	}
@@ -324,7 +325,7 @@ func (e *Encoder) list(l *List) error {
 	return e.appends(l.Items)
 }
 
-func (e *Encoder) appends(items []Value) error {
+func (e *Encoder) appends(items []checkpoint.Value) error {
 	for len(items) > 0 {
 		n := min(len(items), batchSize)
 		if n == 1 {
@@ -346,7 +347,7 @@ func (e *Encoder) appends(items []Value) error {
 	return e.err
 }
 
-func (e *Encoder) dict(d *Dict) error {
+func (e *Encoder) dict(d *checkpoint.Dict) error {
 	if e.memoized(d) {
 		return e.err
 	}
@@ -355,7 +356,7 @@ func (e *Encoder) dict(d *Dict) error {
 	return e.setItems(d.Entries)
 }
 
-func (e *Encoder) setItems(entries []Entry) error {
+func (e *Encoder) setItems(entries []checkpoint.Entry) error {
 	for len(entries) > 0 {
 		n := min(len(entries), batchSize)
 		if n > 1 {
@@ -381,7 +382,7 @@ func (e *Encoder) setItems(entries []Entry) error {
 
 // orderedDict writes collections.OrderedDict the way its __reduce__ asks: called with no
 // arguments, memoized, filled, then BUILT with its instance dict (a state_dict's _metadata).
-func (e *Encoder) orderedDict(d *OrderedDict) error {
+func (e *Encoder) orderedDict(d *checkpoint.OrderedDict) error {
 	if e.memoized(d) {
 		return e.err
 	}
@@ -402,7 +403,7 @@ func (e *Encoder) orderedDict(d *OrderedDict) error {
 
 // tupleItems writes items as a tuple object. The tuple is memoized like Python memoizes
 // a tuple it has just built, but under no key: each call writes a new one.
-func (e *Encoder) tupleItems(items []Value) error {
+func (e *Encoder) tupleItems(items []checkpoint.Value) error {
 	if len(items) == 0 {
 		e.write(opEmptyTuple)
 		return e.err
@@ -429,7 +430,7 @@ func (e *Encoder) tupleItems(items []Value) error {
 	return e.err
 }
 
-func (e *Encoder) tuple(t *Tuple) error {
+func (e *Encoder) tuple(t *checkpoint.Tuple) error {
 	if e.memoized(t) {
 		return e.err
 	}
@@ -448,7 +449,7 @@ func (e *Encoder) tuple(t *Tuple) error {
 	return e.err
 }
 
-func (e *Encoder) call(c *Call) error {
+func (e *Encoder) call(c *checkpoint.Call) error {
 	if e.memoized(c) {
 		return e.err
 	}
@@ -462,7 +463,7 @@ func (e *Encoder) call(c *Call) error {
 	e.global(c.Func.Module, c.Func.Name)
 	args := c.Args
 	if args == nil {
-		args = &Tuple{}
+		args = &checkpoint.Tuple{}
 	}
 	if err := e.tuple(args); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"math"
 	"math/big"
 	"os"
@@ -27,7 +28,7 @@ func bigInt(s string) *big.Int {
 func TestEncodeValues(t *testing.T) {
 	tests := []struct {
 		name string
-		v    Value
+		v    checkpoint.Value
 		hex  string
 	}{
 		{"0", int64(0), "80024b002e"},
@@ -55,19 +56,19 @@ func TestEncodeValues(t *testing.T) {
 		{"True", true, "8002882e"},
 		{"False", false, "8002892e"},
 		{"None", nil, "80024e2e"},
-		{"empty bytes", Bytes{}, "8002635f5f6275696c74696e5f5f0a62797465730a7100295271012e"},
-		{"bytes", Bytes{0, 0xff, 'a'}, "8002635f636f646563730a656e636f64650a7100580400000000c3bf61710158060000006c6174696e3171028671035271042e"},
-		{"()", &Tuple{}, "8002292e"},
-		{"(1,)", &Tuple{[]Value{int64(1)}}, "80024b018571002e"},
-		{"(1, 2)", &Tuple{[]Value{int64(1), int64(2)}}, "80024b014b028671002e"},
-		{"(1, 2, 3)", &Tuple{[]Value{int64(1), int64(2), int64(3)}}, "80024b014b024b038771002e"},
-		{"(1, 2, 3, 4)", &Tuple{[]Value{int64(1), int64(2), int64(3), int64(4)}}, "8002284b014b024b034b047471002e"},
-		{"[]", &List{}, "80025d71002e"},
-		{"[1]", &List{[]Value{int64(1)}}, "80025d71004b01612e"},
-		{"[1, 2]", &List{[]Value{int64(1), int64(2)}}, "80025d7100284b014b02652e"},
-		{"{}", &Dict{}, "80027d71002e"},
-		{"{'a': 1}", &Dict{[]Entry{{"a", int64(1)}}}, "80027d710058010000006171014b01732e"},
-		{"{'a': 1, 'b': 2}", &Dict{[]Entry{{"a", int64(1)}, {"b", int64(2)}}},
+		{"empty bytes", checkpoint.Bytes{}, "8002635f5f6275696c74696e5f5f0a62797465730a7100295271012e"},
+		{"bytes", checkpoint.Bytes{0, 0xff, 'a'}, "8002635f636f646563730a656e636f64650a7100580400000000c3bf61710158060000006c6174696e3171028671035271042e"},
+		{"()", &checkpoint.Tuple{}, "8002292e"},
+		{"(1,)", &checkpoint.Tuple{Items: []checkpoint.Value{int64(1)}}, "80024b018571002e"},
+		{"(1, 2)", &checkpoint.Tuple{Items: []checkpoint.Value{int64(1), int64(2)}}, "80024b014b028671002e"},
+		{"(1, 2, 3)", &checkpoint.Tuple{Items: []checkpoint.Value{int64(1), int64(2), int64(3)}}, "80024b014b024b038771002e"},
+		{"(1, 2, 3, 4)", &checkpoint.Tuple{Items: []checkpoint.Value{int64(1), int64(2), int64(3), int64(4)}}, "8002284b014b024b034b047471002e"},
+		{"[]", &checkpoint.List{}, "80025d71002e"},
+		{"[1]", &checkpoint.List{Items: []checkpoint.Value{int64(1)}}, "80025d71004b01612e"},
+		{"[1, 2]", &checkpoint.List{Items: []checkpoint.Value{int64(1), int64(2)}}, "80025d7100284b014b02652e"},
+		{"{}", &checkpoint.Dict{}, "80027d71002e"},
+		{"{'a': 1}", &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "a", Value: int64(1)}}}, "80027d710058010000006171014b01732e"},
+		{"{'a': 1, 'b': 2}", &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "a", Value: int64(1)}, {Key: "b", Value: int64(2)}}},
 			"80027d71002858010000006171014b0158010000006271024b02752e"},
 	}
 	for _, tt := range tests {
@@ -80,7 +81,7 @@ func TestEncodeValues(t *testing.T) {
 	}
 }
 
-func encode(t *testing.T, v Value) []byte {
+func encode(t *testing.T, v checkpoint.Value) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := NewEncoder(&buf).Encode(v); err != nil {
@@ -92,11 +93,11 @@ func encode(t *testing.T, v Value) []byte {
 // Shared objects are written once and then fetched from the memo; equal but distinct
 // tuples are written twice, as Python writes tuples built separately.
 func TestEncodeShared(t *testing.T) {
-	inner := &List{[]Value{"x"}}
-	tup := &Tuple{[]Value{int64(1), int64(2)}}
-	self := &List{}
-	self.Items = []Value{self}
-	v := &List{[]Value{inner, inner, tup, tup, &Tuple{[]Value{int64(1), int64(2)}}, "x", self}}
+	inner := &checkpoint.List{Items: []checkpoint.Value{"x"}}
+	tup := &checkpoint.Tuple{Items: []checkpoint.Value{int64(1), int64(2)}}
+	self := &checkpoint.List{}
+	self.Items = []checkpoint.Value{self}
+	v := &checkpoint.List{Items: []checkpoint.Value{inner, inner, tup, tup, &checkpoint.Tuple{Items: []checkpoint.Value{int64(1), int64(2)}}, "x", self}}
 	got := encode(t, v)
 	// [ [x], [x], (1,2), (1,2), (1,2)', 'x', self-list ]
 	want := "80025d7100" + "28" +
@@ -114,12 +115,12 @@ func TestEncodeShared(t *testing.T) {
 }
 
 func TestEncodeLongMemo(t *testing.T) {
-	items := make([]Value, 300)
+	items := make([]checkpoint.Value, 300)
 	for i := range items {
 		items[i] = strings.Repeat("k", i+1)
 	}
 	items = append(items, items[299])
-	got := encode(t, &List{items})
+	got := encode(t, &checkpoint.List{Items: items})
 	// The 300th string is memo slot 300 (the list is slot 0): LONG_BINPUT and LONG_BINGET.
 	if !bytes.Contains(got, []byte{opLongBinPut, 44, 1, 0, 0, opLongBinGet, 44, 1, 0, 0}) {
 		t.Errorf("no LONG_BINPUT/LONG_BINGET 300 in the encoding")
@@ -128,26 +129,26 @@ func TestEncodeLongMemo(t *testing.T) {
 
 // Python batches APPENDS and SETITEMS by 1000, with APPEND/SETITEM for a batch of one.
 func TestEncodeBatches(t *testing.T) {
-	items := make([]Value, 1001)
-	entries := make([]Entry, 1001)
+	items := make([]checkpoint.Value, 1001)
+	entries := make([]checkpoint.Entry, 1001)
 	for i := range items {
 		items[i] = int64(0)
-		entries[i] = Entry{int64(i), nil}
+		entries[i] = checkpoint.Entry{Key: int64(i), Value: nil}
 	}
-	got := encode(t, &List{items})
+	got := encode(t, &checkpoint.List{Items: items})
 	if n := bytes.Count(got, []byte{opAppends}); n != 1 || got[len(got)-2] != opAppend {
 		t.Errorf("list of 1001: %d APPENDS, ends in %q", n, got[len(got)-2])
 	}
-	got = encode(t, &Dict{entries})
+	got = encode(t, &checkpoint.Dict{Entries: entries})
 	if got[len(got)-2] != opSetItem {
 		t.Errorf("dict of 1001 ends in %q, want SETITEM", got[len(got)-2])
 	}
 }
 
 func TestEncodeCycleThroughTuple(t *testing.T) {
-	l := &List{}
-	tup := &Tuple{[]Value{l}}
-	l.Items = []Value{tup}
+	l := &checkpoint.List{}
+	tup := &checkpoint.Tuple{Items: []checkpoint.Value{l}}
+	l.Items = []checkpoint.Value{tup}
 	err := NewEncoder(&bytes.Buffer{}).Encode(tup)
 	if !errors.Is(err, ErrCycle) {
 		t.Fatalf("Encode(recursive tuple) = %v, want ErrCycle", err)
@@ -155,13 +156,13 @@ func TestEncodeCycleThroughTuple(t *testing.T) {
 }
 
 func TestEncodeErrors(t *testing.T) {
-	for _, v := range []Value{
+	for _, v := range []checkpoint.Value{
 		struct{}{},
-		&Tensor{Size: []int64{1}, Stride: []int64{1}},
-		&Tensor{Storage: &Storage{Kind: Float32, Key: "0", Location: "cpu", Len: 1}, Size: []int64{1}},
-		&Tensor{Storage: &Storage{Key: "0", Location: "cpu", Len: 1}},
-		&Call{},
-		&Parameter{},
+		&checkpoint.Tensor{Size: []int64{1}, Stride: []int64{1}},
+		&checkpoint.Tensor{Storage: &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 1}, Size: []int64{1}},
+		&checkpoint.Tensor{Storage: &checkpoint.Storage{Key: "0", Location: "cpu", Len: 1}},
+		&checkpoint.Call{},
+		&checkpoint.Parameter{},
 	} {
 		if err := NewEncoder(&bytes.Buffer{}).Encode(v); err == nil {
 			t.Errorf("Encode(%#v) succeeded", v)
@@ -170,10 +171,10 @@ func TestEncodeErrors(t *testing.T) {
 }
 
 func TestEncodeCallAndParameter(t *testing.T) {
-	size := &Call{Func: &Global{"torch", "Size"}, Args: &Tuple{[]Value{&Tuple{[]Value{int64(2), int64(3)}}}}}
-	s := &Storage{Kind: Float32, Key: "0", Location: "cpu", Len: 1}
-	p := &Parameter{Data: &Tensor{Storage: s, Size: []int64{}, Stride: []int64{}}, RequiresGrad: true}
-	got := encode(t, &List{[]Value{size, p, p, &Global{"torch", "float32"}}})
+	size := &checkpoint.Call{Func: &checkpoint.Global{Module: "torch", Name: "Size"}, Args: &checkpoint.Tuple{Items: []checkpoint.Value{&checkpoint.Tuple{Items: []checkpoint.Value{int64(2), int64(3)}}}}}
+	s := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 1}
+	p := &checkpoint.Parameter{Data: &checkpoint.Tensor{Storage: s, Size: []int64{}, Stride: []int64{}}, RequiresGrad: true}
+	got := encode(t, &checkpoint.List{Items: []checkpoint.Value{size, p, p, &checkpoint.Global{Module: "torch", Name: "float32"}}})
 	for _, want := range []string{
 		"ctorch\nSize\n", "R", "ctorch._utils\n_rebuild_parameter\n", "ctorch\nfloat32\n",
 		"ctorch._utils\n_rebuild_tensor_v2\n",
@@ -188,25 +189,25 @@ func TestEncodeCallAndParameter(t *testing.T) {
 }
 
 // stateDictTree is state_dict() of testdata/write/checkpoint.py.
-func stateDictTree() (Value, map[*Storage][]byte) {
-	s0 := &Storage{Kind: Float32, Key: "0", Location: "cpu", Len: 3}
-	s1 := &Storage{Kind: Float16, Key: "1", Location: "cpu", Len: 4}
-	a := &Tensor{Storage: s0, Size: []int64{3}, Stride: []int64{1}}
-	sd := &OrderedDict{
-		Entries: []Entry{
-			{"a", a},
-			{"b", &Tensor{Storage: s1, Size: []int64{2, 2}, Stride: []int64{2, 1}}},
-			{"c", a},
+func stateDictTree() (checkpoint.Value, map[*checkpoint.Storage][]byte) {
+	s0 := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 3}
+	s1 := &checkpoint.Storage{Kind: checkpoint.Float16, Key: "1", Location: "cpu", Len: 4}
+	a := &checkpoint.Tensor{Storage: s0, Size: []int64{3}, Stride: []int64{1}}
+	sd := &checkpoint.OrderedDict{
+		Entries: []checkpoint.Entry{
+			{Key: "a", Value: a},
+			{Key: "b", Value: &checkpoint.Tensor{Storage: s1, Size: []int64{2, 2}, Stride: []int64{2, 1}}},
+			{Key: "c", Value: a},
 		},
 		State: metadata(),
 	}
-	return sd, map[*Storage][]byte{s0: f32s(1, 1, 1), s1: make([]byte, 8)}
+	return sd, map[*checkpoint.Storage][]byte{s0: f32s(1, 1, 1), s1: make([]byte, 8)}
 }
 
-func metadata() *Dict {
-	return &Dict{[]Entry{{"_metadata", &OrderedDict{Entries: []Entry{
-		{"", &Dict{[]Entry{{"version", int64(1)}}}},
-		{"fc", &Dict{[]Entry{{"version", int64(1)}}}},
+func metadata() *checkpoint.Dict {
+	return &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "_metadata", Value: &checkpoint.OrderedDict{Entries: []checkpoint.Entry{
+		{Key: "", Value: &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "version", Value: int64(1)}}}},
+		{Key: "fc", Value: &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "version", Value: int64(1)}}}},
 	}}}}}
 }
 
@@ -234,59 +235,59 @@ func i64s(xs ...int64) []byte {
 	return b
 }
 
-func tensor(s *Storage, offset int64, size, stride []int64) *Tensor {
-	return &Tensor{Storage: s, Offset: offset, Size: size, Stride: stride}
+func tensor(s *checkpoint.Storage, offset int64, size, stride []int64) *checkpoint.Tensor {
+	return &checkpoint.Tensor{Storage: s, Offset: offset, Size: size, Stride: stride}
 }
 
 // trainingTree is training(plainOnly) of testdata/write/checkpoint.py.
-func trainingTree(plainOnly bool) (Value, map[*Storage][]byte) {
-	st := func(k StorageKind, key string, n int64) *Storage {
-		return &Storage{Kind: k, Key: key, Location: "cpu", Len: n}
+func trainingTree(plainOnly bool) (checkpoint.Value, map[*checkpoint.Storage][]byte) {
+	st := func(k checkpoint.StorageKind, key string, n int64) *checkpoint.Storage {
+		return &checkpoint.Storage{Kind: k, Key: key, Location: "cpu", Len: n}
 	}
-	w, half, bf, idx, scalar, mom := st(Float32, "0", 12), st(Float16, "1", 6),
-		st(BFloat16, "2", 3), st(Int64, "3", 2), st(Float32, "4", 1), st(Float32, "5", 2)
+	w, half, bf, idx, scalar, mom := st(checkpoint.Float32, "0", 12), st(checkpoint.Float16, "1", 6),
+		st(checkpoint.BFloat16, "2", 3), st(checkpoint.Int64, "3", 2), st(checkpoint.Float32, "4", 1), st(checkpoint.Float32, "5", 2)
 	weight := tensor(w, 0, []int64{3, 4}, []int64{4, 1})
-	model := &OrderedDict{
-		Entries: []Entry{
-			{"fc.weight", weight},
-			{"fc.weight_t", tensor(w, 0, []int64{4, 3}, []int64{1, 4})},
-			{"fc.bias", tensor(w, 4, []int64{4}, []int64{1})},
-			{"half", tensor(half, 0, []int64{2, 3}, []int64{3, 1})},
-			{"bf16", tensor(bf, 0, []int64{3}, []int64{1})},
-			{"idx", tensor(idx, 0, []int64{2}, []int64{1})},
-			{"scalar", tensor(scalar, 0, []int64{}, []int64{})},
+	model := &checkpoint.OrderedDict{
+		Entries: []checkpoint.Entry{
+			{Key: "fc.weight", Value: weight},
+			{Key: "fc.weight_t", Value: tensor(w, 0, []int64{4, 3}, []int64{1, 4})},
+			{Key: "fc.bias", Value: tensor(w, 4, []int64{4}, []int64{1})},
+			{Key: "half", Value: tensor(half, 0, []int64{2, 3}, []int64{3, 1})},
+			{Key: "bf16", Value: tensor(bf, 0, []int64{3}, []int64{1})},
+			{Key: "idx", Value: tensor(idx, 0, []int64{2}, []int64{1})},
+			{Key: "scalar", Value: tensor(scalar, 0, []int64{}, []int64{})},
 		},
 		State: metadata(),
 	}
-	group := &Dict{[]Entry{
-		{"params", &List{[]Value{int64(0), int64(1)}}},
-		{"nesterov", false},
-		{"dampening", int64(0)},
-		{"big", bigInt("0x400000000000000000")},
-		{"neg", int64(-129)},
-		{"i32", int64(-70000)},
-		{"i16", int64(60000)},
-		{"none", nil},
-		{"t", &Tuple{[]Value{int64(1), int64(2), int64(3), int64(4)}}},
-		{"t1", &Tuple{[]Value{"x"}}},
+	group := &checkpoint.Dict{Entries: []checkpoint.Entry{
+		{Key: "params", Value: &checkpoint.List{Items: []checkpoint.Value{int64(0), int64(1)}}},
+		{Key: "nesterov", Value: false},
+		{Key: "dampening", Value: int64(0)},
+		{Key: "big", Value: bigInt("0x400000000000000000")},
+		{Key: "neg", Value: int64(-129)},
+		{Key: "i32", Value: int64(-70000)},
+		{Key: "i16", Value: int64(60000)},
+		{Key: "none", Value: nil},
+		{Key: "t", Value: &checkpoint.Tuple{Items: []checkpoint.Value{int64(1), int64(2), int64(3), int64(4)}}},
+		{Key: "t1", Value: &checkpoint.Tuple{Items: []checkpoint.Value{"x"}}},
 	}}
-	ck := &Dict{[]Entry{
-		{"epoch", int64(7)},
-		{"model", model},
-		{"optimizer", &Dict{[]Entry{
-			{"state", &Dict{[]Entry{{int64(0), &Dict{[]Entry{
-				{"momentum_buffer", tensor(mom, 0, []int64{2}, []int64{1})},
+	ck := &checkpoint.Dict{Entries: []checkpoint.Entry{
+		{Key: "epoch", Value: int64(7)},
+		{Key: "model", Value: model},
+		{Key: "optimizer", Value: &checkpoint.Dict{Entries: []checkpoint.Entry{
+			{Key: "state", Value: &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: int64(0), Value: &checkpoint.Dict{Entries: []checkpoint.Entry{
+				{Key: "momentum_buffer", Value: tensor(mom, 0, []int64{2}, []int64{1})},
 			}}}}}},
-			{"param_groups", &List{[]Value{group}}},
+			{Key: "param_groups", Value: &checkpoint.List{Items: []checkpoint.Value{group}}},
 		}}},
-		{"tied", weight},
-		{"true", true},
+		{Key: "tied", Value: weight},
+		{Key: "true", Value: true},
 	}}
 	if !plainOnly {
-		group.Entries = append(group.Entries, Entry{"lr", 0.1})
-		ck.Entries = append(ck.Entries, Entry{"bytes", Bytes("\x00\xffab\x80")}, Entry{"empty", Bytes{}})
+		group.Entries = append(group.Entries, checkpoint.Entry{Key: "lr", Value: 0.1})
+		ck.Entries = append(ck.Entries, checkpoint.Entry{Key: "bytes", Value: checkpoint.Bytes("\x00\xffab\x80")}, checkpoint.Entry{Key: "empty", Value: checkpoint.Bytes{}})
 	}
-	data := map[*Storage][]byte{
+	data := map[*checkpoint.Storage][]byte{
 		w:      f32s(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11),
 		half:   u16s(0x3E00, 0xC000, 0x4280, 0, 0x7BFF, 0xB800),
 		bf:     u16s(0x3F80, 0xC060, 0x4480),
@@ -302,10 +303,10 @@ func trainingTree(plainOnly bool) (Value, map[*Storage][]byte) {
 func TestEncodeGolden(t *testing.T) {
 	tests := []struct {
 		file string
-		tree func() (Value, map[*Storage][]byte)
+		tree func() (checkpoint.Value, map[*checkpoint.Storage][]byte)
 	}{
 		{"state_dict.pkl", stateDictTree},
-		{"training.pkl", func() (Value, map[*Storage][]byte) { return trainingTree(false) }},
+		{"training.pkl", func() (checkpoint.Value, map[*checkpoint.Storage][]byte) { return trainingTree(false) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -367,20 +368,20 @@ func TestEncodeDecodesInPython(t *testing.T) {
 	if err != nil {
 		t.Skip("python3 not found")
 	}
-	shared := &List{[]Value{"s"}}
-	self := &List{}
-	self.Items = []Value{int64(1), self}
+	shared := &checkpoint.List{Items: []checkpoint.Value{"s"}}
+	self := &checkpoint.List{}
+	self.Items = []checkpoint.Value{int64(1), self}
 	tests := []struct {
-		v    Value
+		v    checkpoint.Value
 		want string
 	}{
-		{&OrderedDict{Entries: []Entry{{"b", int64(1)}, {"a", nil}}, State: metadata()},
+		{&checkpoint.OrderedDict{Entries: []checkpoint.Entry{{Key: "b", Value: int64(1)}, {Key: "a", Value: nil}}, State: metadata()},
 			"('OrderedDict', [('b', 1), ('a', None)], {'_metadata': ('OrderedDict', [('', {'version': 1}), ('fc', {'version': 1})], {})})"},
-		{&List{[]Value{shared, shared}}, "shared ['s']"},
+		{&checkpoint.List{Items: []checkpoint.Value{shared, shared}}, "shared ['s']"},
 		{self, "[1, '<same list>']"},
-		{&Dict{[]Entry{{int64(-5), bigInt("-0x123456789abcdef0123")}, {true, 2.5}, {"é", Bytes("\x00\xfe")}, {nil, Bytes{}}}},
+		{&checkpoint.Dict{Entries: []checkpoint.Entry{{Key: int64(-5), Value: bigInt("-0x123456789abcdef0123")}, {Key: true, Value: 2.5}, {Key: "é", Value: checkpoint.Bytes("\x00\xfe")}, {Key: nil, Value: checkpoint.Bytes{}}}},
 			"{-5: -5373003642731685151011, True: 2.5, 'é': b'\\x00\\xfe', None: b''}"},
-		{&Tuple{[]Value{int64(1), &Tuple{}, &Tuple{[]Value{"x", "x", "x", "x"}}}}, "(1, (), ('x', 'x', 'x', 'x'))"},
+		{&checkpoint.Tuple{Items: []checkpoint.Value{int64(1), &checkpoint.Tuple{}, &checkpoint.Tuple{Items: []checkpoint.Value{"x", "x", "x", "x"}}}}, "(1, (), ('x', 'x', 'x', 'x'))"},
 	}
 	dir := t.TempDir()
 	var paths []string
@@ -404,9 +405,9 @@ func TestEncodeDecodesInPython(t *testing.T) {
 }
 
 func ExampleEncoder() {
-	s := &Storage{Kind: Float32, Key: "0", Location: "cpu", Len: 4}
-	sd := &OrderedDict{Entries: []Entry{
-		{"fc.weight", &Tensor{Storage: s, Size: []int64{2, 2}, Stride: []int64{2, 1}}},
+	s := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 4}
+	sd := &checkpoint.OrderedDict{Entries: []checkpoint.Entry{
+		{Key: "fc.weight", Value: &checkpoint.Tensor{Storage: s, Size: []int64{2, 2}, Stride: []int64{2, 1}}},
 	}}
 	var buf bytes.Buffer
 	if err := NewEncoder(&buf).Encode(sd); err != nil {

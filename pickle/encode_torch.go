@@ -1,5 +1,7 @@
 package pickle
 
+import "github.com/pt2conv/pt2conv/checkpoint"
+
 import "fmt"
 
 // The torch objects of a checkpoint, written as torch's own __reduce_ex__ methods
@@ -12,8 +14,8 @@ func (e *Encoder) emptyOrderedDict() {
 	e.put()
 }
 
-func int64sValues(xs []int64) []Value {
-	vs := make([]Value, len(xs))
+func int64sValues(xs []int64) []checkpoint.Value {
+	vs := make([]checkpoint.Value, len(xs))
 	for i, x := range xs {
 		vs[i] = x
 	}
@@ -22,7 +24,7 @@ func int64sValues(xs []int64) []Value {
 
 // tensor writes torch._utils._rebuild_tensor_v2(storage, offset, size, stride,
 // requires_grad, hooks, extra...), as Tensor.__reduce_ex__ produces it.
-func (e *Encoder) tensor(t *Tensor) error {
+func (e *Encoder) tensor(t *checkpoint.Tensor) error {
 	if e.memoized(t) {
 		return e.err
 	}
@@ -62,7 +64,7 @@ func (e *Encoder) tensor(t *Tensor) error {
 	return e.err
 }
 
-func (e *Encoder) hooks(h Value) error {
+func (e *Encoder) hooks(h checkpoint.Value) error {
 	if h == nil {
 		e.emptyOrderedDict()
 		return e.err
@@ -72,8 +74,8 @@ func (e *Encoder) hooks(h Value) error {
 
 // storage writes the persistent id torch's persistent_id returns for a storage:
 // ('storage', torch.<Kind>Storage, key, location, numel), a new tuple each time.
-func (e *Encoder) storage(s *Storage) {
-	if s.Kind == InvalidKind || int(s.Kind) >= len(kindInfo) {
+func (e *Encoder) storage(s *checkpoint.Storage) {
+	if !s.Kind.Valid() {
 		e.err = fmt.Errorf("pickle: encoding storage %q: invalid storage kind", s.Key)
 		return
 	}
@@ -90,7 +92,7 @@ func (e *Encoder) storage(s *Storage) {
 
 // parameter writes torch._utils._rebuild_parameter(data, requires_grad, hooks), or
 // _rebuild_parameter_with_state(data, requires_grad, hooks, state) when WithState.
-func (e *Encoder) parameter(p *Parameter) error {
+func (e *Encoder) parameter(p *checkpoint.Parameter) error {
 	if e.memoized(p) {
 		return e.err
 	}

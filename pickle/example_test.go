@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"github.com/pt2conv/pt2conv/pickle"
 )
 
@@ -17,13 +18,13 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	for _, nt := range pickle.Tensors(c.Root) {
+	for _, nt := range checkpoint.Tensors(c.Root) {
 		t := nt.Tensor
 		fmt.Println(nt.Path, t.Storage.Kind, t.Size, t.Stride)
 	}
 	dir, _ := os.MkdirTemp("", "example")
 	defer os.RemoveAll(dir)
-	if err := c.Save(filepath.Join(dir, "copy.pt"), nil); err != nil {
+	if err := pickle.Save(filepath.Join(dir, "copy.pt"), c, nil); err != nil {
 		log.Fatal(err)
 	}
 	// Output:
@@ -32,16 +33,16 @@ func Example() {
 }
 
 // Build a state_dict in memory and save it as torch would.
-func ExampleFromBytes() {
-	w := &pickle.Storage{Kind: pickle.Float32, Key: "0", Location: "cpu", Len: 4}
-	root := &pickle.OrderedDict{Entries: []pickle.Entry{
-		{Key: "fc.weight", Value: &pickle.Tensor{Storage: w, Size: []int64{2, 2}, Stride: []int64{2, 1}, Hooks: &pickle.OrderedDict{}}},
+func ExampleWrite() {
+	w := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 4}
+	root := &checkpoint.OrderedDict{Entries: []checkpoint.Entry{
+		{Key: "fc.weight", Value: &checkpoint.Tensor{Storage: w, Size: []int64{2, 2}, Stride: []int64{2, 1}, Hooks: &checkpoint.OrderedDict{}}},
 	}}
-	c, err := pickle.FromBytes(root, map[*pickle.Storage][]byte{w: make([]byte, 16)})
+	c, err := checkpoint.FromBytes(root, map[*checkpoint.Storage][]byte{w: make([]byte, 16)})
 	if err != nil {
 		log.Fatal(err)
 	}
-	n, err := c.WriteTo(io.Discard)
+	n, err := pickle.Write(io.Discard, c, nil)
 	fmt.Println(n > 0, err)
 	// Output: true <nil>
 }

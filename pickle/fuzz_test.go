@@ -4,11 +4,11 @@ import (
 	"archive/zip"
 	"bytes"
 	"errors"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -62,19 +62,21 @@ func dataPickle(tb testing.TB, archive []byte) []byte {
 }
 
 // decodeRawPickle scans and decodes one pickle the way data.pkl is read.
-func decodeRawPickle(data []byte, lim Limits) (Value, error) {
-	c := &Checkpoint{Name: "raw", src: bytes.NewReader(data), size: int64(len(data)), copyMu: &sync.Mutex{}}
-	d := &decoder{record: "data.pkl", storages: map[string]*Storage{}, lim: lim}
+func decodeRawPickle(data []byte, lim Limits) (checkpoint.Value, error) {
+	c := &fileReader{src: bytes.NewReader(data), size: int64(len(data)), arch: &Archive{}}
+	d := &decoder{record: "data.pkl", storages: map[string]*checkpoint.Storage{}, lim: lim}
 	v, _, err := c.decodePickle(d, 0, int64(len(data)), lim)
 	return v, err
 }
 
 // readLegacyBytes reads data as a legacy stream, whatever its first bytes.
-func readLegacyBytes(data []byte, lim Limits) (*Checkpoint, error) {
-	c := &Checkpoint{Name: "raw", src: bytes.NewReader(data), size: int64(len(data)), copyMu: &sync.Mutex{}}
-	if err := c.readLegacy(lim); err != nil {
+func readLegacyBytes(data []byte, lim Limits) (*checkpoint.Checkpoint, error) {
+	r := &fileReader{src: bytes.NewReader(data), size: int64(len(data)), arch: &Archive{}}
+	if err := r.readLegacy(lim); err != nil {
 		return nil, err
 	}
+	c := checkpoint.New(r.root, r.src, r.size, "raw")
+	c.Format, c.Container = r.format, r.arch
 	return c, nil
 }
 
@@ -112,16 +114,16 @@ var fuzzLimits = Limits{
 
 // exercise uses an opened checkpoint the way the commands do, so that a tree the reader
 // accepts but the rest of the package cannot handle shows up as a panic too.
-func exercise(t *testing.T, c *Checkpoint) {
-	for _, nt := range Tensors(c.Root) {
+func exercise(t *testing.T, c *checkpoint.Checkpoint) {
+	for _, nt := range checkpoint.Tensors(c.Root) {
 		_ = nt.Path.String()
 	}
-	for _, s := range Storages(c.Root) {
+	for _, s := range checkpoint.Storages(c.Root) {
 		if _, err := io.Copy(io.Discard, c.StorageReader(s)); err != nil {
 			t.Fatalf("storage %q of an accepted file cannot be read: %v", s.Key, err)
 		}
 	}
-	_, _ = c.Write(io.Discard, nil)
+	_, _ = Write(io.Discard, c, nil)
 }
 
 func FuzzReadZip(f *testing.F) {
@@ -160,8 +162,8 @@ func FuzzPickle(f *testing.F) {
 			}
 			return
 		}
-		_ = Tensors(v)
-		_ = Storages(v)
+		_ = checkpoint.Tensors(v)
+		_ = checkpoint.Storages(v)
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"runtime"
 	"strings"
 	"testing"
@@ -110,7 +111,7 @@ func TestValidTestArchive(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the test archive itself is refused: %v", err)
 	}
-	if ts := Tensors(c.Root); len(ts) != 1 || ts[0].Tensor.Storage.Len != 1 {
+	if ts := checkpoint.Tensors(c.Root); len(ts) != 1 || ts[0].Tensor.Storage.Len != 1 {
 		t.Fatalf("tensors = %+v", ts)
 	}
 }
@@ -366,7 +367,7 @@ func TestBitFlips(t *testing.T) {
 						}
 						continue
 					}
-					_ = Storages(c.Root)
+					_ = checkpoint.Storages(c.Root)
 				}
 			}
 		}
@@ -390,7 +391,7 @@ func TestLegacyKeyListedTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, err := decodeRawPickle(legacy[pos:pos+n], DefaultLimits)
-	keys, ok := v.(*List)
+	keys, ok := v.(*checkpoint.List)
 	if err != nil || !ok || len(keys.Items) < 2 {
 		t.Fatalf("storage key list: %v %v", v, err)
 	}

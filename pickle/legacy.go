@@ -3,6 +3,7 @@ package pickle
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"io"
 	"math/big"
 )
@@ -18,10 +19,10 @@ var legacyMagic = func() *big.Int {
 
 const legacyProtocolVersion = 1001
 
-func (c *Checkpoint) readLegacy(lim Limits) error {
-	c.Format = FormatLegacy
+func (c *fileReader) readLegacy(lim Limits) error {
+	c.format = FormatLegacy
 	pos := int64(0)
-	next := func(what string, d *decoder) (Value, error) {
+	next := func(what string, d *decoder) (checkpoint.Value, error) {
 		n, err := scanStream(io.NewSectionReader(c.src, pos, c.size-pos), c.size-pos, lim)
 		if err != nil {
 			return nil, fmt.Errorf("legacy %s: %w", what, err)
@@ -32,12 +33,12 @@ func (c *Checkpoint) readLegacy(lim Limits) error {
 			return nil, err
 		}
 		if what == "object" {
-			c.Protocol = proto
+			c.arch.Protocol = proto
 		}
 		pos += n
 		return v, nil
 	}
-	header := &decoder{storages: map[string]*Storage{}, lim: lim}
+	header := &decoder{storages: map[string]*checkpoint.Storage{}, lim: lim}
 	magic, err := next("magic number", header)
 	if err != nil {
 		return err
@@ -59,7 +60,7 @@ func (c *Checkpoint) readLegacy(lim Limits) error {
 	if le, ok := dictLookup(info, "little_endian"); ok && le != true {
 		return fmt.Errorf("%w: a big-endian legacy file", ErrUnsupported)
 	}
-	d := &decoder{storages: map[string]*Storage{}, lim: lim, legacy: true}
+	d := &decoder{storages: map[string]*checkpoint.Storage{}, lim: lim, legacy: true}
 	root, err := next("object", d)
 	if err != nil {
 		return err
@@ -68,14 +69,14 @@ func (c *Checkpoint) readLegacy(lim Limits) error {
 	if err != nil {
 		return err
 	}
-	keys, ok := keysV.(*List)
+	keys, ok := keysV.(*checkpoint.List)
 	if !ok {
-		return fmt.Errorf("%w: the legacy storage key list is a %s", ErrCorrupt, typeName(keysV))
+		return fmt.Errorf("%w: the legacy storage key list is a %s", ErrCorrupt, checkpoint.TypeName(keysV))
 	}
 	if len(keys.Items) != len(d.order) {
 		return fmt.Errorf("%w: %d storage keys listed, %d referenced", ErrCorrupt, len(keys.Items), len(d.order))
 	}
-	placed := map[*Storage]bool{}
+	placed := map[*checkpoint.Storage]bool{}
 	for _, kv := range keys.Items {
 		key, _ := kv.(string)
 		s, ok := d.storages[key]
@@ -98,24 +99,24 @@ func (c *Checkpoint) readLegacy(lim Limits) error {
 		if s.ByteLen() > c.size-pos {
 			return fmt.Errorf("%w: storage %q needs %d bytes, %d remain", ErrTruncated, key, s.ByteLen(), c.size-pos)
 		}
-		s.offset = pos
+		s.Offset = pos
 		pos += s.ByteLen()
 	}
-	c.Root = root
+	c.root = root
 	return nil
 }
 
-func isBigValue(v Value, want *big.Int) bool {
+func isBigValue(v checkpoint.Value, want *big.Int) bool {
 	b, ok := v.(*big.Int)
 	return ok && b.Cmp(want) == 0
 }
 
-func dictLookup(v Value, key string) (Value, bool) {
-	var entries []Entry
+func dictLookup(v checkpoint.Value, key string) (checkpoint.Value, bool) {
+	var entries []checkpoint.Entry
 	switch d := v.(type) {
-	case *Dict:
+	case *checkpoint.Dict:
 		entries = d.Entries
-	case *OrderedDict:
+	case *checkpoint.OrderedDict:
 		entries = d.Entries
 	}
 	for _, e := range entries {

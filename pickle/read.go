@@ -5,16 +5,16 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"io"
 	"os"
 	"path"
 	"strings"
-	"sync"
 )
 
 // Open opens the checkpoint at name, reading only its pickle and the container's directory.
 // The file stays open for the storages' bytes until Close.
-func Open(name string) (*Checkpoint, error) {
+func Open(name string) (*checkpoint.Checkpoint, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
@@ -33,20 +33,20 @@ func Open(name string) (*Checkpoint, error) {
 		f.Close()
 		return nil, err
 	}
-	c.file = f
+	c.SetCloser(f)
 	return c, nil
 }
 
 // NewReader reads a checkpoint of the given size from r; name is used in errors. Either
 // container is accepted: torch's zip archive or the legacy pre-1.6 stream.
-func NewReader(r io.ReaderAt, size int64, name string) (*Checkpoint, error) {
+func NewReader(r io.ReaderAt, size int64, name string) (*checkpoint.Checkpoint, error) {
 	return newReader(r, size, name, DefaultLimits)
 }
 
-func newReader(r io.ReaderAt, size int64, name string, lim Limits) (*Checkpoint, error) {
+func newReader(r io.ReaderAt, size int64, name string, lim Limits) (*checkpoint.Checkpoint, error) {
 	var head [4]byte
 	n, _ := r.ReadAt(head[:], 0)
-	c := &Checkpoint{Name: name, src: r, size: size, copyMu: &sync.Mutex{}}
+	c := &fileReader{src: r, size: size, arch: &Archive{}}
 	var err error
 	switch {
 	case size == 0:
@@ -61,7 +61,18 @@ func newReader(r io.ReaderAt, size int64, name string, lim Limits) (*Checkpoint,
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return c, nil
+	ck := checkpoint.New(c.root, r, size, name)
+	ck.Format, ck.Container = c.format, c.arch
+	return ck, nil
+}
+
+// fileReader carries what reading one file finds.
+type fileReader struct {
+	src    io.ReaderAt
+	size   int64
+	format string
+	arch   *Archive
+	root   checkpoint.Value
 }
 
 type zipRecord struct {
@@ -70,7 +81,7 @@ type zipRecord struct {
 	crc32        uint32
 }
 
-func (c *Checkpoint) readZip(lim Limits) error {
+func (c *fileReader) readZip(lim Limits) error {
 	zr, err := zip.NewReader(c.src, c.size)
 	if err != nil {
 		if errors.Is(err, zip.ErrFormat) {
@@ -85,7 +96,7 @@ func (c *Checkpoint) readZip(lim Limits) error {
 	if err != nil {
 		return err
 	}
-	c.Format, c.Prefix = FormatZip, prefix
+	c.format, c.arch.Prefix = FormatZip, prefix
 	seen := map[string]bool{}
 	storageRecords := map[string]zipRecord{}
 	var pkl *zipRecord
@@ -123,13 +134,13 @@ func (c *Checkpoint) readZip(lim Limits) error {
 			sawData = true
 			storageRecords[strings.TrimPrefix(rel, "data/")] = rec
 		default:
-			c.Records = append(c.Records, Record{Name: rel, BeforeData: !sawData, offset: off, size: rec.size, crc32: f.CRC32})
+			c.arch.Records = append(c.arch.Records, Record{Name: rel, BeforeData: !sawData, offset: off, size: rec.size, crc32: f.CRC32})
 		}
 	}
 	if pkl == nil {
 		return fmt.Errorf("%w: the zip archive has no data.pkl", ErrNotCheckpoint)
 	}
-	d := &decoder{record: "data.pkl", storages: map[string]*Storage{}, lim: lim}
+	d := &decoder{record: "data.pkl", storages: map[string]*checkpoint.Storage{}, lim: lim}
 	root, proto, err := c.decodePickle(d, pkl.offset, pkl.size, lim)
 	if err != nil {
 		return err
@@ -142,9 +153,9 @@ func (c *Checkpoint) readZip(lim Limits) error {
 		if rec.size != s.ByteLen() {
 			return fmt.Errorf("%w: storage %q holds %d elements of %s (%d bytes) but its record has %d bytes", ErrCorrupt, s.Key, s.Len, s.Kind, s.ByteLen(), rec.size)
 		}
-		s.offset, s.crc32, s.hasCRC = rec.offset, rec.crc32, true
+		s.Offset, s.CRC32, s.HasCRC = rec.offset, rec.crc32, true
 	}
-	c.Root, c.Protocol = root, proto
+	c.root, c.arch.Protocol = root, proto
 	return nil
 }
 
@@ -179,7 +190,7 @@ func topFolder(files []*zip.File) (string, error) {
 }
 
 // decodePickle scans and decodes the pickle in [off, off+size) of the source.
-func (c *Checkpoint) decodePickle(d *decoder, off, size int64, lim Limits) (Value, int, error) {
+func (c *fileReader) decodePickle(d *decoder, off, size int64, lim Limits) (checkpoint.Value, int, error) {
 	if size > lim.MaxPickleBytes {
 		return nil, 0, fmt.Errorf("%w: %s has %d bytes (limit %d)", ErrLimit, d.record, size, lim.MaxPickleBytes)
 	}
@@ -206,9 +217,4 @@ func pickleProtocol(data []byte) int {
 		return int(data[1])
 	}
 	return 0
-}
-
-// String summarises the checkpoint for logs.
-func (c *Checkpoint) String() string {
-	return fmt.Sprintf("%s (%s, pickle protocol %d, %d storages)", c.Name, c.Format, c.Protocol, len(Storages(c.Root)))
 }

@@ -2,6 +2,7 @@ package pickle_test
 
 import (
 	"archive/zip"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ func TestFixturesRoundTrip(t *testing.T) {
 			t.Fatalf("open: %v", err)
 		}
 		out := filepath.Join(dir, filepath.Base(in))
-		if err := c.Save(out, nil); err != nil {
+		if err := pickle.Save(out, c, nil); err != nil {
 			t.Fatalf("%s: save: %v", in, err)
 		}
 		c.Close()
@@ -36,7 +37,7 @@ func TestFixturesRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reopen: %v", err)
 		}
-		if got, want := len(pickle.Storages(again.Root)), len(pickle.Storages(c.Root)); got != want {
+		if got, want := len(checkpoint.Storages(again.Root)), len(checkpoint.Storages(c.Root)); got != want {
 			t.Errorf("%s: %d storages after the round trip, %d before", in, got, want)
 		}
 		again.Close()

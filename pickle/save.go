@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -45,10 +46,6 @@ type SaveOptions struct {
 	Context context.Context
 }
 
-// WriteTo writes the checkpoint as a torch zip archive whose top folder is "archive".
-// It implements io.WriterTo.
-func (c *Checkpoint) WriteTo(w io.Writer) (int64, error) { return c.Write(w, nil) }
-
 // Write writes the checkpoint as a torch zip archive whose top folder is "archive", as
 // torch names archives saved to a buffer. data.pkl is encoded anew from Root; storage
 // bytes are copied unchanged from the checkpoint's source, each storage once under its
@@ -57,12 +54,12 @@ func (c *Checkpoint) WriteTo(w io.Writer) (int64, error) { return c.Write(w, nil
 // them inside the kernel (copy_file_range); otherwise they pass through a small buffer and
 // their CRC is computed on the way. Memory use does not grow with the storages' size. It
 // returns the number of bytes written.
-func (c *Checkpoint) Write(w io.Writer, opts *WriteOptions) (int64, error) {
+func Write(w io.Writer, c *checkpoint.Checkpoint, opts *WriteOptions) (int64, error) {
 	var progress func(done, total int64)
 	if opts != nil {
 		progress = opts.Progress
 	}
-	return c.write(nil, w, defaultArchiveName, progress)
+	return write(c, nil, w, defaultArchiveName, progress)
 }
 
 // Save writes the checkpoint to path, atomically: it writes a temporary file beside path,
@@ -70,11 +67,11 @@ func (c *Checkpoint) Write(w io.Writer, opts *WriteOptions) (int64, error) {
 // old content or the complete new file. The archive's top folder is path's base name
 // without its extension, as torch.save names it ("model" for model.pt). A new file gets
 // mode 0644; a replaced file keeps its mode.
-func (c *Checkpoint) Save(path string, opts *SaveOptions) (err error) {
+func Save(path string, c *checkpoint.Checkpoint, opts *SaveOptions) (err error) {
 	if opts == nil {
 		opts = &SaveOptions{}
 	}
-	if err := c.checkNotSource(path); err != nil {
+	if err := checkNotSource(c, path); err != nil {
 		return err
 	}
 	mode := fs.FileMode(0o644)
@@ -105,7 +102,7 @@ func (c *Checkpoint) Save(path string, opts *SaveOptions) (err error) {
 			os.Remove(tmpName)
 		}
 	}()
-	if _, err = c.write(opts.Context, tmp, archiveName(base), opts.Progress); err != nil {
+	if _, err = write(c, opts.Context, tmp, archiveName(base), opts.Progress); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err = tmp.Chmod(mode); err != nil {
@@ -152,13 +149,13 @@ func syncDir(dir string) error {
 }
 
 // checkNotSource fails with ErrSameFile when path names the checkpoint's own file.
-func (c *Checkpoint) checkNotSource(path string) error {
+func checkNotSource(c *checkpoint.Checkpoint, path string) error {
 	out, err := os.Stat(path)
 	if err != nil {
 		return nil // no file there, so not the input either
 	}
 	var in []fs.FileInfo
-	if f, ok := c.src.(*os.File); ok {
+	if f, _, ok := c.SourceFile(); ok {
 		if fi, err := f.Stat(); err == nil {
 			in = append(in, fi)
 		}
@@ -192,7 +189,7 @@ type saveRecord struct {
 	name    string
 	data    []byte
 	record  *Record
-	storage *Storage
+	storage *checkpoint.Storage
 }
 
 func (r *saveRecord) size() int64 {
@@ -206,32 +203,37 @@ func (r *saveRecord) size() int64 {
 }
 
 // plan lists the records in the order torch writes them.
-func (c *Checkpoint) plan(pkl []byte) ([]saveRecord, error) {
+func plan(c *checkpoint.Checkpoint, pkl []byte) ([]saveRecord, error) {
+	var records []Record
+	if a := ArchiveOf(c); a != nil {
+		records = a.Records
+	}
+	_, srcSize := c.Source()
 	recs := []saveRecord{{name: "data.pkl", data: pkl}}
-	if len(c.Records) == 0 {
+	if len(records) == 0 {
 		recs = append(recs, saveRecord{name: "byteorder", data: []byte("little")})
 	}
-	for i := range c.Records {
-		if r := &c.Records[i]; r.BeforeData {
+	for i := range records {
+		if r := &records[i]; r.BeforeData {
 			recs = append(recs, saveRecord{name: r.Name, record: r})
 		}
 	}
-	for _, s := range Storages(c.Root) {
-		if s.Kind.ItemSize() == 0 {
+	for _, s := range checkpoint.Storages(c.Root) {
+		if !s.Kind.Valid() {
 			return nil, fmt.Errorf("storage %q: invalid storage kind", s.Key)
 		}
-		if s.Len < 0 || s.offset < 0 || c.size > 0 && s.offset+s.ByteLen() > c.size {
+		if s.Len < 0 || s.Offset < 0 || srcSize > 0 && s.Offset+s.ByteLen() > srcSize {
 			return nil, fmt.Errorf("storage %q: %d bytes at offset %d lie outside the source (%d bytes): %w",
-				s.Key, s.ByteLen(), s.offset, c.size, ErrCorrupt)
+				s.Key, s.ByteLen(), s.Offset, srcSize, ErrCorrupt)
 		}
 		recs = append(recs, saveRecord{name: "data/" + s.Key, storage: s})
 	}
-	for i := range c.Records {
-		if r := &c.Records[i]; !r.BeforeData {
+	for i := range records {
+		if r := &records[i]; !r.BeforeData {
 			recs = append(recs, saveRecord{name: r.Name, record: r})
 		}
 	}
-	if len(c.Records) == 0 {
+	if len(records) == 0 {
 		recs = append(recs, saveRecord{name: "version", data: []byte("3\n")})
 	}
 	seen := make(map[string]bool, len(recs))
@@ -246,7 +248,7 @@ func (c *Checkpoint) plan(pkl []byte) ([]saveRecord, error) {
 
 // saver carries one write's state.
 type saver struct {
-	c        *Checkpoint
+	c        *checkpoint.Checkpoint
 	z        *zipWriter
 	buf      []byte
 	done     int64
@@ -255,11 +257,11 @@ type saver struct {
 	ctx      context.Context
 }
 
-func (c *Checkpoint) write(ctx context.Context, w io.Writer, prefix string, progress func(done, total int64)) (int64, error) {
-	return c.writeZip(ctx, newZipWriter(w), prefix, progress)
+func write(c *checkpoint.Checkpoint, ctx context.Context, w io.Writer, prefix string, progress func(done, total int64)) (int64, error) {
+	return writeZip(c, ctx, newZipWriter(w), prefix, progress)
 }
 
-func (c *Checkpoint) writeZip(ctx context.Context, z *zipWriter, prefix string, progress func(done, total int64)) (int64, error) {
+func writeZip(c *checkpoint.Checkpoint, ctx context.Context, z *zipWriter, prefix string, progress func(done, total int64)) (int64, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -267,7 +269,7 @@ func (c *Checkpoint) writeZip(ctx context.Context, z *zipWriter, prefix string, 
 	if err := NewEncoder(&pkl).Encode(c.Root); err != nil {
 		return 0, err
 	}
-	recs, err := c.plan(pkl.Bytes())
+	recs, err := plan(c, pkl.Bytes())
 	if err != nil {
 		return 0, err
 	}
@@ -302,7 +304,7 @@ func (sv *saver) record(prefix string, r *saveRecord) error {
 	case r.storage != nil:
 		crc, err = sv.storage(r.storage)
 	case r.record != nil:
-		crc, err = sv.copy(sv.c.RecordReader(r.record), size)
+		crc, err = sv.copy(recordReader(sv.c, r.record), size)
 	default:
 		crc, err = sv.copy(bytes.NewReader(r.data), size)
 	}
@@ -315,13 +317,13 @@ func (sv *saver) record(prefix string, r *saveRecord) error {
 // storage copies a storage's bytes. With a file on both ends and the CRC known from the
 // input's zip directory, the bytes go file to file in the kernel; otherwise they pass
 // through a buffer and the CRC is computed (and checked against the known one, if any).
-func (sv *saver) storage(s *Storage) (uint32, error) {
-	src, srcIsFile := sv.c.src.(*os.File)
+func (sv *saver) storage(s *checkpoint.Storage) (uint32, error) {
+	src, copyMu, srcIsFile := sv.c.SourceFile()
 	_, dstIsFile := sv.z.raw.(*os.File)
-	if !srcIsFile || !dstIsFile || !s.hasCRC {
+	if !srcIsFile || !dstIsFile || !s.HasCRC {
 		crc, err := sv.copy(sv.c.StorageReader(s), s.ByteLen())
-		if err == nil && s.hasCRC && crc != s.crc32 {
-			err = fmt.Errorf("CRC-32 %08x, the input's directory says %08x: %w", crc, s.crc32, ErrCorrupt)
+		if err == nil && s.HasCRC && crc != s.CRC32 {
+			err = fmt.Errorf("CRC-32 %08x, the input's directory says %08x: %w", crc, s.CRC32, ErrCorrupt)
 		}
 		return crc, err
 	}
@@ -329,11 +331,9 @@ func (sv *saver) storage(s *Storage) (uint32, error) {
 		return 0, err
 	}
 	// copy_file_range reads from src's file offset, so nobody else may move it meanwhile.
-	if mu := sv.c.copyMu; mu != nil {
-		mu.Lock()
-		defer mu.Unlock()
-	}
-	if _, err := src.Seek(s.offset, io.SeekStart); err != nil {
+	copyMu.Lock()
+	defer copyMu.Unlock()
+	if _, err := src.Seek(s.Offset, io.SeekStart); err != nil {
 		return 0, err
 	}
 	for left := s.ByteLen(); left > 0; {
@@ -356,7 +356,7 @@ func (sv *saver) storage(s *Storage) (uint32, error) {
 		}
 		sv.report()
 	}
-	return s.crc32, nil
+	return s.CRC32, nil
 }
 
 // copy writes size bytes from r through the zip writer's buffer, returning their CRC-32.

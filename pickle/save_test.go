@@ -5,28 +5,28 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 )
 
-func fromBytes(t *testing.T, tree func() (Value, map[*Storage][]byte)) *Checkpoint {
+func fromBytes(t *testing.T, tree func() (checkpoint.Value, map[*checkpoint.Storage][]byte)) *checkpoint.Checkpoint {
 	t.Helper()
 	root, data := tree()
-	c, err := FromBytes(root, data)
+	c, err := checkpoint.FromBytes(root, data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func training(plainOnly bool) func() (Value, map[*Storage][]byte) {
-	return func() (Value, map[*Storage][]byte) { return trainingTree(plainOnly) }
+func training(plainOnly bool) func() (checkpoint.Value, map[*checkpoint.Storage][]byte) {
+	return func() (checkpoint.Value, map[*checkpoint.Storage][]byte) { return trainingTree(plainOnly) }
 }
 
 // A checkpoint given the records torch wrote comes out byte for byte as torch wrote it.
@@ -42,6 +42,8 @@ func TestWriteMatchesTorch(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := fromBytes(t, stateDictTree)
+			arch := &Archive{Protocol: 2}
+			c.Format, c.Container = FormatZip, arch
 			beforeData := true
 			for _, f := range zr.File {
 				name := strings.TrimPrefix(f.Name, "archive/")
@@ -54,10 +56,10 @@ func TestWriteMatchesTorch(t *testing.T) {
 				}
 				rc, _ := f.Open()
 				data, _ := io.ReadAll(rc)
-				c.Records = append(c.Records, NewRecord(name, data, beforeData))
+				arch.Records = append(arch.Records, NewRecord(name, data, beforeData))
 			}
 			var buf bytes.Buffer
-			n, err := c.WriteTo(&buf)
+			n, err := Write(&buf, c, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +98,7 @@ func TestSaveZip64Layout(t *testing.T) {
 	var buf bytes.Buffer
 	z := newZipWriter(&buf)
 	z.zip64Limit = 200
-	if _, err := c.writeZip(nil, z, "z64", nil); err != nil {
+	if _, err := writeZip(c, nil, z, "z64", nil); err != nil {
 		t.Fatal(err)
 	}
 	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
@@ -121,7 +123,7 @@ func TestSaveZip64Layout(t *testing.T) {
 
 // fileCheckpoint reopens a saved archive the way the reader presents one: storages at
 // their data offsets in the file, CRCs from the zip directory, other records kept.
-func fileCheckpoint(t *testing.T, path string, tree func() (Value, map[*Storage][]byte)) *Checkpoint {
+func fileCheckpoint(t *testing.T, path string, tree func() (checkpoint.Value, map[*checkpoint.Storage][]byte)) *checkpoint.Checkpoint {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -134,12 +136,14 @@ func fileCheckpoint(t *testing.T, path string, tree func() (Value, map[*Storage]
 		t.Fatal(err)
 	}
 	root, _ := tree()
-	byKey := map[string]*Storage{}
-	for _, s := range Storages(root) {
+	byKey := map[string]*checkpoint.Storage{}
+	for _, s := range checkpoint.Storages(root) {
 		byKey[s.Key] = s
 	}
-	c := &Checkpoint{Root: root, Format: FormatZip, Protocol: 2, Name: path, src: f, size: fi.Size(),
-		file: f, copyMu: &sync.Mutex{}}
+	c := checkpoint.New(root, f, fi.Size(), path)
+	c.SetCloser(f)
+	arch := &Archive{Protocol: 2}
+	c.Format, c.Container = FormatZip, arch
 	beforeData := true
 	for _, zf := range zr.File {
 		_, name, _ := strings.Cut(zf.Name, "/")
@@ -149,9 +153,9 @@ func fileCheckpoint(t *testing.T, path string, tree func() (Value, map[*Storage]
 		case strings.HasPrefix(name, "data/"):
 			beforeData = false
 			s := byKey[strings.TrimPrefix(name, "data/")]
-			s.offset, s.crc32, s.hasCRC = off, zf.CRC32, true
+			s.Offset, s.CRC32, s.HasCRC = off, zf.CRC32, true
 		default:
-			c.Records = append(c.Records, Record{Name: name, BeforeData: beforeData, offset: off,
+			arch.Records = append(arch.Records, Record{Name: name, BeforeData: beforeData, offset: off,
 				size: int64(zf.UncompressedSize64), crc32: zf.CRC32})
 		}
 	}
@@ -162,11 +166,11 @@ func fileCheckpoint(t *testing.T, path string, tree func() (Value, map[*Storage]
 func TestSaveFromFile(t *testing.T) {
 	dir1, dir2 := t.TempDir(), t.TempDir()
 	in, out := filepath.Join(dir1, "m.pt"), filepath.Join(dir2, "m.pt")
-	if err := fromBytes(t, training(false)).Save(in, nil); err != nil {
+	if err := Save(in, fromBytes(t, training(false)), nil); err != nil {
 		t.Fatal(err)
 	}
 	c := fileCheckpoint(t, in, training(false))
-	if err := c.Save(out, nil); err != nil {
+	if err := Save(out, c, nil); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := os.ReadFile(in)
@@ -175,7 +179,7 @@ func TestSaveFromFile(t *testing.T) {
 		t.Errorf("re-saved file differs from its input")
 	}
 	var buf bytes.Buffer // the same checkpoint through a plain writer takes the buffered path
-	if _, err := c.write(nil, &buf, "m", nil); err != nil {
+	if _, err := write(c, nil, &buf, "m", nil); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(buf.Bytes(), a) {
@@ -185,29 +189,29 @@ func TestSaveFromFile(t *testing.T) {
 
 func TestSaveCorruptSource(t *testing.T) {
 	in := filepath.Join(t.TempDir(), "m.pt")
-	if err := fromBytes(t, stateDictTree).Save(in, nil); err != nil {
+	if err := Save(in, fromBytes(t, stateDictTree), nil); err != nil {
 		t.Fatal(err)
 	}
 	c := fileCheckpoint(t, in, stateDictTree)
-	Storages(c.Root)[0].crc32 ^= 1
-	if _, err := c.Write(io.Discard, nil); !errors.Is(err, ErrCorrupt) {
+	checkpoint.Storages(c.Root)[0].CRC32 ^= 1
+	if _, err := Write(io.Discard, c, nil); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("CRC mismatch: err = %v, want ErrCorrupt", err)
 	}
-	Storages(c.Root)[1].Len = 1 << 40
-	if _, err := c.Write(io.Discard, nil); !errors.Is(err, ErrCorrupt) {
+	checkpoint.Storages(c.Root)[1].Len = 1 << 40
+	if _, err := Write(io.Discard, c, nil); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("storage beyond the file: err = %v, want ErrCorrupt", err)
 	}
 }
 
 func TestSaveRefusesDuplicateKeys(t *testing.T) {
-	a := &Storage{Kind: Float32, Key: "0", Location: "cpu", Len: 1}
-	b := &Storage{Kind: Float32, Key: "0", Location: "cpu", Len: 1}
-	root := &Dict{[]Entry{{"a", tensor(a, 0, nil, nil)}, {"b", tensor(b, 0, nil, nil)}}}
-	c, err := FromBytes(root, map[*Storage][]byte{a: f32s(1), b: f32s(2)})
+	a := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 1}
+	b := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 1}
+	root := &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "a", Value: tensor(a, 0, nil, nil)}, {Key: "b", Value: tensor(b, 0, nil, nil)}}}
+	c, err := checkpoint.FromBytes(root, map[*checkpoint.Storage][]byte{a: f32s(1), b: f32s(2)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Write(io.Discard, nil); err == nil || !strings.Contains(err.Error(), "data/0") {
+	if _, err := Write(io.Discard, c, nil); err == nil || !strings.Contains(err.Error(), "data/0") {
 		t.Errorf("two storages with key 0: err = %v", err)
 	}
 }
@@ -233,14 +237,14 @@ func TestSaveTarget(t *testing.T) {
 	}
 	c := fromBytes(t, stateDictTree)
 
-	if err := c.Save(path, nil); !errors.Is(err, ErrExists) {
+	if err := Save(path, c, nil); !errors.Is(err, ErrExists) {
 		t.Errorf("Save over a file: err = %v, want ErrExists", err)
 	}
 	if data, _ := os.ReadFile(path); string(data) != "old" {
 		t.Errorf("refused Save changed the file")
 	}
 
-	if err := c.Save(path, &SaveOptions{Force: true}); err != nil {
+	if err := Save(path, c, &SaveOptions{Force: true}); err != nil {
 		t.Fatalf("Save with Force: %v", err)
 	}
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
@@ -257,13 +261,13 @@ func TestSaveTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{path, link, filepath.Join(dir, ".", "out.pt")} {
-		if err := c.Save(p, &SaveOptions{Force: true}); !errors.Is(err, ErrSameFile) {
+		if err := Save(p, c, &SaveOptions{Force: true}); !errors.Is(err, ErrSameFile) {
 			t.Errorf("Save(%s) over the input: err = %v, want ErrSameFile", p, err)
 		}
 	}
 
 	newPath := filepath.Join(dir, "new.pt")
-	if err := c.Save(newPath, nil); err != nil {
+	if err := Save(newPath, c, nil); err != nil {
 		t.Fatal(err)
 	}
 	if fi, _ := os.Stat(newPath); fi.Mode().Perm() != 0o644 {
@@ -279,8 +283,8 @@ func TestSaveFailureCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := fromBytes(t, stateDictTree)
-	Storages(c.Root)[1].offset = 1 << 30 // past the end of the in-memory source
-	if err := c.Save(path, &SaveOptions{Force: true}); err == nil {
+	checkpoint.Storages(c.Root)[1].Offset = 1 << 30 // past the end of the in-memory source
+	if err := Save(path, c, &SaveOptions{Force: true}); err == nil {
 		t.Fatal("Save succeeded")
 	}
 	if names := listDir(t, dir); len(names) != 1 || names[0] != "out.pt" {
@@ -289,7 +293,7 @@ func TestSaveFailureCleansUp(t *testing.T) {
 	if data, _ := os.ReadFile(path); string(data) != "old" {
 		t.Errorf("failed Save changed the target")
 	}
-	if err := c.Save(filepath.Join(dir, "missing", "x.pt"), nil); err == nil {
+	if err := Save(filepath.Join(dir, "missing", "x.pt"), c, nil); err == nil {
 		t.Error("Save into a missing directory succeeded")
 	}
 }
@@ -306,12 +310,12 @@ func TestArchiveName(t *testing.T) {
 
 // bigCheckpoint is a checkpoint with one storage of n float32 elements, kept in a file
 // (sparse: no disk blocks) when file is set, in memory otherwise.
-func bigCheckpoint(t *testing.T, n int64, file bool) *Checkpoint {
+func bigCheckpoint(t *testing.T, n int64, file bool) *checkpoint.Checkpoint {
 	t.Helper()
-	s := &Storage{Kind: Float32, Key: "0", Location: "cpu", Len: n}
-	root := &OrderedDict{Entries: []Entry{{"w", tensor(s, 0, []int64{n}, []int64{1})}}}
+	s := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: n}
+	root := &checkpoint.OrderedDict{Entries: []checkpoint.Entry{{Key: "w", Value: tensor(s, 0, []int64{n}, []int64{1})}}}
 	if !file {
-		c, err := FromBytes(root, map[*Storage][]byte{s: make([]byte, 4*n)})
+		c, err := checkpoint.FromBytes(root, map[*checkpoint.Storage][]byte{s: make([]byte, 4*n)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -330,9 +334,8 @@ func bigCheckpoint(t *testing.T, n int64, file bool) *Checkpoint {
 	for left := 4 * n; left > 0; left -= int64(len(zeros)) {
 		crc.Write(zeros[:min(left, int64(len(zeros)))])
 	}
-	s.crc32, s.hasCRC = crc.Sum32(), true
-	return &Checkpoint{Root: root, Format: FormatZip, Protocol: 2, Name: f.Name(), src: f, size: 4 * n,
-		copyMu: &sync.Mutex{}}
+	s.CRC32, s.HasCRC = crc.Sum32(), true
+	return checkpoint.New(root, f, 4*n, f.Name())
 }
 
 // Storage bytes do not pile up in memory, and Progress counts every byte.
@@ -355,7 +358,7 @@ func TestSaveMemoryAndProgress(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			path := filepath.Join(t.TempDir(), "big.pt")
-			if err := c.Save(path, opts); err != nil {
+			if err := Save(path, c, opts); err != nil {
 				t.Fatal(err)
 			}
 			runtime.ReadMemStats(&after)
@@ -384,12 +387,12 @@ func TestSaveMemoryAndProgress(t *testing.T) {
 	}
 }
 
-func ExampleCheckpoint_Save() {
-	s := &Storage{Kind: Float32, Key: "0", Location: "cpu", Len: 2}
-	sd := &OrderedDict{Entries: []Entry{
-		{"fc.bias", &Tensor{Storage: s, Size: []int64{2}, Stride: []int64{1}}},
+func ExampleSave() {
+	s := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 2}
+	sd := &checkpoint.OrderedDict{Entries: []checkpoint.Entry{
+		{Key: "fc.bias", Value: &checkpoint.Tensor{Storage: s, Size: []int64{2}, Stride: []int64{1}}},
 	}}
-	c, err := FromBytes(sd, map[*Storage][]byte{s: make([]byte, 8)})
+	c, err := checkpoint.FromBytes(sd, map[*checkpoint.Storage][]byte{s: make([]byte, 8)})
 	if err != nil {
 		panic(err)
 	}
@@ -399,10 +402,10 @@ func ExampleCheckpoint_Save() {
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "bias.pt")
-	if err := c.Save(path, nil); err != nil {
+	if err := Save(path, c, nil); err != nil {
 		panic(err)
 	}
-	err = c.Save(path, nil) // again: the file exists now
+	err = Save(path, c, nil) // again: the file exists now
 	fmt.Println(errors.Is(err, ErrExists))
 	zr, _ := zip.OpenReader(path)
 	defer zr.Close()
@@ -432,7 +435,7 @@ func TestOpenSaveRoundTrip(t *testing.T) {
 			}
 			defer c.Close()
 			out := filepath.Join(t.TempDir(), "archive.pt") // torch named the folder "archive"
-			if err := c.Save(out, nil); err != nil {
+			if err := Save(out, c, nil); err != nil {
 				t.Fatal(err)
 			}
 			if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {

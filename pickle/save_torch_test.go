@@ -2,6 +2,7 @@ package pickle
 
 import (
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"github.com/pt2conv/pt2conv/internal/torchtest"
 	"hash/crc32"
 	"os"
@@ -64,7 +65,7 @@ func torchCheck(t *testing.T, loads ...torchLoad) {
 func TestSaveLoadsInTorch(t *testing.T) {
 	tests := []struct {
 		name        string
-		tree        func() (Value, map[*Storage][]byte)
+		tree        func() (checkpoint.Value, map[*checkpoint.Storage][]byte)
 		weightsOnly bool
 		records     string
 	}{
@@ -78,7 +79,7 @@ func TestSaveLoadsInTorch(t *testing.T) {
 	var loads []torchLoad
 	for _, tt := range tests {
 		path := filepath.Join(t.TempDir(), "out.pt")
-		if err := fromBytes(t, tt.tree).Save(path, nil); err != nil {
+		if err := Save(path, fromBytes(t, tt.tree), nil); err != nil {
 			t.Fatal(err)
 		}
 		names := zipNames(t, path)
@@ -116,18 +117,17 @@ func TestSaveHuge(t *testing.T) {
 	for left := int64(big); left > 0; left -= int64(len(zeros)) {
 		crc.Write(zeros[:min(left, int64(len(zeros)))])
 	}
-	sa := &Storage{Kind: Float32, Key: "0", Location: "cpu", Len: 3, offset: 0, crc32: crc32.ChecksumIEEE(a), hasCRC: true}
-	sb := &Storage{Kind: Uint8, Key: "1", Location: "cpu", Len: big, offset: 12, crc32: crc.Sum32(), hasCRC: true}
-	sc := &Storage{Kind: Float32, Key: "2", Location: "cpu", Len: 3, offset: 12 + big, crc32: crc32.ChecksumIEEE(c), hasCRC: true}
-	root := &OrderedDict{Entries: []Entry{
-		{"a", tensor(sa, 0, []int64{3}, []int64{1})},
-		{"big", tensor(sb, 0, []int64{big}, []int64{1})},
-		{"c", tensor(sc, 0, []int64{3}, []int64{1})},
+	sa := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 3, Offset: 0, CRC32: crc32.ChecksumIEEE(a), HasCRC: true}
+	sb := &checkpoint.Storage{Kind: checkpoint.Uint8, Key: "1", Location: "cpu", Len: big, Offset: 12, CRC32: crc.Sum32(), HasCRC: true}
+	sc := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "2", Location: "cpu", Len: 3, Offset: 12 + big, CRC32: crc32.ChecksumIEEE(c), HasCRC: true}
+	root := &checkpoint.OrderedDict{Entries: []checkpoint.Entry{
+		{Key: "a", Value: tensor(sa, 0, []int64{3}, []int64{1})},
+		{Key: "big", Value: tensor(sb, 0, []int64{big}, []int64{1})},
+		{Key: "c", Value: tensor(sc, 0, []int64{3}, []int64{1})},
 	}}
-	ck := &Checkpoint{Root: root, Format: FormatZip, Protocol: 2, Name: f.Name(), src: f, size: 24 + big,
-		copyMu: &sync.Mutex{}}
+	ck := checkpoint.New(root, f, 24+big, f.Name())
 	path := filepath.Join(dir, "huge.pt")
-	if err := ck.Save(path, nil); err != nil {
+	if err := Save(path, ck, nil); err != nil {
 		t.Fatal(err)
 	}
 	names := zipNames(t, path)

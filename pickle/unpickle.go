@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"math"
 	"math/big"
 	"math/bits"
@@ -61,7 +62,7 @@ func roleOf(module, name string) (globalRole, bool) {
 		return r, true
 	}
 	if module == "torch" {
-		if _, ok := KindOfClass(name); ok {
+		if _, ok := checkpoint.KindOfClass(name); ok {
 			return roleStorage, true
 		}
 		if dtypeNames[name] {
@@ -74,7 +75,7 @@ func roleOf(module, name string) (globalRole, bool) {
 // pyGlobal is what the pickle machine holds for an allowed global. Calling it records the
 // call; the conversion pass decides what the call means, so nothing runs while unpickling.
 type pyGlobal struct {
-	g    *Global
+	g    *checkpoint.Global
 	role globalRole
 }
 
@@ -101,16 +102,16 @@ func (c *pyCall) PySetState(state any) error {
 // decoder turns one pickle into the object model.
 type decoder struct {
 	record   string // "data.pkl", for errors
-	storages map[string]*Storage
-	order    []*Storage // storages in order of first appearance
+	storages map[string]*checkpoint.Storage
+	order    []*checkpoint.Storage // storages in order of first appearance
 	lim      Limits
-	seen     map[any]Value // gopickle object -> converted value, keeps sharing and cuts cycles
+	seen     map[any]checkpoint.Value // gopickle object -> converted value, keeps sharing and cuts cycles
 	legacy   bool
 }
 
 // unpickle runs data (already checked by scanPickle) through gopickle with hooks that
 // only record what the pickle asks for, then converts the result.
-func (d *decoder) unpickle(data []byte) (v Value, err error) {
+func (d *decoder) unpickle(data []byte) (v checkpoint.Value, err error) {
 	defer func() {
 		// gopickle panics on some malformed inputs (unhashable dict keys, ...): report them
 		// as a corrupt pickle rather than crash.
@@ -125,7 +126,7 @@ func (d *decoder) unpickle(data []byte) (v Value, err error) {
 	if err != nil {
 		return nil, d.wrap(err)
 	}
-	d.seen = map[any]Value{}
+	d.seen = map[any]checkpoint.Value{}
 	v, err = d.convert(raw, 0)
 	if err != nil {
 		return nil, err
@@ -168,7 +169,7 @@ func (d *decoder) findClass(module, name string) (any, error) {
 	if !ok {
 		return nil, &GlobalError{Module: module, Name: name, Record: d.record}
 	}
-	return &pyGlobal{g: &Global{Module: module, Name: name}, role: role}, nil
+	return &pyGlobal{g: &checkpoint.Global{Module: module, Name: name}, role: role}, nil
 }
 
 // isDottedName reports whether s is a dotted sequence of ASCII identifiers, the form every
@@ -199,7 +200,7 @@ func (d *decoder) persistentLoad(pid any) (any, error) {
 	if !ok || cls.role != roleStorage {
 		return nil, fmt.Errorf("%w: %s: storage reference without a storage class", ErrCorrupt, d.record)
 	}
-	kind, _ := KindOfClass(cls.g.Name)
+	kind, _ := checkpoint.KindOfClass(cls.g.Name)
 	key, ok1 := t.Get(2).(string)
 	loc, ok2 := t.Get(3).(string)
 	numel, ok3 := t.Get(4).(int)
@@ -224,19 +225,19 @@ func (d *decoder) persistentLoad(pid any) (any, error) {
 		}
 		return s, nil
 	}
-	s := &Storage{Kind: kind, Key: key, Location: loc, Len: int64(numel)}
+	s := &checkpoint.Storage{Kind: kind, Key: key, Location: loc, Len: int64(numel)}
 	d.storages[key] = s
 	d.order = append(d.order, s)
 	return s, nil
 }
 
 // convert maps gopickle's values to the object model.
-func (d *decoder) convert(v any, depth int) (Value, error) {
+func (d *decoder) convert(v any, depth int) (checkpoint.Value, error) {
 	if depth > d.lim.MaxDepth {
 		return nil, fmt.Errorf("%w: %s: objects nested deeper than %d levels", ErrLimit, d.record, d.lim.MaxDepth)
 	}
 	switch x := v.(type) {
-	case nil, bool, float64, string, *Storage:
+	case nil, bool, float64, string, *checkpoint.Storage:
 		return x, nil
 	case int:
 		return int64(x), nil
@@ -246,14 +247,14 @@ func (d *decoder) convert(v any, depth int) (Value, error) {
 		}
 		return x, nil
 	case []byte:
-		return Bytes(x), nil
+		return checkpoint.Bytes(x), nil
 	}
 	if out, ok := d.seen[v]; ok {
 		return out, nil
 	}
 	switch x := v.(type) {
 	case *types.List:
-		l := &List{Items: make([]Value, 0, len(*x))}
+		l := &checkpoint.List{Items: make([]checkpoint.Value, 0, len(*x))}
 		d.seen[v] = l
 		for _, it := range *x {
 			c, err := d.convert(it, depth+1)
@@ -264,7 +265,7 @@ func (d *decoder) convert(v any, depth int) (Value, error) {
 		}
 		return l, nil
 	case *types.Tuple:
-		t := &Tuple{Items: make([]Value, 0, len(*x))}
+		t := &checkpoint.Tuple{Items: make([]checkpoint.Value, 0, len(*x))}
 		d.seen[v] = t
 		for _, it := range *x {
 			c, err := d.convert(it, depth+1)
@@ -275,7 +276,7 @@ func (d *decoder) convert(v any, depth int) (Value, error) {
 		}
 		return t, nil
 	case *types.Dict:
-		dict := &Dict{}
+		dict := &checkpoint.Dict{}
 		d.seen[v] = dict
 		entries, err := d.entries(func(yield func(k, v any) error) error {
 			for _, e := range *x {
@@ -288,7 +289,7 @@ func (d *decoder) convert(v any, depth int) (Value, error) {
 		dict.Entries = entries
 		return dict, err
 	case *types.OrderedDict:
-		od := &OrderedDict{}
+		od := &checkpoint.OrderedDict{}
 		d.seen[v] = od
 		entries, err := d.entries(func(yield func(k, v any) error) error {
 			for el := x.List.Front(); el != nil; el = el.Next() {
@@ -304,13 +305,13 @@ func (d *decoder) convert(v any, depth int) (Value, error) {
 		}
 		od.Entries = entries
 		if len(x.PyDict) > 0 {
-			state := &Dict{}
+			state := &checkpoint.Dict{}
 			for _, k := range sortedKeys(x.PyDict) {
 				c, err := d.convert(x.PyDict[k], depth+1)
 				if err != nil {
 					return nil, err
 				}
-				state.Entries = append(state.Entries, Entry{Key: k, Value: c})
+				state.Entries = append(state.Entries, checkpoint.Entry{Key: k, Value: c})
 			}
 			od.State = state
 		}
@@ -328,12 +329,12 @@ func (d *decoder) convert(v any, depth int) (Value, error) {
 	case *types.ObjectClass:
 		return nil, &GlobalError{Module: "__builtin__", Name: "object", Record: d.record}
 	case *types.OrderedDictClass:
-		return &Global{Module: "collections", Name: "OrderedDict"}, nil
+		return &checkpoint.Global{Module: "collections", Name: "OrderedDict"}, nil
 	}
 	return nil, fmt.Errorf("%w: %s: unexpected value of Go type %T", ErrUnsupported, d.record, v)
 }
 
-func (d *decoder) global(x *pyGlobal) (Value, error) {
+func (d *decoder) global(x *pyGlobal) (checkpoint.Value, error) {
 	switch x.role {
 	case roleOpaque, roleStorage:
 		if out, ok := d.seen[x]; ok {
@@ -349,8 +350,8 @@ type entryIter func(yield func(k, v any) error) error
 
 // entries converts dict entries; a key set twice keeps its first position and last value,
 // as in Python.
-func (d *decoder) entries(iter entryIter, depth int) ([]Entry, error) {
-	var out []Entry
+func (d *decoder) entries(iter entryIter, depth int) ([]checkpoint.Entry, error) {
+	var out []checkpoint.Entry
 	index := map[any]int{}
 	err := iter(func(k, v any) error {
 		ck, err := d.convert(k, depth+1)
@@ -369,14 +370,14 @@ func (d *decoder) entries(iter entryIter, depth int) ([]Entry, error) {
 			}
 			index[ck] = len(out)
 		}
-		out = append(out, Entry{Key: ck, Value: cv})
+		out = append(out, checkpoint.Entry{Key: ck, Value: cv})
 		return nil
 	})
 	return out, err
 }
 
-func (d *decoder) call(c *pyCall, depth int) (Value, error) {
-	args := make([]Value, len(c.args))
+func (d *decoder) call(c *pyCall, depth int) (checkpoint.Value, error) {
+	args := make([]checkpoint.Value, len(c.args))
 	for i, a := range c.args {
 		v, err := d.convert(a, depth+1)
 		if err != nil {
@@ -384,7 +385,7 @@ func (d *decoder) call(c *pyCall, depth int) (Value, error) {
 		}
 		args[i] = v
 	}
-	var state Value
+	var state checkpoint.Value
 	if c.hasState {
 		s, err := d.convert(c.state, depth+1)
 		if err != nil {
@@ -393,7 +394,7 @@ func (d *decoder) call(c *pyCall, depth int) (Value, error) {
 		state = s
 	}
 	g := c.fn.g
-	var out Value
+	var out checkpoint.Value
 	var err error
 	switch c.fn.role {
 	case roleTensor:
@@ -403,7 +404,7 @@ func (d *decoder) call(c *pyCall, depth int) (Value, error) {
 	case roleBytes:
 		out, err = d.bytes(g, args)
 	case roleOpaque:
-		out = &Call{Func: g, Args: &Tuple{Items: args}, State: state}
+		out = &checkpoint.Call{Func: g, Args: &checkpoint.Tuple{Items: args}, State: state}
 		c.hasState = false
 	case roleStorage:
 		err = fmt.Errorf("%w: %s: storage class %s called directly", ErrUnsupported, d.record, g)
@@ -421,11 +422,11 @@ func (d *decoder) call(c *pyCall, depth int) (Value, error) {
 	return out, nil
 }
 
-func (d *decoder) tensor(args []Value) (Value, error) {
+func (d *decoder) tensor(args []checkpoint.Value) (checkpoint.Value, error) {
 	if len(args) < 6 {
 		return nil, fmt.Errorf("%w: %s: _rebuild_tensor_v2 with %d arguments", ErrCorrupt, d.record, len(args))
 	}
-	s, ok := args[0].(*Storage)
+	s, ok := args[0].(*checkpoint.Storage)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s: tensor without a storage", ErrCorrupt, d.record)
 	}
@@ -436,7 +437,7 @@ func (d *decoder) tensor(args []Value) (Value, error) {
 	if !ok || !ok1 || !ok2 || !ok3 || len(size) != len(stride) || offset < 0 {
 		return nil, fmt.Errorf("%w: %s: malformed tensor of storage %q", ErrCorrupt, d.record, s.Key)
 	}
-	t := &Tensor{Storage: s, Offset: offset, Size: size, Stride: stride, RequiresGrad: grad, Hooks: args[5], Extra: args[6:]}
+	t := &checkpoint.Tensor{Storage: s, Offset: offset, Size: size, Stride: stride, RequiresGrad: grad, Hooks: args[5], Extra: args[6:]}
 	if len(t.Extra) == 0 {
 		t.Extra = nil
 	}
@@ -447,7 +448,7 @@ func (d *decoder) tensor(args []Value) (Value, error) {
 }
 
 // checkSpan makes sure a tensor's view stays inside its storage, without overflow.
-func checkSpan(t *Tensor) error {
+func checkSpan(t *checkpoint.Tensor) error {
 	lo, hi := uint64(t.Offset), uint64(t.Offset)+1 // the touched elements are [lo, hi)
 	for i, n := range t.Size {
 		if n < 0 {
@@ -484,16 +485,16 @@ func checkSpan(t *Tensor) error {
 	return nil
 }
 
-func (d *decoder) parameter(g *Global, args []Value) (Value, error) {
+func (d *decoder) parameter(g *checkpoint.Global, args []checkpoint.Value) (checkpoint.Value, error) {
 	if len(args) < 3 {
 		return nil, fmt.Errorf("%w: %s: %s with %d arguments", ErrCorrupt, d.record, g, len(args))
 	}
-	t, ok := args[0].(*Tensor)
+	t, ok := args[0].(*checkpoint.Tensor)
 	grad, ok2 := args[1].(bool)
 	if !ok || !ok2 {
 		return nil, fmt.Errorf("%w: %s: malformed %s", ErrCorrupt, d.record, g)
 	}
-	p := &Parameter{Data: t, RequiresGrad: grad, Hooks: args[2], WithState: g.Name == "_rebuild_parameter_with_state"}
+	p := &checkpoint.Parameter{Data: t, RequiresGrad: grad, Hooks: args[2], WithState: g.Name == "_rebuild_parameter_with_state"}
 	if len(args) > 3 {
 		p.Extra = args[3:]
 	}
@@ -501,15 +502,15 @@ func (d *decoder) parameter(g *Global, args []Value) (Value, error) {
 }
 
 // bytes undoes the way Python pickles bytes at protocol 2: _codecs.encode(latin-1 text, "latin1").
-func (d *decoder) bytes(g *Global, args []Value) (Value, error) {
+func (d *decoder) bytes(g *checkpoint.Global, args []checkpoint.Value) (checkpoint.Value, error) {
 	if g.Name == "bytes" && len(args) == 0 {
-		return Bytes{}, nil
+		return checkpoint.Bytes{}, nil
 	}
 	if g.Name == "encode" && len(args) == 2 {
 		text, ok := args[0].(string)
 		enc, ok2 := args[1].(string)
 		if ok && ok2 && (enc == "latin1" || enc == "latin-1") {
-			out := make(Bytes, 0, len(text))
+			out := make(checkpoint.Bytes, 0, len(text))
 			for _, r := range text {
 				if r > 0xff {
 					return nil, fmt.Errorf("%w: %s: _codecs.encode of non-latin-1 text", ErrCorrupt, d.record)
@@ -522,8 +523,8 @@ func (d *decoder) bytes(g *Global, args []Value) (Value, error) {
 	return nil, fmt.Errorf("%w: %s: %s with arguments pt2conv does not model", ErrUnsupported, d.record, g)
 }
 
-func intTuple(v Value) ([]int64, bool) {
-	t, ok := v.(*Tuple)
+func intTuple(v checkpoint.Value) ([]int64, bool) {
+	t, ok := v.(*checkpoint.Tuple)
 	if !ok {
 		return nil, false
 	}

@@ -2,19 +2,18 @@ package rewrite
 
 import (
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
 // Apply returns a checkpoint whose tree has the plan's changes. c is not modified: new
 // containers are made along the changed paths only, every other object is shared with c,
-// and each changed tensor is a new *pickle.Tensor over the same storage and offset. A
+// and each changed tensor is a new *checkpoint.Tensor over the same storage and offset. A
 // tensor object found under two paths is replaced only where the plan changes it; both
 // paths still share its storage.
-func Apply(c *pickle.Checkpoint, p *Plan) (*pickle.Checkpoint, error) {
+func Apply(c *checkpoint.Checkpoint, p *Plan) (*checkpoint.Checkpoint, error) {
 	root := &trie{}
 	for i := range p.Changes {
 		ch := &p.Changes[i]
@@ -27,7 +26,7 @@ func Apply(c *pickle.Checkpoint, p *Plan) (*pickle.Checkpoint, error) {
 		}
 		n.change = ch
 	}
-	a := applier{containers: map[containerKey]pickle.Value{}, tensors: map[tensorKey]*pickle.Tensor{}}
+	a := applier{containers: map[containerKey]checkpoint.Value{}, tensors: map[tensorKey]*checkpoint.Tensor{}}
 	newRoot, err := a.rebuild(nil, c.Root, root)
 	if err != nil {
 		return nil, err
@@ -76,39 +75,39 @@ func (t *trie) signature() string {
 }
 
 type containerKey struct {
-	old pickle.Value
+	old checkpoint.Value
 	sig string
 }
 
 type tensorKey struct {
-	old  *pickle.Tensor
+	old  *checkpoint.Tensor
 	view string
 }
 
 type applier struct {
-	containers map[containerKey]pickle.Value
-	tensors    map[tensorKey]*pickle.Tensor
-	params     map[tensorKey]*pickle.Parameter
+	containers map[containerKey]checkpoint.Value
+	tensors    map[tensorKey]*checkpoint.Tensor
+	params     map[tensorKey]*checkpoint.Parameter
 }
 
-func (a *applier) rebuild(path pickle.Path, v pickle.Value, n *trie) (pickle.Value, error) {
+func (a *applier) rebuild(path checkpoint.Path, v checkpoint.Value, n *trie) (checkpoint.Value, error) {
 	if n.change != nil {
 		if len(n.children) > 0 {
-			return nil, fmt.Errorf("%w: %s is changed and has changes below it", ErrStalePlan, pickle.Path(path))
+			return nil, fmt.Errorf("%w: %s is changed and has changes below it", ErrStalePlan, checkpoint.Path(path))
 		}
 		return a.replaceTensor(path, v, n.change)
 	}
 	switch v.(type) {
-	case *pickle.Dict, *pickle.OrderedDict, *pickle.List, *pickle.Tuple:
+	case *checkpoint.Dict, *checkpoint.OrderedDict, *checkpoint.List, *checkpoint.Tuple:
 	default: // checked before v is used as a map key: not every value is comparable
-		return nil, fmt.Errorf("%w: %s is a %T, the plan expects a container there", ErrStalePlan, pickle.Path(path), v)
+		return nil, fmt.Errorf("%w: %s is a %T, the plan expects a container there", ErrStalePlan, checkpoint.Path(path), v)
 	}
 	key := containerKey{v, n.signature()}
 	if nv, ok := a.containers[key]; ok {
 		return nv, nil
 	}
 	used := 0
-	visit := func(k string, child pickle.Value) (pickle.Value, bool, error) {
+	visit := func(k string, child checkpoint.Value) (checkpoint.Value, bool, error) {
 		cn := n.children[k]
 		if cn == nil {
 			return child, false, nil
@@ -117,25 +116,25 @@ func (a *applier) rebuild(path pickle.Path, v pickle.Value, n *trie) (pickle.Val
 		nv, err := a.rebuild(append(path[:len(path):len(path)], k), child, cn)
 		return nv, true, err
 	}
-	var out pickle.Value
+	var out checkpoint.Value
 	var err error
 	switch d := v.(type) {
-	case *pickle.Dict:
-		var entries []pickle.Entry
+	case *checkpoint.Dict:
+		var entries []checkpoint.Entry
 		entries, err = rebuildEntries(d.Entries, visit)
-		out = &pickle.Dict{Entries: entries}
-	case *pickle.OrderedDict:
-		var entries []pickle.Entry
+		out = &checkpoint.Dict{Entries: entries}
+	case *checkpoint.OrderedDict:
+		var entries []checkpoint.Entry
 		entries, err = rebuildEntries(d.Entries, visit)
-		out = &pickle.OrderedDict{Entries: entries, State: d.State}
-	case *pickle.List:
-		var items []pickle.Value
+		out = &checkpoint.OrderedDict{Entries: entries, State: d.State}
+	case *checkpoint.List:
+		var items []checkpoint.Value
 		items, err = rebuildItems(d.Items, visit)
-		out = &pickle.List{Items: items}
-	case *pickle.Tuple:
-		var items []pickle.Value
+		out = &checkpoint.List{Items: items}
+	case *checkpoint.Tuple:
+		var items []checkpoint.Value
 		items, err = rebuildItems(d.Items, visit)
-		out = &pickle.Tuple{Items: items}
+		out = &checkpoint.Tuple{Items: items}
 	}
 	if err != nil {
 		return nil, err
@@ -151,12 +150,12 @@ func (a *applier) rebuild(path pickle.Path, v pickle.Value, n *trie) (pickle.Val
 	return out, nil
 }
 
-type visitFunc func(k string, child pickle.Value) (pickle.Value, bool, error)
+type visitFunc func(k string, child checkpoint.Value) (checkpoint.Value, bool, error)
 
-func rebuildEntries(in []pickle.Entry, visit visitFunc) ([]pickle.Entry, error) {
+func rebuildEntries(in []checkpoint.Entry, visit visitFunc) ([]checkpoint.Entry, error) {
 	out := slices.Clone(in)
 	for i, e := range in {
-		nv, changed, err := visit(pickle.KeyString(e.Key), e.Value)
+		nv, changed, err := visit(checkpoint.KeyString(e.Key), e.Value)
 		if err != nil {
 			return nil, err
 		}
@@ -167,7 +166,7 @@ func rebuildEntries(in []pickle.Entry, visit visitFunc) ([]pickle.Entry, error) 
 	return out, nil
 }
 
-func rebuildItems(in []pickle.Value, visit visitFunc) ([]pickle.Value, error) {
+func rebuildItems(in []checkpoint.Value, visit visitFunc) ([]checkpoint.Value, error) {
 	out := slices.Clone(in)
 	for i, it := range in {
 		nv, changed, err := visit(strconv.Itoa(i), it)
@@ -181,16 +180,16 @@ func rebuildItems(in []pickle.Value, visit visitFunc) ([]pickle.Value, error) {
 	return out, nil
 }
 
-func hasKey(v pickle.Value, k string) bool {
+func hasKey(v checkpoint.Value, k string) bool {
 	switch d := v.(type) {
-	case *pickle.Dict:
-		return slices.ContainsFunc(d.Entries, func(e pickle.Entry) bool { return pickle.KeyString(e.Key) == k })
-	case *pickle.OrderedDict:
-		return slices.ContainsFunc(d.Entries, func(e pickle.Entry) bool { return pickle.KeyString(e.Key) == k })
-	case *pickle.List:
+	case *checkpoint.Dict:
+		return slices.ContainsFunc(d.Entries, func(e checkpoint.Entry) bool { return checkpoint.KeyString(e.Key) == k })
+	case *checkpoint.OrderedDict:
+		return slices.ContainsFunc(d.Entries, func(e checkpoint.Entry) bool { return checkpoint.KeyString(e.Key) == k })
+	case *checkpoint.List:
 		i, err := strconv.Atoi(k)
 		return err == nil && i >= 0 && i < len(d.Items)
-	case *pickle.Tuple:
+	case *checkpoint.Tuple:
 		i, err := strconv.Atoi(k)
 		return err == nil && i >= 0 && i < len(d.Items)
 	}
@@ -199,8 +198,8 @@ func hasKey(v pickle.Value, k string) bool {
 
 // replaceTensor makes the changed tensor (or parameter) at path. A tensor object changed
 // alike under several paths becomes one new object, so tied weights stay tied.
-func (a *applier) replaceTensor(path pickle.Path, v pickle.Value, ch *Change) (pickle.Value, error) {
-	old, ok := pickle.AsTensor(v)
+func (a *applier) replaceTensor(path checkpoint.Path, v checkpoint.Value, ch *Change) (checkpoint.Value, error) {
+	old, ok := checkpoint.AsTensor(v)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s is a %T, not a tensor", ErrStalePlan, path, v)
 	}
@@ -220,12 +219,12 @@ func (a *applier) replaceTensor(path pickle.Path, v pickle.Value, ch *Change) (p
 		t = &nt
 		a.tensors[key] = t
 	}
-	prm, isParam := v.(*pickle.Parameter)
+	prm, isParam := v.(*checkpoint.Parameter)
 	if !isParam {
 		return t, nil
 	}
 	if a.params == nil {
-		a.params = map[tensorKey]*pickle.Parameter{}
+		a.params = map[tensorKey]*checkpoint.Parameter{}
 	}
 	np := a.params[key]
 	if np == nil {

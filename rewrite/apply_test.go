@@ -3,20 +3,19 @@ package rewrite
 import (
 	"errors"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
 // fingerprint records every value's identity, sizes and strides below root, to prove that
 // Apply leaves its input alone.
-func fingerprint(root pickle.Value) string {
+func fingerprint(root checkpoint.Value) string {
 	var b strings.Builder
-	_ = pickle.Walk(root, func(path pickle.Path, v pickle.Value) error {
+	_ = checkpoint.Walk(root, func(path checkpoint.Path, v checkpoint.Value) error {
 		fmt.Fprintf(&b, "%s %T %p", path, v, v)
-		if t, ok := pickle.AsTensor(v); ok {
+		if t, ok := checkpoint.AsTensor(v); ok {
 			fmt.Fprintf(&b, " %p %d %v %v", t.Storage, t.Offset, t.Size, t.Stride)
 		}
 		b.WriteByte('\n')
@@ -25,7 +24,7 @@ func fingerprint(root pickle.Value) string {
 	return b.String()
 }
 
-func lookup(t *testing.T, root pickle.Value, path ...string) pickle.Value {
+func lookup(t *testing.T, root checkpoint.Value, path ...string) checkpoint.Value {
 	t.Helper()
 	_, v, ok := lookupPath(root, strings.Join(path, "/"))
 	if !ok {
@@ -34,7 +33,7 @@ func lookup(t *testing.T, root pickle.Value, path ...string) pickle.Value {
 	return v
 }
 
-func planAndApply(t *testing.T, c *pickle.Checkpoint, opts Options, ss ...string) (*Plan, *pickle.Checkpoint) {
+func planAndApply(t *testing.T, c *checkpoint.Checkpoint, opts Options, ss ...string) (*Plan, *checkpoint.Checkpoint) {
 	t.Helper()
 	p, err := NewPlan(c, specs(t, ss...), opts)
 	if err != nil {
@@ -57,10 +56,10 @@ func TestApplyCopyOnWrite(t *testing.T) {
 	opt := b.sgd(sd)
 	c := b.checkpoint(t, dict("epoch", int64(7), "model", sd, "optimizer", opt))
 	p, out := planAndApply(t, c, Options{OptimizerKey: "optimizer"}, "classifier.*=auto")
-	if out.Name != c.Name || out.Format != c.Format || out.Prefix != c.Prefix {
+	if out.Name != c.Name || out.Format != c.Format || out.Container != c.Container {
 		t.Errorf("checkpoint header changed: %+v", out)
 	}
-	newSD := lookup(t, out.Root, "model").(*pickle.OrderedDict)
+	newSD := lookup(t, out.Root, "model").(*checkpoint.OrderedDict)
 	if newSD == sd || out.Root == c.Root {
 		t.Fatal("changed containers are not new")
 	}
@@ -74,8 +73,8 @@ func TestApplyCopyOnWrite(t *testing.T) {
 		t.Error("unchanged optimizer state was copied")
 	}
 	for i, e := range sd.Entries {
-		old := e.Value.(*pickle.Tensor)
-		nt := newSD.Entries[i].Value.(*pickle.Tensor)
+		old := e.Value.(*checkpoint.Tensor)
+		nt := newSD.Entries[i].Value.(*checkpoint.Tensor)
 		if newSD.Entries[i].Key != e.Key {
 			t.Fatalf("key order changed at %d", i)
 		}
@@ -94,13 +93,13 @@ func TestApplyCopyOnWrite(t *testing.T) {
 		}
 	}
 	for _, ch := range p.Changes {
-		nt, _ := pickle.AsTensor(lookup(t, out.Root, ch.Path...))
+		nt, _ := checkpoint.AsTensor(lookup(t, out.Root, ch.Path...))
 		if !slices.Equal(nt.Size, ch.NewSize) || !slices.Equal(nt.Stride, ch.NewStride) {
 			t.Errorf("%s: got %v %v, plan says %v %v", ch.Path, nt.Size, nt.Stride, ch.NewSize, ch.NewStride)
 		}
 	}
-	if got := len(pickle.Storages(out.Root)); got != len(pickle.Storages(c.Root)) {
-		t.Errorf("storages: %d, input has %d", got, len(pickle.Storages(c.Root)))
+	if got := len(checkpoint.Storages(out.Root)); got != len(checkpoint.Storages(c.Root)) {
+		t.Errorf("storages: %d, input has %d", got, len(checkpoint.Storages(c.Root)))
 	}
 }
 
@@ -111,8 +110,8 @@ func TestApplySharing(t *testing.T) {
 		alias := *w
 		sd := newStateDict("encoder.weight", w, "decoder.weight", &alias)
 		_, out := planAndApply(t, b.checkpoint(t, sd), Options{}, "decoder=2x2x2")
-		enc := lookup(t, out.Root, "encoder.weight").(*pickle.Tensor)
-		dec := lookup(t, out.Root, "decoder.weight").(*pickle.Tensor)
+		enc := lookup(t, out.Root, "encoder.weight").(*checkpoint.Tensor)
+		dec := lookup(t, out.Root, "decoder.weight").(*checkpoint.Tensor)
 		if enc != w || dec == &alias || dec.Storage != w.Storage || len(dec.Size) != 4 {
 			t.Errorf("encoder %p (was %p) %v, decoder %v", enc, w, enc.Size, dec.Size)
 		}
@@ -125,7 +124,7 @@ func TestApplySharing(t *testing.T) {
 		if lookup(t, out.Root, "encoder.weight") != w {
 			t.Error("the unconverted path lost its tensor")
 		}
-		if dec := lookup(t, out.Root, "decoder.weight").(*pickle.Tensor); dec == w || dec.Storage != w.Storage {
+		if dec := lookup(t, out.Root, "decoder.weight").(*checkpoint.Tensor); dec == w || dec.Storage != w.Storage {
 			t.Error("the converted path should get a new tensor over the same storage")
 		}
 	})
@@ -152,9 +151,9 @@ func TestApplySharing(t *testing.T) {
 	t.Run("parameter", func(t *testing.T) {
 		b := newBuilder()
 		w := b.tensor(5, 9)
-		prm := &pickle.Parameter{Data: w, RequiresGrad: true}
+		prm := &checkpoint.Parameter{Data: w, RequiresGrad: true}
 		_, out := planAndApply(t, b.checkpoint(t, newStateDict("proj.weight", prm)), Options{}, "proj=3x3")
-		np, ok := lookup(t, out.Root, "proj.weight").(*pickle.Parameter)
+		np, ok := lookup(t, out.Root, "proj.weight").(*checkpoint.Parameter)
 		if !ok || np == prm || !np.RequiresGrad || np.Data.Storage != w.Storage || !slices.Equal(np.Data.Size, []int64{5, 1, 3, 3}) {
 			t.Errorf("got %#v", lookup(t, out.Root, "proj.weight"))
 		}
@@ -178,7 +177,7 @@ func TestApplyStalePlan(t *testing.T) {
 	other := newBuilder()
 	tests := []struct {
 		name string
-		c    *pickle.Checkpoint
+		c    *checkpoint.Checkpoint
 		p    *Plan
 	}{
 		{"other checkpoint", other.checkpoint(t, dict("model", other.mlp())), p},
@@ -186,7 +185,7 @@ func TestApplyStalePlan(t *testing.T) {
 		{"not a view", c, edit(func(ch *Change) { ch.NewStride[1] = 1 })},
 		{"not a tensor", c, edit(func(ch *Change) { ch.Path = ch.Path[:1] })},
 		{"twice", c, &Plan{Changes: []Change{p.Changes[0], p.Changes[0]}}},
-		{"through bytes", other.checkpoint(t, dict("model", pickle.Bytes("x"))), edit(func(ch *Change) {})},
+		{"through bytes", other.checkpoint(t, dict("model", checkpoint.Bytes("x"))), edit(func(ch *Change) {})},
 		{"through a tensor", c, edit(func(ch *Change) { ch.Path = append(ch.Path, "0") })},
 	}
 	for _, tt := range tests {
@@ -199,7 +198,7 @@ func TestApplyStalePlan(t *testing.T) {
 }
 
 // storageIndex is the storage element a tensor's index refers to.
-func storageIndex(t *pickle.Tensor, idx ...int64) int64 {
+func storageIndex(t *checkpoint.Tensor, idx ...int64) int64 {
 	off := t.Offset
 	for i, x := range idx {
 		off += x * t.Stride[i]
@@ -224,8 +223,8 @@ func TestViewSemantics(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, ch := range p.Changes {
-				old, _ := pickle.AsTensor(lookup(t, c.Root, ch.Path...))
-				nt, _ := pickle.AsTensor(lookup(t, out.Root, ch.Path...))
+				old, _ := checkpoint.AsTensor(lookup(t, c.Root, ch.Path...))
+				nt, _ := checkpoint.AsTensor(lookup(t, out.Root, ch.Path...))
 				C, H, W := nt.Size[1], nt.Size[2], nt.Size[3]
 				for o := int64(0); o < nt.Size[0]; o++ {
 					for ci := int64(0); ci < C; ci++ {

@@ -2,16 +2,15 @@ package rewrite
 
 import (
 	"fmt"
-
-	"github.com/pt2conv/pt2conv/pickle"
+	"github.com/pt2conv/pt2conv/checkpoint"
 )
 
 // Candidate is a Linear layer of the checkpoint that can become a convolution, with the
 // --layer spec that would convert it.
 type Candidate struct {
-	Layer   string      // module name, e.g. "classifier.0"
-	Dict    pickle.Path // the state_dict holding it
-	Weight  pickle.Path // the weight's path
+	Layer   string          // module name, e.g. "classifier.0"
+	Dict    checkpoint.Path // the state_dict holding it
+	Weight  checkpoint.Path // the weight's path
 	In, Out int64
 	HasBias bool
 	// Spec converts the layer: "NAME=CxHxW" where auto finds a conv before it, else "NAME"
@@ -21,7 +20,7 @@ type Candidate struct {
 }
 
 // Candidates lists every 2-D "<module>.weight" of every state_dict in c, in file order.
-func Candidates(c *pickle.Checkpoint) []Candidate {
+func Candidates(c *checkpoint.Checkpoint) []Candidate {
 	var out []Candidate
 	for _, d := range findStateDicts(c.Root) {
 		keys := map[string]bool{}

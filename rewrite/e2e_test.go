@@ -102,7 +102,7 @@ func convert(t *testing.T, maker, dir string, m manifestEntry) {
 	if err != nil {
 		t.Fatalf("%s: %v", m.Name, err)
 	}
-	if err := out.Save(filepath.Join(dir, m.Converted), nil); err != nil {
+	if err := pickle.Save(filepath.Join(dir, m.Converted), out, nil); err != nil {
 		t.Fatalf("%s: %v", m.Name, err)
 	}
 	t.Logf("%s, made by %s: %d tensors changed (%d optimizer state)", m.Name, maker, len(plan.Changes), countOptimizer(plan))

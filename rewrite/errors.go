@@ -2,9 +2,8 @@ package rewrite
 
 import (
 	"errors"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"strings"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
 // Sentinel errors; NewPlan and Apply return them wrapped in a *LayerError (or with %w) so
@@ -33,8 +32,8 @@ var (
 
 // LayerError reports why a layer or spec cannot be converted. Err is one of the sentinels.
 type LayerError struct {
-	Layer  string      // module name, or the spec as written when no layer is known
-	Dict   pickle.Path // the state_dict, when known
+	Layer  string          // module name, or the spec as written when no layer is known
+	Dict   checkpoint.Path // the state_dict, when known
 	Err    error
 	Detail string // the message after the layer name; it carries the numbers
 }

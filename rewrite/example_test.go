@@ -2,28 +2,28 @@ package rewrite_test
 
 import (
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"strings"
 
-	"github.com/pt2conv/pt2conv/pickle"
 	"github.com/pt2conv/pt2conv/rewrite"
 )
 
 // vggHead builds a state_dict with a 8-channel conv followed by Linear(72, 16) and
 // Linear(16, 10), with zero-filled storages.
-func vggHead() *pickle.Checkpoint {
-	data := map[*pickle.Storage][]byte{}
-	tensor := func(size ...int64) *pickle.Tensor {
+func vggHead() *checkpoint.Checkpoint {
+	data := map[*checkpoint.Storage][]byte{}
+	tensor := func(size ...int64) *checkpoint.Tensor {
 		stride := make([]int64, len(size))
 		n := int64(1)
 		for i := len(size) - 1; i >= 0; i-- {
 			stride[i] = n
 			n *= size[i]
 		}
-		s := &pickle.Storage{Kind: pickle.Float32, Key: fmt.Sprint(len(data)), Location: "cpu", Len: n}
+		s := &checkpoint.Storage{Kind: checkpoint.Float32, Key: fmt.Sprint(len(data)), Location: "cpu", Len: n}
 		data[s] = make([]byte, 4*n)
-		return &pickle.Tensor{Storage: s, Size: size, Stride: stride, Hooks: &pickle.OrderedDict{}}
+		return &checkpoint.Tensor{Storage: s, Size: size, Stride: stride, Hooks: &checkpoint.OrderedDict{}}
 	}
-	sd := &pickle.OrderedDict{Entries: []pickle.Entry{
+	sd := &checkpoint.OrderedDict{Entries: []checkpoint.Entry{
 		{Key: "features.0.weight", Value: tensor(8, 3, 3, 3)},
 		{Key: "features.0.bias", Value: tensor(8)},
 		{Key: "classifier.0.weight", Value: tensor(16, 72)},
@@ -31,7 +31,7 @@ func vggHead() *pickle.Checkpoint {
 		{Key: "classifier.2.weight", Value: tensor(10, 16)},
 		{Key: "classifier.2.bias", Value: tensor(10)},
 	}}
-	c, err := pickle.FromBytes(&pickle.Dict{Entries: []pickle.Entry{{Key: "model", Value: sd}}}, data)
+	c, err := checkpoint.FromBytes(&checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "model", Value: sd}}}, data)
 	if err != nil {
 		panic(err)
 	}
@@ -97,7 +97,7 @@ func ExampleApply() {
 	if err != nil {
 		panic(err)
 	}
-	for _, nt := range pickle.Tensors(converted.Root) {
+	for _, nt := range checkpoint.Tensors(converted.Root) {
 		if strings.HasPrefix(nt.Path[1], "classifier") && strings.HasSuffix(nt.Path[1], "weight") {
 			fmt.Println(nt.Path, nt.Tensor.Size, nt.Tensor.Stride, "storage", nt.Tensor.Storage.Key)
 		}

@@ -1,30 +1,29 @@
 package rewrite
 
 import (
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"testing"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
 // builder makes small in-memory checkpoints: each tensor gets its own float32 storage
 // unless built as a view of another.
 type builder struct {
-	data map[*pickle.Storage][]byte
+	data map[*checkpoint.Storage][]byte
 	n    int
 }
 
-func newBuilder() *builder { return &builder{data: map[*pickle.Storage][]byte{}} }
+func newBuilder() *builder { return &builder{data: map[*checkpoint.Storage][]byte{}} }
 
-func (b *builder) storage(elems int64) *pickle.Storage {
-	s := &pickle.Storage{Kind: pickle.Float32, Key: itoa(int64(b.n)), Location: "cpu", Len: elems}
+func (b *builder) storage(elems int64) *checkpoint.Storage {
+	s := &checkpoint.Storage{Kind: checkpoint.Float32, Key: itoa(int64(b.n)), Location: "cpu", Len: elems}
 	b.n++
 	b.data[s] = make([]byte, 4*elems)
 	return s
 }
 
 // tensor is a contiguous tensor of the given sizes over a new storage.
-func (b *builder) tensor(size ...int64) *pickle.Tensor {
-	t := &pickle.Tensor{Size: size, Stride: make([]int64, len(size)), Hooks: &pickle.OrderedDict{}}
+func (b *builder) tensor(size ...int64) *checkpoint.Tensor {
+	t := &checkpoint.Tensor{Size: size, Stride: make([]int64, len(size)), Hooks: &checkpoint.OrderedDict{}}
 	n := int64(1)
 	for i := len(size) - 1; i >= 0; i-- {
 		t.Stride[i] = n
@@ -34,9 +33,9 @@ func (b *builder) tensor(size ...int64) *pickle.Tensor {
 	return t
 }
 
-func (b *builder) checkpoint(t testing.TB, root pickle.Value) *pickle.Checkpoint {
+func (b *builder) checkpoint(t testing.TB, root checkpoint.Value) *checkpoint.Checkpoint {
 	t.Helper()
-	c, err := pickle.FromBytes(root, b.data)
+	c, err := checkpoint.FromBytes(root, b.data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,26 +43,26 @@ func (b *builder) checkpoint(t testing.TB, root pickle.Value) *pickle.Checkpoint
 }
 
 // newStateDict makes an OrderedDict from key, value pairs, with the _metadata torch BUILDs it with.
-func newStateDict(kv ...any) *pickle.OrderedDict {
-	d := &pickle.OrderedDict{State: &pickle.Dict{Entries: []pickle.Entry{{
+func newStateDict(kv ...any) *checkpoint.OrderedDict {
+	d := &checkpoint.OrderedDict{State: &checkpoint.Dict{Entries: []checkpoint.Entry{{
 		Key:   "_metadata",
-		Value: &pickle.OrderedDict{Entries: []pickle.Entry{{Key: "", Value: &pickle.Dict{Entries: []pickle.Entry{{Key: "version", Value: int64(1)}}}}}},
+		Value: &checkpoint.OrderedDict{Entries: []checkpoint.Entry{{Key: "", Value: &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "version", Value: int64(1)}}}}}},
 	}}}}
 	for i := 0; i < len(kv); i += 2 {
-		d.Entries = append(d.Entries, pickle.Entry{Key: kv[i], Value: kv[i+1]})
+		d.Entries = append(d.Entries, checkpoint.Entry{Key: kv[i], Value: kv[i+1]})
 	}
 	return d
 }
 
-func dict(kv ...any) *pickle.Dict {
-	d := &pickle.Dict{}
+func dict(kv ...any) *checkpoint.Dict {
+	d := &checkpoint.Dict{}
 	for i := 0; i < len(kv); i += 2 {
-		d.Entries = append(d.Entries, pickle.Entry{Key: kv[i], Value: kv[i+1]})
+		d.Entries = append(d.Entries, checkpoint.Entry{Key: kv[i], Value: kv[i+1]})
 	}
 	return d
 }
 
-func list(items ...pickle.Value) *pickle.List { return &pickle.List{Items: items} }
+func list(items ...checkpoint.Value) *checkpoint.List { return &checkpoint.List{Items: items} }
 
 // linear adds "<name>.weight" (out, in) and "<name>.bias" to kv.
 func (b *builder) linear(kv []any, name string, out, in int64) []any {
@@ -81,7 +80,7 @@ func (b *builder) batchNorm(kv []any, name string, n int64) []any {
 }
 
 // vgg is a small VGG: features.0/2/5 convs, classifier.0/3/6 Linear after 8×3×3 features.
-func (b *builder) vgg(prefix string) *pickle.OrderedDict {
+func (b *builder) vgg(prefix string) *checkpoint.OrderedDict {
 	var kv []any
 	kv = b.conv(kv, prefix+"features.0", 4, 3, 3)
 	kv = b.conv(kv, prefix+"features.2", 4, 4, 3)
@@ -93,7 +92,7 @@ func (b *builder) vgg(prefix string) *pickle.OrderedDict {
 }
 
 // alexnet is a small AlexNet: Dropout first in the classifier, so Linear at 1, 4, 6.
-func (b *builder) alexnet() *pickle.OrderedDict {
+func (b *builder) alexnet() *checkpoint.OrderedDict {
 	var kv []any
 	kv = b.conv(kv, "features.0", 4, 3, 5)
 	kv = b.conv(kv, "features.3", 6, 4, 3)
@@ -105,7 +104,7 @@ func (b *builder) alexnet() *pickle.OrderedDict {
 }
 
 // mlp is nn.Sequential(Linear, ReLU, Linear, ReLU, Linear).
-func (b *builder) mlp() *pickle.OrderedDict {
+func (b *builder) mlp() *checkpoint.OrderedDict {
 	var kv []any
 	kv = b.linear(kv, "0", 32, 48)
 	kv = b.linear(kv, "2", 32, 32)
@@ -114,7 +113,7 @@ func (b *builder) mlp() *pickle.OrderedDict {
 }
 
 // bnMLP has BatchNorm1d between its Linear layers.
-func (b *builder) bnMLP() *pickle.OrderedDict {
+func (b *builder) bnMLP() *checkpoint.OrderedDict {
 	var kv []any
 	kv = b.linear(kv, "fc1", 16, 12)
 	kv = b.batchNorm(kv, "bn1", 16)
@@ -125,17 +124,17 @@ func (b *builder) bnMLP() *pickle.OrderedDict {
 }
 
 // momentum builds SGD state: a momentum buffer shaped like every parameter of sd.
-func (b *builder) sgd(sd *pickle.OrderedDict) *pickle.Dict {
+func (b *builder) sgd(sd *checkpoint.OrderedDict) *checkpoint.Dict {
 	state := dict()
-	var idx []pickle.Value
+	var idx []checkpoint.Value
 	i := int64(0)
 	for _, e := range sd.Entries {
 		k := e.Key.(string)
 		if isBuffer(k) {
 			continue
 		}
-		t := e.Value.(*pickle.Tensor)
-		state.Entries = append(state.Entries, pickle.Entry{Key: i, Value: dict("momentum_buffer", b.tensor(t.Size...))})
+		t := e.Value.(*checkpoint.Tensor)
+		state.Entries = append(state.Entries, checkpoint.Entry{Key: i, Value: dict("momentum_buffer", b.tensor(t.Size...))})
 		idx = append(idx, i)
 		i++
 	}
@@ -144,17 +143,17 @@ func (b *builder) sgd(sd *pickle.OrderedDict) *pickle.Dict {
 
 // adam builds Adam state (step is a 0-dim tensor as in torch >= 1.12), in groups of sizes
 // given by split (one group when empty).
-func (b *builder) adam(sd *pickle.OrderedDict, split ...int) *pickle.Dict {
+func (b *builder) adam(sd *checkpoint.OrderedDict, split ...int) *checkpoint.Dict {
 	state := dict()
-	var idx []pickle.Value
+	var idx []checkpoint.Value
 	i := int64(0)
 	for _, e := range sd.Entries {
 		k := e.Key.(string)
 		if isBuffer(k) {
 			continue
 		}
-		t := e.Value.(*pickle.Tensor)
-		state.Entries = append(state.Entries, pickle.Entry{Key: i, Value: dict(
+		t := e.Value.(*checkpoint.Tensor)
+		state.Entries = append(state.Entries, checkpoint.Entry{Key: i, Value: dict(
 			"step", b.tensor(), "exp_avg", b.tensor(t.Size...), "exp_avg_sq", b.tensor(t.Size...))})
 		idx = append(idx, i)
 		i++

@@ -2,32 +2,31 @@ package rewrite
 
 import (
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"slices"
 	"strings"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
 // optimizer is a torch optimizer state_dict:
 // {'state': {index: {name: tensor, ...}}, 'param_groups': [{'params': [index, ...], ...}]}.
 type optimizer struct {
-	path    pickle.Path
-	state   []pickle.Entry // index -> per-parameter state dict
-	indices []int64        // the param_groups' indices, in order: model.parameters() order
+	path    checkpoint.Path
+	state   []checkpoint.Entry // index -> per-parameter state dict
+	indices []int64            // the param_groups' indices, in order: model.parameters() order
 	groups  int
 }
 
-func entriesOf(v pickle.Value) ([]pickle.Entry, bool) {
+func entriesOf(v checkpoint.Value) ([]checkpoint.Entry, bool) {
 	switch d := v.(type) {
-	case *pickle.Dict:
+	case *checkpoint.Dict:
 		return d.Entries, true
-	case *pickle.OrderedDict:
+	case *checkpoint.OrderedDict:
 		return d.Entries, true
 	}
 	return nil, false
 }
 
-func lookupKey(entries []pickle.Entry, key string) (pickle.Value, bool) {
+func lookupKey(entries []checkpoint.Entry, key string) (checkpoint.Value, bool) {
 	for _, e := range entries {
 		if k, ok := e.Key.(string); ok && k == key {
 			return e.Value, true
@@ -37,7 +36,7 @@ func lookupKey(entries []pickle.Entry, key string) (pickle.Value, bool) {
 }
 
 // parseOptimizer reads v as an optimizer state_dict, or says why it is not one.
-func parseOptimizer(path pickle.Path, v pickle.Value) (*optimizer, error) {
+func parseOptimizer(path checkpoint.Path, v checkpoint.Value) (*optimizer, error) {
 	entries, ok := entriesOf(v)
 	if !ok {
 		return nil, fmt.Errorf("is not a dict")
@@ -51,7 +50,7 @@ func parseOptimizer(path pickle.Path, v pickle.Value) (*optimizer, error) {
 	if opt.state, ok = entriesOf(stateV); !ok {
 		return nil, fmt.Errorf("'state' is not a dict")
 	}
-	groups, ok := groupsV.(*pickle.List)
+	groups, ok := groupsV.(*checkpoint.List)
 	if !ok {
 		return nil, fmt.Errorf("'param_groups' is not a list")
 	}
@@ -63,14 +62,14 @@ func parseOptimizer(path pickle.Path, v pickle.Value) (*optimizer, error) {
 			return nil, fmt.Errorf("param_groups[%d] is not a dict", gi)
 		}
 		pv, _ := lookupKey(ge, "params")
-		params, ok := pv.(*pickle.List)
+		params, ok := pv.(*checkpoint.List)
 		if !ok {
 			return nil, fmt.Errorf("param_groups[%d] has no 'params' list", gi)
 		}
 		for _, it := range params.Items {
 			idx, ok := it.(int64)
 			if !ok || seen[idx] {
-				return nil, fmt.Errorf("param_groups[%d] holds %v, not a new parameter index", gi, pickle.KeyString(it))
+				return nil, fmt.Errorf("param_groups[%d] holds %v, not a new parameter index", gi, checkpoint.KeyString(it))
 			}
 			seen[idx] = true
 			opt.indices = append(opt.indices, idx)
@@ -79,7 +78,7 @@ func parseOptimizer(path pickle.Path, v pickle.Value) (*optimizer, error) {
 	for _, e := range opt.state {
 		idx, ok := e.Key.(int64)
 		if !ok || !seen[idx] {
-			return nil, fmt.Errorf("state key %s is not an index of param_groups", pickle.KeyString(e.Key))
+			return nil, fmt.Errorf("state key %s is not an index of param_groups", checkpoint.KeyString(e.Key))
 		}
 		if _, ok := entriesOf(e.Value); !ok {
 			return nil, fmt.Errorf("state[%d] is not a dict", idx)
@@ -89,12 +88,12 @@ func parseOptimizer(path pickle.Path, v pickle.Value) (*optimizer, error) {
 }
 
 // stateTensors calls fn for each tensor of the state of parameter idx.
-func (o *optimizer) stateTensors(fn func(idx int64, name string, t *pickle.Tensor)) {
+func (o *optimizer) stateTensors(fn func(idx int64, name string, t *checkpoint.Tensor)) {
 	for _, e := range o.state {
 		entries, _ := entriesOf(e.Value)
 		for _, se := range entries {
-			if t, ok := pickle.AsTensor(se.Value); ok {
-				fn(e.Key.(int64), pickle.KeyString(se.Key), t)
+			if t, ok := checkpoint.AsTensor(se.Value); ok {
+				fn(e.Key.(int64), checkpoint.KeyString(se.Key), t)
 			}
 		}
 	}
@@ -113,7 +112,7 @@ func (o *optimizer) mapParams(d *stateDict) (map[int64]*param, error) {
 		m[idx] = params[i]
 	}
 	var err error
-	o.stateTensors(func(idx int64, name string, t *pickle.Tensor) {
+	o.stateTensors(func(idx int64, name string, t *checkpoint.Tensor) {
 		p := m[idx]
 		if err == nil && len(t.Size) > 0 && !slices.Equal(t.Size, p.tensor.Size) {
 			err = fmt.Errorf("state %d/%s is %s but parameter %d of state_dict %q (%s) is %s",
@@ -125,7 +124,7 @@ func (o *optimizer) mapParams(d *stateDict) (map[int64]*param, error) {
 
 // planOptimizer adds the optimizer state tensors of converted weights to the plan, or a
 // warning when an optimizer holds such state and opts names none.
-func planOptimizer(root pickle.Value, dicts []*stateDict, p *Plan, opts Options) error {
+func planOptimizer(root checkpoint.Value, dicts []*stateDict, p *Plan, opts Options) error {
 	if opts.OptimizerKey == "" {
 		p.Warnings = append(p.Warnings, optimizerWarnings(root, p)...)
 		return nil
@@ -202,7 +201,7 @@ func planOptimizer(root pickle.Value, dicts []*stateDict, p *Plan, opts Options)
 			}
 		}
 		var stateErr error
-		opt.stateTensors(func(i int64, name string, t *pickle.Tensor) {
+		opt.stateTensors(func(i int64, name string, t *checkpoint.Tensor) {
 			if i != idx || len(t.Size) == 0 || stateErr != nil {
 				return
 			}
@@ -228,9 +227,9 @@ func planOptimizer(root pickle.Value, dicts []*stateDict, p *Plan, opts Options)
 }
 
 // optimizerChange reshapes a state tensor like its parameter's change, using its own strides.
-func optimizerChange(opt *optimizer, idx int64, name string, t *pickle.Tensor, ch Change, dir Direction) (Change, error) {
+func optimizerChange(opt *optimizer, idx int64, name string, t *checkpoint.Tensor, ch Change, dir Direction) (Change, error) {
 	oc := Change{
-		Path:      append(append(pickle.Path(nil), opt.path...), "state", itoa(idx), name),
+		Path:      append(append(checkpoint.Path(nil), opt.path...), "state", itoa(idx), name),
 		Layer:     ch.Layer,
 		Dict:      ch.Dict,
 		DType:     dtypeOf(t),
@@ -265,7 +264,7 @@ func signature(d *stateDict) string {
 	return b.String()
 }
 
-func dictObj(dicts []*stateDict, path pickle.Path) any {
+func dictObj(dicts []*stateDict, path checkpoint.Path) any {
 	for _, d := range dicts {
 		if slices.Equal(d.path, path) {
 			return d.obj
@@ -275,13 +274,13 @@ func dictObj(dicts []*stateDict, path pickle.Path) any {
 }
 
 // lookupPath finds key in the root dict, or follows it as a "/"-separated path.
-func lookupPath(root pickle.Value, key string) (pickle.Path, pickle.Value, bool) {
+func lookupPath(root checkpoint.Value, key string) (checkpoint.Path, checkpoint.Value, bool) {
 	if entries, ok := entriesOf(root); ok {
 		if v, ok := lookupKey(entries, key); ok {
-			return pickle.Path{key}, v, true
+			return checkpoint.Path{key}, v, true
 		}
 	}
-	var path pickle.Path
+	var path checkpoint.Path
 	v := root
 	for _, part := range strings.Split(key, "/") {
 		entries, ok := entriesOf(v)
@@ -290,7 +289,7 @@ func lookupPath(root pickle.Value, key string) (pickle.Path, pickle.Value, bool)
 		}
 		found := false
 		for _, e := range entries {
-			if pickle.KeyString(e.Key) == part {
+			if checkpoint.KeyString(e.Key) == part {
 				v, found = e.Value, true
 				break
 			}
@@ -305,12 +304,12 @@ func lookupPath(root pickle.Value, key string) (pickle.Path, pickle.Value, bool)
 
 // optimizerWarnings finds optimizer state_dicts holding tensors shaped like a converted
 // weight, which a resumed training would load with the old shapes.
-func optimizerWarnings(root pickle.Value, p *Plan) []string {
+func optimizerWarnings(root checkpoint.Value, p *Plan) []string {
 	if len(p.Changes) == 0 {
 		return nil
 	}
 	var out []string
-	_ = pickle.Walk(root, func(path pickle.Path, v pickle.Value) error {
+	_ = checkpoint.Walk(root, func(path checkpoint.Path, v checkpoint.Value) error {
 		if _, ok := entriesOf(v); !ok {
 			return nil
 		}
@@ -319,7 +318,7 @@ func optimizerWarnings(root pickle.Value, p *Plan) []string {
 			return nil
 		}
 		hit := false
-		opt.stateTensors(func(_ int64, _ string, t *pickle.Tensor) {
+		opt.stateTensors(func(_ int64, _ string, t *checkpoint.Tensor) {
 			for _, ch := range p.Changes {
 				if slices.Equal(t.Size, ch.OldSize) {
 					hit = true
@@ -330,7 +329,7 @@ func optimizerWarnings(root pickle.Value, p *Plan) []string {
 			key := path.String()
 			out = append(out, fmt.Sprintf("optimizer state at %q holds tensors shaped like converted weights and keeps the old shapes; pass --optimizer-key %s to reshape them too", key, key))
 		}
-		return pickle.SkipChildren
+		return checkpoint.SkipChildren
 	})
 	return out
 }

@@ -2,9 +2,8 @@ package rewrite
 
 import (
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"sort"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
 // Direction says which way layers are converted.
@@ -58,15 +57,15 @@ type Plan struct {
 
 // Change is one tensor that gets new sizes and strides. Storage, offset and dtype stay.
 type Change struct {
-	Path  pickle.Path `json:"path"`  // where the tensor is in the checkpoint
-	Layer string      `json:"layer"` // the module name, e.g. "classifier.0"
+	Path  checkpoint.Path `json:"path"`  // where the tensor is in the checkpoint
+	Layer string          `json:"layer"` // the module name, e.g. "classifier.0"
 	// Dict is the state_dict holding the layer ([] for a checkpoint that is one).
-	Dict      pickle.Path `json:"dict"`
-	DType     string      `json:"dtype"`
-	OldSize   []int64     `json:"old_size"`
-	OldStride []int64     `json:"old_stride"`
-	NewSize   []int64     `json:"new_size"`
-	NewStride []int64     `json:"new_stride"`
+	Dict      checkpoint.Path `json:"dict"`
+	DType     string          `json:"dtype"`
+	OldSize   []int64         `json:"old_size"`
+	OldStride []int64         `json:"old_stride"`
+	NewSize   []int64         `json:"new_size"`
+	NewStride []int64         `json:"new_stride"`
 	// Rule says how the shape was chosen: "CxHxW from spec", "auto: C=512 from
 	// features.28.weight", ...
 	Rule string `json:"rule"`
@@ -77,7 +76,7 @@ type Change struct {
 
 // NewPlan finds the weights the specs select, in every state_dict of the checkpoint, and
 // works out their new sizes and strides. It reads no tensor data and does not change c.
-func NewPlan(c *pickle.Checkpoint, specs []Spec, opts Options) (*Plan, error) {
+func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error) {
 	dicts := findStateDicts(c.Root)
 	if len(dicts) == 0 {
 		return nil, fmt.Errorf("%s: %w (no dict of tensors with keys like \"fc.weight\")", c.Name, ErrNoStateDict)
@@ -144,7 +143,7 @@ func planWeight(w *weight, sp Spec, dir Direction) (Change, error) {
 	ch := Change{
 		Path:      w.path(),
 		Layer:     w.module,
-		Dict:      append(pickle.Path{}, w.dict.path...),
+		Dict:      append(checkpoint.Path{}, w.dict.path...),
 		DType:     dtypeOf(t),
 		OldSize:   append([]int64(nil), t.Size...),
 		OldStride: append([]int64(nil), t.Stride...),
@@ -231,7 +230,7 @@ func autoShape(w *weight) (c, h, wd int64, rule string, err error) {
 		Detail: "auto: no Conv2d or Linear weight before it; give CxHxW or HxW"}
 }
 
-func dtypeOf(t *pickle.Tensor) string {
+func dtypeOf(t *checkpoint.Tensor) string {
 	if t.Storage == nil {
 		return "unknown"
 	}
@@ -270,7 +269,7 @@ func tiedWarnings(dicts []*stateDict, claims map[string]*claim) []string {
 			var conv, kept []string
 			shapes := map[string]bool{}
 			for _, k := range p.keys {
-				path := append(append(pickle.Path(nil), d.path...), k)
+				path := append(append(checkpoint.Path(nil), d.path...), k)
 				if cl := claims[path.String()]; cl != nil {
 					conv = append(conv, path.String())
 					shapes[dims(cl.change.NewSize)] = true

@@ -1,16 +1,15 @@
 package rewrite
 
 import (
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"strings"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
 // stateDict is a dict of the checkpoint whose keys look like module.parameter names.
 type stateDict struct {
-	path    pickle.Path
-	obj     pickle.Value // *pickle.Dict or *pickle.OrderedDict: identity for shared dicts
-	entries []pickle.Entry
+	path    checkpoint.Path
+	obj     checkpoint.Value // *checkpoint.Dict or *checkpoint.OrderedDict: identity for shared dicts
+	entries []checkpoint.Entry
 	order   int // position in the walk, to keep changes in file order
 }
 
@@ -20,25 +19,25 @@ type weight struct {
 	index  int // entry index in dict.entries
 	key    string
 	module string
-	tensor *pickle.Tensor
+	tensor *checkpoint.Tensor
 }
 
-func (w *weight) path() pickle.Path {
-	return append(append(pickle.Path(nil), w.dict.path...), w.key)
+func (w *weight) path() checkpoint.Path {
+	return append(append(checkpoint.Path(nil), w.dict.path...), w.key)
 }
 
 func (w *weight) rank() int { return len(w.tensor.Size) }
 
 // findStateDicts lists every dict below root that looks like a state_dict, in file order. A
 // dict reachable by two paths is listed under both, since both must change.
-func findStateDicts(root pickle.Value) []*stateDict {
+func findStateDicts(root checkpoint.Value) []*stateDict {
 	var out []*stateDict
-	_ = pickle.Walk(root, func(path pickle.Path, v pickle.Value) error {
-		var entries []pickle.Entry
+	_ = checkpoint.Walk(root, func(path checkpoint.Path, v checkpoint.Value) error {
+		var entries []checkpoint.Entry
 		switch d := v.(type) {
-		case *pickle.Dict:
+		case *checkpoint.Dict:
 			entries = d.Entries
-		case *pickle.OrderedDict:
+		case *checkpoint.OrderedDict:
 			entries = d.Entries
 		default:
 			return nil
@@ -47,26 +46,26 @@ func findStateDicts(root pickle.Value) []*stateDict {
 			return nil
 		}
 		out = append(out, &stateDict{
-			path:    append(pickle.Path(nil), path...),
+			path:    append(checkpoint.Path(nil), path...),
 			obj:     v,
 			entries: entries,
 			order:   len(out),
 		})
-		return pickle.SkipChildren
+		return checkpoint.SkipChildren
 	})
 	return out
 }
 
 // looksLikeStateDict: string keys only, mostly tensors, and at least one tensor named like
 // a module's weight.
-func looksLikeStateDict(entries []pickle.Entry) bool {
+func looksLikeStateDict(entries []checkpoint.Entry) bool {
 	tensors, weights := 0, 0
 	for _, e := range entries {
 		k, ok := e.Key.(string)
 		if !ok {
 			return false
 		}
-		if _, ok := pickle.AsTensor(e.Value); ok {
+		if _, ok := checkpoint.AsTensor(e.Value); ok {
 			tensors++
 			if k == "weight" || strings.HasSuffix(k, ".weight") {
 				weights++
@@ -88,7 +87,7 @@ func (d *stateDict) weights() []*weight {
 		if !ok {
 			module = ""
 		}
-		t, ok := pickle.AsTensor(e.Value)
+		t, ok := checkpoint.AsTensor(e.Value)
 		if !ok || len(t.Stride) != len(t.Size) {
 			continue
 		}
@@ -114,19 +113,19 @@ func isBuffer(key string) bool {
 // under (more than one when tied).
 type param struct {
 	keys   []string
-	tensor *pickle.Tensor
+	tensor *checkpoint.Tensor
 }
 
 // tensorIdentity tells tied tensors apart from merely equal ones: torch's state_dict
 // detaches every parameter, so a tied weight is two tensor objects over one storage, offset,
 // size and stride.
 type tensorIdentity struct {
-	storage *pickle.Storage
+	storage *checkpoint.Storage
 	offset  int64
 	view    string
 }
 
-func identityOf(t *pickle.Tensor) tensorIdentity {
+func identityOf(t *checkpoint.Tensor) tensorIdentity {
 	return tensorIdentity{t.Storage, t.Offset, brackets(t.Size) + brackets(t.Stride)}
 }
 
@@ -136,7 +135,7 @@ func (d *stateDict) params() []*param {
 	seen := map[tensorIdentity]*param{}
 	for _, e := range d.entries {
 		k := e.Key.(string)
-		t, ok := pickle.AsTensor(e.Value)
+		t, ok := checkpoint.AsTensor(e.Value)
 		if !ok || isBuffer(k) {
 			continue
 		}

@@ -2,11 +2,10 @@ package verify
 
 import (
 	"encoding/binary"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"math"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
 // randomLayer makes a layer out×(C·H·W) with random weights, both forms sharing them.
@@ -62,33 +61,33 @@ func BenchmarkVGGHead(b *testing.B) {
 // (fc6 viewed as 512×7×7, fc7 and fc8 as 1×1): decoding included, default options.
 func BenchmarkCheckVGGHead(b *testing.B) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	dict := &pickle.OrderedDict{}
-	data := map[*pickle.Storage][]byte{}
+	dict := &checkpoint.OrderedDict{}
+	data := map[*checkpoint.Storage][]byte{}
 	shapes := []struct {
 		name    string
 		out     int64
 		c, h, w int64
 	}{{"classifier.0", 4096, 512, 7, 7}, {"classifier.3", 4096, 4096, 1, 1}, {"classifier.6", 1000, 4096, 1, 1}}
-	var converted []pickle.Entry
+	var converted []checkpoint.Entry
 	var flops float64
 	for _, s := range shapes {
 		in := s.c * s.h * s.w
-		ws := &pickle.Storage{Kind: pickle.Float32, Key: s.name + "w", Location: "cpu", Len: s.out * in}
-		bs := &pickle.Storage{Kind: pickle.Float32, Key: s.name + "b", Location: "cpu", Len: s.out}
+		ws := &checkpoint.Storage{Kind: checkpoint.Float32, Key: s.name + "w", Location: "cpu", Len: s.out * in}
+		bs := &checkpoint.Storage{Kind: checkpoint.Float32, Key: s.name + "b", Location: "cpu", Len: s.out}
 		data[ws], data[bs] = randomBytes(rng, s.out*in), randomBytes(rng, s.out)
-		w := &pickle.Tensor{Storage: ws, Size: []int64{s.out, in}, Stride: []int64{in, 1}}
-		bias := &pickle.Tensor{Storage: bs, Size: []int64{s.out}, Stride: []int64{1}}
-		view := &pickle.Tensor{Storage: ws, Size: []int64{s.out, s.c, s.h, s.w}, Stride: []int64{in, s.h * s.w, s.w, 1}}
-		dict.Entries = append(dict.Entries, pickle.Entry{Key: s.name + ".weight", Value: w}, pickle.Entry{Key: s.name + ".bias", Value: bias})
-		converted = append(converted, pickle.Entry{Key: s.name + ".weight", Value: view}, pickle.Entry{Key: s.name + ".bias", Value: bias})
+		w := &checkpoint.Tensor{Storage: ws, Size: []int64{s.out, in}, Stride: []int64{in, 1}}
+		bias := &checkpoint.Tensor{Storage: bs, Size: []int64{s.out}, Stride: []int64{1}}
+		view := &checkpoint.Tensor{Storage: ws, Size: []int64{s.out, s.c, s.h, s.w}, Stride: []int64{in, s.h * s.w, s.w, 1}}
+		dict.Entries = append(dict.Entries, checkpoint.Entry{Key: s.name + ".weight", Value: w}, checkpoint.Entry{Key: s.name + ".bias", Value: bias})
+		converted = append(converted, checkpoint.Entry{Key: s.name + ".weight", Value: view}, checkpoint.Entry{Key: s.name + ".bias", Value: bias})
 		flops += 2 * 2 * float64(s.out*in) * (2 + 2*9) // two forms, 2 single + 2×9 sliding rows
 	}
 	flops += 2 * 2 * 2 * 9 * (4096*4096 + 1000*4096) // the chain's fc7 and fc8 steps
-	orig, err := pickle.FromBytes(dict, data)
+	orig, err := checkpoint.FromBytes(dict, data)
 	if err != nil {
 		b.Fatal(err)
 	}
-	conv := orig.WithRoot(&pickle.OrderedDict{Entries: converted})
+	conv := orig.WithRoot(&checkpoint.OrderedDict{Entries: converted})
 	b.ResetTimer()
 	for b.Loop() {
 		rep, err := Check(orig, conv, Options{})
@@ -116,22 +115,22 @@ func BenchmarkDecode(b *testing.B) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, tt := range []struct {
 		name   string
-		kind   pickle.StorageKind
+		kind   checkpoint.StorageKind
 		stride []int64
 	}{
-		{"float32", pickle.Float32, []int64{n, 1}},
-		{"float32-transposed", pickle.Float32, []int64{1, n}},
-		{"float16", pickle.Float16, []int64{n, 1}},
-		{"bfloat16-transposed", pickle.BFloat16, []int64{1, n}},
+		{"float32", checkpoint.Float32, []int64{n, 1}},
+		{"float32-transposed", checkpoint.Float32, []int64{1, n}},
+		{"float16", checkpoint.Float16, []int64{n, 1}},
+		{"bfloat16-transposed", checkpoint.BFloat16, []int64{1, n}},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
-			s := &pickle.Storage{Kind: tt.kind, Key: "0", Location: "cpu", Len: n * n}
+			s := &checkpoint.Storage{Kind: tt.kind, Key: "0", Location: "cpu", Len: n * n}
 			raw := make([]byte, s.ByteLen())
 			for i := range raw {
 				raw[i] = byte(rng.Uint32() & 0x3f) // small finite values in every float kind
 			}
-			w := &pickle.Tensor{Storage: s, Size: []int64{n, n}, Stride: tt.stride}
-			c, err := pickle.FromBytes(w, map[*pickle.Storage][]byte{s: raw})
+			w := &checkpoint.Tensor{Storage: s, Size: []int64{n, n}, Stride: tt.stride}
+			c, err := checkpoint.FromBytes(w, map[*checkpoint.Storage][]byte{s: raw})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -3,15 +3,14 @@ package verify
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"math"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
 // encode stores values as little-endian elements of kind. Values must be exact in kind.
-func encode(t testing.TB, kind pickle.StorageKind, vals []float64) []byte {
+func encode(t testing.TB, kind checkpoint.StorageKind, vals []float64) []byte {
 	t.Helper()
 	size := kind.ItemSize()
 	b := make([]byte, len(vals)*size)
@@ -19,25 +18,25 @@ func encode(t testing.TB, kind pickle.StorageKind, vals []float64) []byte {
 	for i, v := range vals {
 		p := b[i*size:]
 		switch kind {
-		case pickle.Float32:
+		case checkpoint.Float32:
 			le.PutUint32(p, math.Float32bits(float32(v)))
-		case pickle.Float64:
+		case checkpoint.Float64:
 			le.PutUint64(p, math.Float64bits(v))
-		case pickle.BFloat16:
+		case checkpoint.BFloat16:
 			bits := math.Float32bits(float32(v))
 			if bits&0xffff != 0 {
 				t.Fatalf("%v is not exact in bfloat16", v)
 			}
 			le.PutUint16(p, uint16(bits>>16))
-		case pickle.Float16:
+		case checkpoint.Float16:
 			le.PutUint16(p, exactHalf(t, v))
-		case pickle.Int64:
+		case checkpoint.Int64:
 			le.PutUint64(p, uint64(int64(v)))
-		case pickle.Int32:
+		case checkpoint.Int32:
 			le.PutUint32(p, uint32(int32(v)))
-		case pickle.Int16:
+		case checkpoint.Int16:
 			le.PutUint16(p, uint16(int16(v)))
-		case pickle.Int8, pickle.Uint8, pickle.Bool:
+		case checkpoint.Int8, checkpoint.Uint8, checkpoint.Bool:
 			p[0] = byte(int(v))
 		default:
 			t.Fatalf("cannot encode %s", kind)
@@ -80,27 +79,27 @@ func exactValues(rng *rand.Rand, n int) []float64 {
 // ckBuilder assembles an in-memory checkpoint.
 type ckBuilder struct {
 	t       testing.TB
-	dict    *pickle.OrderedDict
-	data    map[*pickle.Storage][]byte
+	dict    *checkpoint.OrderedDict
+	data    map[*checkpoint.Storage][]byte
 	storage int
 }
 
 func newBuilder(t testing.TB) *ckBuilder {
-	return &ckBuilder{t: t, dict: &pickle.OrderedDict{}, data: map[*pickle.Storage][]byte{}}
+	return &ckBuilder{t: t, dict: &checkpoint.OrderedDict{}, data: map[*checkpoint.Storage][]byte{}}
 }
 
 // add stores vals in a new storage and adds a view of it under key.
-func (b *ckBuilder) add(key string, kind pickle.StorageKind, vals []float64, offset int64, size, stride []int64) *pickle.Tensor {
-	s := &pickle.Storage{Kind: kind, Key: fmt.Sprint(b.storage), Location: "cpu", Len: int64(len(vals))}
+func (b *ckBuilder) add(key string, kind checkpoint.StorageKind, vals []float64, offset int64, size, stride []int64) *checkpoint.Tensor {
+	s := &checkpoint.Storage{Kind: kind, Key: fmt.Sprint(b.storage), Location: "cpu", Len: int64(len(vals))}
 	b.storage++
 	b.data[s] = encode(b.t, kind, vals)
-	t := &pickle.Tensor{Storage: s, Offset: offset, Size: size, Stride: stride}
-	b.dict.Entries = append(b.dict.Entries, pickle.Entry{Key: key, Value: t})
+	t := &checkpoint.Tensor{Storage: s, Offset: offset, Size: size, Stride: stride}
+	b.dict.Entries = append(b.dict.Entries, checkpoint.Entry{Key: key, Value: t})
 	return t
 }
 
-func (b *ckBuilder) build() *pickle.Checkpoint {
-	c, err := pickle.FromBytes(b.dict, b.data)
+func (b *ckBuilder) build() *checkpoint.Checkpoint {
+	c, err := checkpoint.FromBytes(b.dict, b.data)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -136,7 +135,7 @@ type fcSpec struct {
 
 // buildFC adds spec's 2-D weight to orig and its 4-D view to conv, each checkpoint with
 // its own storages holding the same bytes. It returns the logical weight values.
-func buildFC(rng *rand.Rand, orig, conv *ckBuilder, kind pickle.StorageKind, spec fcSpec) []float64 {
+func buildFC(rng *rand.Rand, orig, conv *ckBuilder, kind checkpoint.StorageKind, spec fcSpec) []float64 {
 	out, in := spec.out, spec.c*spec.h*spec.w
 	w := exactValues(rng, out*in)
 	var vals []float64

@@ -4,11 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"math"
 	"math/rand/v2"
 	"strings"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
 // ErrNoLayers: the two checkpoints have no weight that is 2-D in one and 4-D in the other.
@@ -119,7 +118,7 @@ func (r *Report) Passed() bool {
 // consecutive layers. Layers are decoded one at a time; only the bytes of the weights and
 // biases involved are read. It returns ErrNoLayers if there is nothing to check; failed
 // comparisons are reported in the Report, not as an error.
-func Check(orig, conv *pickle.Checkpoint, opts Options) (*Report, error) {
+func Check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
 	layers, err := FindLayers(orig, conv)
 	if err != nil {
@@ -179,7 +178,7 @@ type layerData struct {
 	dtype             string
 }
 
-func loadLayer(orig, conv *pickle.Checkpoint, l *Layer) (*layerData, error) {
+func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer) (*layerData, error) {
 	linCk, convCk := orig, conv
 	linBiasT, convBiasT := l.Bias, l.ConvertedBias
 	if l.Reverse {
@@ -228,7 +227,7 @@ const (
 	unitRoundoff = 1.0 / (1 << 24)
 )
 
-func decodeVector(c *pickle.Checkpoint, t *pickle.Tensor) ([]float32, error) {
+func decodeVector(c *checkpoint.Checkpoint, t *checkpoint.Tensor) ([]float32, error) {
 	d, err := Decode(c, t)
 	if err != nil {
 		return nil, err

@@ -3,14 +3,13 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"math/rand/v2"
 	"strings"
 	"testing"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
-var floatKinds = []pickle.StorageKind{pickle.Float32, pickle.Float16, pickle.BFloat16, pickle.Float64}
+var floatKinds = []checkpoint.StorageKind{checkpoint.Float32, checkpoint.Float16, checkpoint.BFloat16, checkpoint.Float64}
 
 // A layout error must miss the tolerance by at least this factor.
 const minFailRatio = 100
@@ -69,7 +68,7 @@ func TestCheckLargeFanIn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("large fan-in")
 	}
-	for _, kind := range []pickle.StorageKind{pickle.Float32, pickle.BFloat16} {
+	for _, kind := range []checkpoint.StorageKind{checkpoint.Float32, checkpoint.BFloat16} {
 		for _, v := range []variant{correct, channelsLast, swappedHW} {
 			t.Run(fmt.Sprintf("%s/variant=%d", kind, v), func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(31, 32))
@@ -92,7 +91,7 @@ func TestCheckLargeFanIn(t *testing.T) {
 
 // vggLike builds a head fc6 (C×3×3 → 16), fc7 (16 → 12), fc8 (12 → 5), after a conv
 // weight that stays 4-D, with fc6 converted as given.
-func vggLike(t *testing.T, kind pickle.StorageKind, fc6 variant) (orig, conv *pickle.Checkpoint) {
+func vggLike(t *testing.T, kind checkpoint.StorageKind, fc6 variant) (orig, conv *checkpoint.Checkpoint) {
 	rng := rand.New(rand.NewPCG(21, 22))
 	o, c := newBuilder(t), newBuilder(t)
 	convW := exactValues(rng, 4*2*3*3)
@@ -147,7 +146,7 @@ func TestCheckChain(t *testing.T) {
 }
 
 func TestFindLayers(t *testing.T) {
-	orig, conv := vggLike(t, pickle.Float32, correct)
+	orig, conv := vggLike(t, checkpoint.Float32, correct)
 	layers, err := FindLayers(orig, conv)
 	if err != nil {
 		t.Fatal(err)
@@ -168,14 +167,14 @@ func TestFindLayers(t *testing.T) {
 func TestChainsBreak(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	o, c := newBuilder(t), newBuilder(t)
-	buildFC(rng, o, c, pickle.Float32, fcSpec{name: "a", out: 4, c: 2, h: 2, w: 2})
+	buildFC(rng, o, c, checkpoint.Float32, fcSpec{name: "a", out: 4, c: 2, h: 2, w: 2})
 	// a weight between them that is not converted interrupts the head
 	for _, b := range []*ckBuilder{o, c} {
-		b.add("norm.weight", pickle.Float32, []float64{1, 1, 1, 1}, 0, []int64{4}, []int64{1})
+		b.add("norm.weight", checkpoint.Float32, []float64{1, 1, 1, 1}, 0, []int64{4}, []int64{1})
 	}
-	buildFC(rng, o, c, pickle.Float32, fcSpec{name: "b", out: 3, c: 4, h: 1, w: 1})
+	buildFC(rng, o, c, checkpoint.Float32, fcSpec{name: "b", out: 3, c: 4, h: 1, w: 1})
 	// 3 outputs of b do not feed 5 channels
-	buildFC(rng, o, c, pickle.Float32, fcSpec{name: "c", out: 2, c: 5, h: 1, w: 1})
+	buildFC(rng, o, c, checkpoint.Float32, fcSpec{name: "c", out: 2, c: 5, h: 1, w: 1})
 	orig := o.build()
 	layers, err := FindLayers(orig, c.build())
 	if err != nil {
@@ -188,23 +187,23 @@ func TestChainsBreak(t *testing.T) {
 
 func TestFindLayersErrors(t *testing.T) {
 	o, c := newBuilder(t), newBuilder(t)
-	o.add("fc.weight", pickle.Float32, make([]float64, 12), 0, []int64{3, 4}, []int64{4, 1})
-	c.add("fc.weight", pickle.Float32, make([]float64, 12), 0, []int64{3, 2, 1, 1}, []int64{2, 1, 1, 1})
+	o.add("fc.weight", checkpoint.Float32, make([]float64, 12), 0, []int64{3, 4}, []int64{4, 1})
+	c.add("fc.weight", checkpoint.Float32, make([]float64, 12), 0, []int64{3, 2, 1, 1}, []int64{2, 1, 1, 1})
 	if _, err := FindLayers(o.build(), c.build()); !errors.Is(err, ErrShape) {
 		t.Errorf("element count changed: error %v, want %v", err, ErrShape)
 	}
 
 	o, c = newBuilder(t), newBuilder(t)
-	o.add("fc.weight", pickle.Float32, make([]float64, 12), 0, []int64{3, 4}, []int64{4, 1})
-	o.add("fc.bias", pickle.Float32, make([]float64, 4), 0, []int64{4}, []int64{1})
-	c.add("fc.weight", pickle.Float32, make([]float64, 12), 0, []int64{3, 4, 1, 1}, []int64{4, 1, 1, 1})
+	o.add("fc.weight", checkpoint.Float32, make([]float64, 12), 0, []int64{3, 4}, []int64{4, 1})
+	o.add("fc.bias", checkpoint.Float32, make([]float64, 4), 0, []int64{4}, []int64{1})
+	c.add("fc.weight", checkpoint.Float32, make([]float64, 12), 0, []int64{3, 4, 1, 1}, []int64{4, 1, 1, 1})
 	if _, err := FindLayers(o.build(), c.build()); !errors.Is(err, ErrShape) {
 		t.Errorf("bias of 4 for 3 outputs: error %v, want %v", err, ErrShape)
 	}
 
 	o, c = newBuilder(t), newBuilder(t)
-	o.add("fc.weight", pickle.Float32, make([]float64, 12), 0, []int64{3, 4}, []int64{4, 1})
-	c.add("fc.weight", pickle.Float32, make([]float64, 12), 0, []int64{3, 4}, []int64{4, 1})
+	o.add("fc.weight", checkpoint.Float32, make([]float64, 12), 0, []int64{3, 4}, []int64{4, 1})
+	c.add("fc.weight", checkpoint.Float32, make([]float64, 12), 0, []int64{3, 4}, []int64{4, 1})
 	if _, err := Check(o.build(), c.build(), Options{}); !errors.Is(err, ErrNoLayers) {
 		t.Errorf("nothing converted: error %v, want %v", err, ErrNoLayers)
 	}
@@ -214,9 +213,9 @@ func TestFindLayersErrors(t *testing.T) {
 func TestCheckDamagedBias(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	o, c := newBuilder(t), newBuilder(t)
-	buildFC(rng, o, c, pickle.Float32, fcSpec{name: "fc", out: 5, c: 2, h: 3, w: 3, bias: true})
-	bias := c.dict.Entries[1].Value.(*pickle.Tensor)
-	c.data[bias.Storage] = encode(t, pickle.Float32, []float64{1, 2, 3, 4, 5})
+	buildFC(rng, o, c, checkpoint.Float32, fcSpec{name: "fc", out: 5, c: 2, h: 3, w: 3, bias: true})
+	bias := c.dict.Entries[1].Value.(*checkpoint.Tensor)
+	c.data[bias.Storage] = encode(t, checkpoint.Float32, []float64{1, 2, 3, 4, 5})
 	rep, err := Check(o.build(), c.build(), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +227,7 @@ func TestCheckDamagedBias(t *testing.T) {
 
 // The same seed gives the same report; another seed gives other inputs.
 func TestCheckDeterministic(t *testing.T) {
-	orig, conv := vggLike(t, pickle.Float32, correct)
+	orig, conv := vggLike(t, checkpoint.Float32, correct)
 	a, err := Check(orig, conv, Options{Seed: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +247,7 @@ func TestCheckDeterministic(t *testing.T) {
 func TestCheckLostBias(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	o, c := newBuilder(t), newBuilder(t)
-	buildFC(rng, o, c, pickle.Float32, fcSpec{name: "fc", out: 5, c: 2, h: 3, w: 3, bias: true})
+	buildFC(rng, o, c, checkpoint.Float32, fcSpec{name: "fc", out: 5, c: 2, h: 3, w: 3, bias: true})
 	c.dict.Entries = c.dict.Entries[:1] // fc.weight only
 	rep, err := Check(o.build(), c.build(), Options{})
 	if err != nil {

@@ -5,12 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"io"
 	"math"
 	"slices"
 	"unsafe"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
 var (
@@ -49,7 +48,7 @@ func numElements(shape []int) int {
 // layouts stream the span in storage order through a small buffer, scattering each element
 // to its place, so no second copy of a large weight is made. Float16, bfloat16 and integer values
 // convert to float32 exactly (integers beyond 2^24 round); float64 values round to nearest.
-func Decode(c *pickle.Checkpoint, t *pickle.Tensor) (*Dense, error) {
+func Decode(c *checkpoint.Checkpoint, t *checkpoint.Tensor) (*Dense, error) {
 	data, shape, err := decodeAs[float32](c, t)
 	if err != nil {
 		return nil, err
@@ -59,7 +58,7 @@ func Decode(c *pickle.Checkpoint, t *pickle.Tensor) (*Dense, error) {
 
 // DecodeFloat64 is Decode with float64 results, exact for every real dtype torch stores
 // (int64 values beyond 2^53 round). It returns the elements in row-major order.
-func DecodeFloat64(c *pickle.Checkpoint, t *pickle.Tensor) ([]float64, error) {
+func DecodeFloat64(c *checkpoint.Checkpoint, t *checkpoint.Tensor) ([]float64, error) {
 	data, _, err := decodeAs[float64](c, t)
 	return data, err
 }
@@ -68,7 +67,7 @@ type float interface{ ~float32 | ~float64 }
 
 var littleEndianHost = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
-func decodeAs[T float](c *pickle.Checkpoint, t *pickle.Tensor) ([]T, []int, error) {
+func decodeAs[T float](c *checkpoint.Checkpoint, t *checkpoint.Tensor) ([]T, []int, error) {
 	lo, hi, shape, err := checkView(t)
 	if err != nil {
 		return nil, nil, err
@@ -82,7 +81,7 @@ func decodeAs[T float](c *pickle.Checkpoint, t *pickle.Tensor) ([]T, []int, erro
 	size := s.Kind.ItemSize()
 	var zero T
 	if t.IsContiguous() && littleEndianHost && uintptr(size) == unsafe.Sizeof(zero) &&
-		(s.Kind == pickle.Float32 && size == 4 || s.Kind == pickle.Float64 && size == 8) {
+		(s.Kind == checkpoint.Float32 && size == 4 || s.Kind == checkpoint.Float64 && size == 8) {
 		raw := unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), n*size)
 		if err := readAt(c, s, raw, lo); err != nil {
 			return nil, nil, err
@@ -120,7 +119,7 @@ func decodeAs[T float](c *pickle.Checkpoint, t *pickle.Tensor) ([]T, []int, erro
 // stride to the smallest, if walking them in that order visits strictly increasing storage
 // positions: true of every view that does not overlap itself, such as transposes, slices
 // and offsets.
-func storageOrder(t *pickle.Tensor) ([]int, bool) {
+func storageOrder(t *checkpoint.Tensor) ([]int, bool) {
 	var order []int
 	for d, n := range t.Size {
 		if n > 1 {
@@ -148,7 +147,7 @@ var streamChunk int64 = 4 << 20
 // streamInto decodes a non-overlapping view by walking it in storage order, reading the
 // span front to back in chunks and scattering each element to its row-major place, so
 // that memory beyond the result stays bounded whatever the layout.
-func streamInto[T float](c *pickle.Checkpoint, t *pickle.Tensor, order []int, lo, hi int64, out []T, elem func([]byte) T) error {
+func streamInto[T float](c *checkpoint.Checkpoint, t *checkpoint.Tensor, order []int, lo, hi int64, out []T, elem func([]byte) T) error {
 	size := int64(t.Storage.Kind.ItemSize())
 	outStride := make([]int64, len(t.Size))
 	step := int64(1)
@@ -206,7 +205,7 @@ func streamInto[T float](c *pickle.Checkpoint, t *pickle.Tensor, order []int, lo
 
 // checkView validates the tensor's view against its storage and returns the element span
 // [lo, hi) it touches and its shape.
-func checkView(t *pickle.Tensor) (lo, hi int64, shape []int, err error) {
+func checkView(t *checkpoint.Tensor) (lo, hi int64, shape []int, err error) {
 	if t == nil || t.Storage == nil {
 		return 0, 0, nil, fmt.Errorf("tensor has no storage")
 	}
@@ -236,7 +235,7 @@ func checkView(t *pickle.Tensor) (lo, hi int64, shape []int, err error) {
 	return lo, hi, shape, nil
 }
 
-func readAt(c *pickle.Checkpoint, s *pickle.Storage, buf []byte, elemOffset int64) error {
+func readAt(c *checkpoint.Checkpoint, s *checkpoint.Storage, buf []byte, elemOffset int64) error {
 	r := c.StorageReader(s)
 	n, err := r.ReadAt(buf, elemOffset*int64(s.Kind.ItemSize()))
 	if n == len(buf) {
@@ -278,28 +277,28 @@ func forEachRow(size, stride []int64, start int64, fn func(start, step int64, co
 }
 
 // converter returns a function that decodes one little-endian element of kind k.
-func converter[T float](k pickle.StorageKind) (func([]byte) T, error) {
+func converter[T float](k checkpoint.StorageKind) (func([]byte) T, error) {
 	le := binary.LittleEndian
 	switch k {
-	case pickle.Float32:
+	case checkpoint.Float32:
 		return func(b []byte) T { return T(math.Float32frombits(le.Uint32(b))) }, nil
-	case pickle.Float64:
+	case checkpoint.Float64:
 		return func(b []byte) T { return T(math.Float64frombits(le.Uint64(b))) }, nil
-	case pickle.Float16:
+	case checkpoint.Float16:
 		return func(b []byte) T { return T(halfToFloat32(le.Uint16(b))) }, nil
-	case pickle.BFloat16:
+	case checkpoint.BFloat16:
 		return func(b []byte) T { return T(math.Float32frombits(uint32(le.Uint16(b)) << 16)) }, nil
-	case pickle.Int64:
+	case checkpoint.Int64:
 		return func(b []byte) T { return T(int64(le.Uint64(b))) }, nil
-	case pickle.Int32:
+	case checkpoint.Int32:
 		return func(b []byte) T { return T(int32(le.Uint32(b))) }, nil
-	case pickle.Int16:
+	case checkpoint.Int16:
 		return func(b []byte) T { return T(int16(le.Uint16(b))) }, nil
-	case pickle.Int8:
+	case checkpoint.Int8:
 		return func(b []byte) T { return T(int8(b[0])) }, nil
-	case pickle.Uint8:
+	case checkpoint.Uint8:
 		return func(b []byte) T { return T(b[0]) }, nil
-	case pickle.Bool:
+	case checkpoint.Bool:
 		return func(b []byte) T {
 			if b[0] != 0 {
 				return 1

@@ -2,12 +2,11 @@ package verify
 
 import (
 	"errors"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
 func TestDecodeLayouts(t *testing.T) {
@@ -33,8 +32,8 @@ func TestDecodeLayouts(t *testing.T) {
 		{"4-D view", want, 0, []int64{2, 3, 1, 1}, []int64{3, 1, 1, 1}, want},
 		{"4-D channels-last view", want, 0, []int64{1, 2, 3, 1}, []int64{6, 1, 2, 1}, []float64{1, 3, 5, 2, 4, 6}},
 	}
-	kinds := []pickle.StorageKind{pickle.Float32, pickle.Float64, pickle.Float16, pickle.BFloat16,
-		pickle.Int64, pickle.Int32, pickle.Int16, pickle.Int8, pickle.Uint8}
+	kinds := []checkpoint.StorageKind{checkpoint.Float32, checkpoint.Float64, checkpoint.Float16, checkpoint.BFloat16,
+		checkpoint.Int64, checkpoint.Int32, checkpoint.Int16, checkpoint.Int8, checkpoint.Uint8}
 	for _, tt := range tests {
 		for _, kind := range kinds {
 			t.Run(tt.name+"/"+kind.String(), func(t *testing.T) {
@@ -74,7 +73,7 @@ func toFloat64(v []float32) []float64 {
 func TestDecodeFloat64Exact(t *testing.T) {
 	vals := []float64{math.Pi, 1e300, -math.SmallestNonzeroFloat64, 1 + 0x1p-52}
 	b := newBuilder(t)
-	ten := b.add("x", pickle.Float64, vals, 0, []int64{4}, []int64{1})
+	ten := b.add("x", checkpoint.Float64, vals, 0, []int64{4}, []int64{1})
 	c := b.build()
 	got, err := DecodeFloat64(c, ten)
 	if err != nil {
@@ -96,7 +95,7 @@ func TestDecodeFloat64Exact(t *testing.T) {
 
 func TestDecodeBool(t *testing.T) {
 	b := newBuilder(t)
-	ten := b.add("x", pickle.Bool, []float64{0, 1, 1}, 0, []int64{3}, []int64{1})
+	ten := b.add("x", checkpoint.Bool, []float64{0, 1, 1}, 0, []int64{3}, []int64{1})
 	d, err := Decode(b.build(), ten)
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +124,7 @@ func TestDecodeErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := newBuilder(t)
-			ten := b.add("x", pickle.Float32, []float64{1, 2, 3, 4, 5, 6}, tt.offset, tt.size, tt.stride)
+			ten := b.add("x", checkpoint.Float32, []float64{1, 2, 3, 4, 5, 6}, tt.offset, tt.size, tt.stride)
 			_, err := Decode(b.build(), ten)
 			if err == nil {
 				t.Fatal("no error")
@@ -136,8 +135,8 @@ func TestDecodeErrors(t *testing.T) {
 		})
 	}
 	b := newBuilder(t)
-	ten := b.add("x", pickle.Float32, []float64{1}, 0, []int64{1}, []int64{1})
-	ten.Storage.Kind = pickle.Complex64
+	ten := b.add("x", checkpoint.Float32, []float64{1}, 0, []int64{1}, []int64{1})
+	ten.Storage.Kind = checkpoint.Complex64
 	b.data[ten.Storage] = make([]byte, 8)
 	if _, err := Decode(b.build(), ten); !errors.Is(err, ErrDType) {
 		t.Errorf("complex64: error %v, want %v", err, ErrDType)
@@ -175,7 +174,7 @@ func TestHalfToFloat32(t *testing.T) {
 
 func TestDecodeHalfSpecials(t *testing.T) {
 	b := newBuilder(t)
-	ten := b.add("x", pickle.Float16, []float64{0, 0, 0}, 0, []int64{3}, []int64{1})
+	ten := b.add("x", checkpoint.Float16, []float64{0, 0, 0}, 0, []int64{3}, []int64{1})
 	b.data[ten.Storage] = []byte{0x01, 0x00, 0x00, 0x7c, 0x00, 0xfc} // 2^-24, +inf, -inf
 	d, err := Decode(b.build(), ten)
 	if err != nil {
@@ -192,7 +191,7 @@ func TestDecodeWindow(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	vals := exactValues(rng, 1000)
 	b := newBuilder(t)
-	ten := b.add("x", pickle.Float32, vals, 100, []int64{10, 10}, []int64{20, 1})
+	ten := b.add("x", checkpoint.Float32, vals, 100, []int64{10, 10}, []int64{20, 1})
 	got, err := Decode(b.build(), ten)
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +221,7 @@ func TestDecodeStreamChunks(t *testing.T) {
 		{"4-D view of a transpose", 0, []int64{20, 5, 2, 2}, []int64{1, 80, 40, 20}},
 	}
 	for _, v := range views {
-		for _, kind := range []pickle.StorageKind{pickle.Float32, pickle.Float16} {
+		for _, kind := range []checkpoint.StorageKind{checkpoint.Float32, checkpoint.Float16} {
 			t.Run(v.name+"/"+kind.String(), func(t *testing.T) {
 				b := newBuilder(t)
 				ten := b.add("x", kind, vals, v.offset, v.size, v.stride)

@@ -3,10 +3,10 @@ package verify_test
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"log"
 	"math"
 
-	"github.com/pt2conv/pt2conv/pickle"
 	"github.com/pt2conv/pt2conv/verify"
 )
 
@@ -21,14 +21,14 @@ func float32Bytes(vals ...float32) []byte {
 
 // stateDict builds a one-layer state_dict {"fc.weight", "fc.bias"} whose weight is viewed
 // with the given size and stride.
-func stateDict(size, stride []int64) *pickle.Checkpoint {
-	weight := &pickle.Storage{Kind: pickle.Float32, Key: "0", Location: "cpu", Len: 8}
-	bias := &pickle.Storage{Kind: pickle.Float32, Key: "1", Location: "cpu", Len: 2}
-	root := &pickle.OrderedDict{Entries: []pickle.Entry{
-		{Key: "fc.weight", Value: &pickle.Tensor{Storage: weight, Size: size, Stride: stride}},
-		{Key: "fc.bias", Value: &pickle.Tensor{Storage: bias, Size: []int64{2}, Stride: []int64{1}}},
+func stateDict(size, stride []int64) *checkpoint.Checkpoint {
+	weight := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 8}
+	bias := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "1", Location: "cpu", Len: 2}
+	root := &checkpoint.OrderedDict{Entries: []checkpoint.Entry{
+		{Key: "fc.weight", Value: &checkpoint.Tensor{Storage: weight, Size: size, Stride: stride}},
+		{Key: "fc.bias", Value: &checkpoint.Tensor{Storage: bias, Size: []int64{2}, Stride: []int64{1}}},
 	}}
-	c, err := pickle.FromBytes(root, map[*pickle.Storage][]byte{
+	c, err := checkpoint.FromBytes(root, map[*checkpoint.Storage][]byte{
 		weight: float32Bytes(1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8),
 		bias:   float32Bytes(1.9, 2.0),
 	})

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"math"
 	"os"
 	"path/filepath"
@@ -35,7 +36,7 @@ type expectation struct {
 	ConvMap         []float64 `json:"conv_map"`
 }
 
-func openFixture(t *testing.T, name string) *pickle.Checkpoint {
+func openFixture(t *testing.T, name string) *checkpoint.Checkpoint {
 	t.Helper()
 	c, err := pickle.Open(filepath.Join(fixtureDir, name))
 	if err != nil {
@@ -45,9 +46,9 @@ func openFixture(t *testing.T, name string) *pickle.Checkpoint {
 	return c
 }
 
-func tensorAt(t *testing.T, c *pickle.Checkpoint, key string) *pickle.Tensor {
+func tensorAt(t *testing.T, c *checkpoint.Checkpoint, key string) *checkpoint.Tensor {
 	t.Helper()
-	for _, nt := range pickle.Tensors(c.Root) {
+	for _, nt := range checkpoint.Tensors(c.Root) {
 		if nt.Path.String() == key {
 			return nt.Tensor
 		}
@@ -140,8 +141,8 @@ func TestKernelsMatchTorch(t *testing.T) {
 	}
 }
 
-func optionalTensor(c *pickle.Checkpoint, key string) *pickle.Tensor {
-	for _, nt := range pickle.Tensors(c.Root) {
+func optionalTensor(c *checkpoint.Checkpoint, key string) *checkpoint.Tensor {
+	for _, nt := range checkpoint.Tensors(c.Root) {
 		if nt.Path.String() == key {
 			return nt.Tensor
 		}
@@ -204,8 +205,8 @@ func TestDecodeMatchesTorchBytes(t *testing.T) {
 	if err := json.Unmarshal(raw, &manifest); err != nil {
 		t.Fatal(err)
 	}
-	kinds := map[string]pickle.StorageKind{}
-	for k := pickle.Float64; k <= pickle.Bool; k++ {
+	kinds := map[string]checkpoint.StorageKind{}
+	for k := checkpoint.Float64; k <= checkpoint.Bool; k++ {
 		kinds[k.DType()] = k
 	}
 	for _, f := range manifest.Files {
@@ -233,35 +234,35 @@ func TestDecodeMatchesTorchBytes(t *testing.T) {
 
 // withViews copies the object tree, replacing the 2-D tensors for which shape returns
 // [C, H, W] by their 4-D view [out, C, H, W] over the same storage, as a conversion does.
-func withViews(v pickle.Value, path pickle.Path, shape func(path pickle.Path, t *pickle.Tensor) []int64) pickle.Value {
-	entries := func(es []pickle.Entry) []pickle.Entry {
-		out := make([]pickle.Entry, len(es))
+func withViews(v checkpoint.Value, path checkpoint.Path, shape func(path checkpoint.Path, t *checkpoint.Tensor) []int64) checkpoint.Value {
+	entries := func(es []checkpoint.Entry) []checkpoint.Entry {
+		out := make([]checkpoint.Entry, len(es))
 		for i, e := range es {
-			out[i] = pickle.Entry{Key: e.Key, Value: withViews(e.Value, append(path[:len(path):len(path)], pickle.KeyString(e.Key)), shape)}
+			out[i] = checkpoint.Entry{Key: e.Key, Value: withViews(e.Value, append(path[:len(path):len(path)], checkpoint.KeyString(e.Key)), shape)}
 		}
 		return out
 	}
-	items := func(vs []pickle.Value) []pickle.Value {
-		out := make([]pickle.Value, len(vs))
+	items := func(vs []checkpoint.Value) []checkpoint.Value {
+		out := make([]checkpoint.Value, len(vs))
 		for i, it := range vs {
 			out[i] = withViews(it, append(path[:len(path):len(path)], fmt.Sprint(i)), shape)
 		}
 		return out
 	}
 	switch v := v.(type) {
-	case *pickle.OrderedDict:
-		return &pickle.OrderedDict{Entries: entries(v.Entries), State: v.State}
-	case *pickle.Dict:
-		return &pickle.Dict{Entries: entries(v.Entries)}
-	case *pickle.List:
-		return &pickle.List{Items: items(v.Items)}
-	case *pickle.Tuple:
-		return &pickle.Tuple{Items: items(v.Items)}
-	case *pickle.Parameter:
+	case *checkpoint.OrderedDict:
+		return &checkpoint.OrderedDict{Entries: entries(v.Entries), State: v.State}
+	case *checkpoint.Dict:
+		return &checkpoint.Dict{Entries: entries(v.Entries)}
+	case *checkpoint.List:
+		return &checkpoint.List{Items: items(v.Items)}
+	case *checkpoint.Tuple:
+		return &checkpoint.Tuple{Items: items(v.Items)}
+	case *checkpoint.Parameter:
 		p := *v
-		p.Data = withViews(v.Data, path, shape).(*pickle.Tensor)
+		p.Data = withViews(v.Data, path, shape).(*checkpoint.Tensor)
 		return &p
-	case *pickle.Tensor:
+	case *checkpoint.Tensor:
 		if len(v.Size) != 2 {
 			return v
 		}
@@ -284,14 +285,14 @@ func TestCheckFixtureViews(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(fixtureDir, "vgg_tiny.pt")); err != nil {
 		t.Skip("no fixtures")
 	}
-	flat := func(_ pickle.Path, t *pickle.Tensor) []int64 { return []int64{t.Size[1], 1, 1} }
+	flat := func(_ checkpoint.Path, t *checkpoint.Tensor) []int64 { return []int64{t.Size[1], 1, 1} }
 	tests := []struct {
 		file   string
-		shape  func(pickle.Path, *pickle.Tensor) []int64
+		shape  func(checkpoint.Path, *checkpoint.Tensor) []int64
 		layers int
 		chains int
 	}{
-		{"vgg_tiny.pt", func(p pickle.Path, t *pickle.Tensor) []int64 {
+		{"vgg_tiny.pt", func(p checkpoint.Path, t *checkpoint.Tensor) []int64 {
 			if p.String() == "classifier.0.weight" {
 				return []int64{8, 3, 3}
 			}
@@ -299,7 +300,7 @@ func TestCheckFixtureViews(t *testing.T) {
 		}, 3, 1},
 		{"vgg_tiny_legacy_t26.pt", flat, 3, 1},
 		{"strided_t26.pt", flat, 2, 1},
-		{"dtypes.pt", func(p pickle.Path, t *pickle.Tensor) []int64 {
+		{"dtypes.pt", func(p checkpoint.Path, t *checkpoint.Tensor) []int64 {
 			if p.String() == "fc16.weight" || p.String() == "fcbf16.weight" {
 				return []int64{2, 2, 2}
 			}
@@ -312,7 +313,7 @@ func TestCheckFixtureViews(t *testing.T) {
 		t.Run(tt.file, func(t *testing.T) {
 			orig := openFixture(t, tt.file)
 			conv := orig.WithRoot(withViews(orig.Root, nil, tt.shape))
-			for _, pair := range [][2]*pickle.Checkpoint{{orig, conv}, {conv, orig}} {
+			for _, pair := range [][2]*checkpoint.Checkpoint{{orig, conv}, {conv, orig}} {
 				rep, err := Check(pair[0], pair[1], Options{Seed: 9})
 				if err != nil {
 					t.Fatal(err)

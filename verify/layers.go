@@ -2,9 +2,8 @@ package verify
 
 import (
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"strings"
-
-	"github.com/pt2conv/pt2conv/pickle"
 )
 
 // Layer is a weight that is 2-D ([out, C·H·W], nn.Linear) in one checkpoint and 4-D
@@ -14,13 +13,13 @@ type Layer struct {
 	// "model/classifier.0.weight".
 	Name string `json:"name"`
 	// Path is the weight's path in both checkpoints.
-	Path pickle.Path `json:"weight"`
+	Path checkpoint.Path `json:"weight"`
 	// Original and Converted are the weight in each checkpoint.
-	Original, Converted *pickle.Tensor `json:"-"`
+	Original, Converted *checkpoint.Tensor `json:"-"`
 	// Bias is the sibling "<module>.bias" of the original weight, or nil. ConvertedBias is
 	// the same key in the converted checkpoint, or nil. Each form runs with its own
 	// checkpoint's bias, so a bias lost or changed by the conversion is caught too.
-	Bias, ConvertedBias *pickle.Tensor `json:"-"`
+	Bias, ConvertedBias *checkpoint.Tensor `json:"-"`
 	// C, H, W are the input geometry of the 4-D form.
 	C int `json:"c"`
 	H int `json:"h"`
@@ -33,14 +32,14 @@ type Layer struct {
 func (l *Layer) Out() int { return int(l.Original.Size[0]) }
 
 // linear and conv return the layer's 2-D and 4-D weights, whichever checkpoint holds them.
-func (l *Layer) linear() *pickle.Tensor {
+func (l *Layer) linear() *checkpoint.Tensor {
 	if l.Reverse {
 		return l.Converted
 	}
 	return l.Original
 }
 
-func (l *Layer) conv() *pickle.Tensor {
+func (l *Layer) conv() *checkpoint.Tensor {
 	if l.Reverse {
 		return l.Original
 	}
@@ -51,12 +50,12 @@ func (l *Layer) conv() *pickle.Tensor {
 // path that are 2-D in orig and 4-D in conv (or 4-D in orig and 2-D in conv, Reverse) with
 // the same output count and the same number of elements. A pair whose rank changed between
 // 2 and 4 but whose sizes disagree is an error, as is a bias of the wrong shape.
-func FindLayers(orig, conv *pickle.Checkpoint) ([]Layer, error) {
+func FindLayers(orig, conv *checkpoint.Checkpoint) ([]Layer, error) {
 	origTensors := tensorsByPath(orig.Root)
 	convTensors := tensorsByPath(conv.Root)
 	var layers []Layer
 	seen := map[string]bool{}
-	for _, nt := range pickle.Tensors(orig.Root) {
+	for _, nt := range checkpoint.Tensors(orig.Root) {
 		key := nt.Path.String()
 		ct := convTensors[key]
 		if ct == nil || seen[key] {
@@ -65,7 +64,7 @@ func FindLayers(orig, conv *pickle.Checkpoint) ([]Layer, error) {
 		seen[key] = true
 		ot := nt.Tensor
 		l := Layer{Name: moduleName(nt.Path), Path: nt.Path, Original: ot, Converted: ct}
-		var flat, full *pickle.Tensor
+		var flat, full *checkpoint.Tensor
 		switch {
 		case len(ot.Size) == 2 && len(ct.Size) == 4:
 			flat, full = ot, ct
@@ -94,9 +93,9 @@ func FindLayers(orig, conv *pickle.Checkpoint) ([]Layer, error) {
 	return layers, nil
 }
 
-func tensorsByPath(root pickle.Value) map[string]*pickle.Tensor {
-	m := map[string]*pickle.Tensor{}
-	for _, nt := range pickle.Tensors(root) {
+func tensorsByPath(root checkpoint.Value) map[string]*checkpoint.Tensor {
+	m := map[string]*checkpoint.Tensor{}
+	for _, nt := range checkpoint.Tensors(root) {
 		if k := nt.Path.String(); m[k] == nil {
 			m[k] = nt.Tensor
 		}
@@ -105,7 +104,7 @@ func tensorsByPath(root pickle.Value) map[string]*pickle.Tensor {
 }
 
 // moduleName drops the ".weight" suffix of a weight's path.
-func moduleName(p pickle.Path) string {
+func moduleName(p checkpoint.Path) string {
 	name := p.String()
 	if n, ok := strings.CutSuffix(name, ".weight"); ok {
 		return n
@@ -114,7 +113,7 @@ func moduleName(p pickle.Path) string {
 }
 
 // biasKey is the path of the bias beside a weight, or "" when the key is not a weight.
-func biasKey(p pickle.Path) string {
+func biasKey(p checkpoint.Path) string {
 	if len(p) == 0 {
 		return ""
 	}
@@ -122,12 +121,12 @@ func biasKey(p pickle.Path) string {
 	if !ok || (last != "" && !strings.HasSuffix(last, ".")) {
 		return ""
 	}
-	q := append(pickle.Path(nil), p...)
+	q := append(checkpoint.Path(nil), p...)
 	q[len(q)-1] = last + "bias"
 	return q.String()
 }
 
-func lookupBias(tensors map[string]*pickle.Tensor, key string, out int, file string) (*pickle.Tensor, error) {
+func lookupBias(tensors map[string]*checkpoint.Tensor, key string, out int, file string) (*checkpoint.Tensor, error) {
 	t := tensors[key]
 	if t == nil {
 		return nil, nil
@@ -142,10 +141,10 @@ func lookupBias(tensors map[string]*pickle.Tensor, key string, out int, file str
 // joins the previous one's chain when both are weights of the same dict, no other weight of
 // that dict sits between them in the original's key order, its input is 1×1 and its
 // channel count equals the previous layer's output count.
-func chains(orig pickle.Value, layers []Layer) [][]int {
+func chains(orig checkpoint.Value, layers []Layer) [][]int {
 	order := map[string]int{}
-	var weights []pickle.Path // every weight key of the original, in key order
-	for _, nt := range pickle.Tensors(orig) {
+	var weights []checkpoint.Path // every weight key of the original, in key order
+	for _, nt := range checkpoint.Tensors(orig) {
 		k := nt.Path.String()
 		if _, ok := order[k]; ok || biasKey(nt.Path) == "" {
 			continue
@@ -171,7 +170,7 @@ func follows(prev, next *Layer, order map[string]int) bool {
 		next.H == 1 && next.W == 1 && next.C == prev.Out()
 }
 
-func sameParent(a, b pickle.Path) bool {
+func sameParent(a, b checkpoint.Path) bool {
 	if len(a) != len(b) || len(a) == 0 {
 		return false
 	}

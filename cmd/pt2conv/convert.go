@@ -205,7 +205,7 @@ func convertFile(ctx context.Context, j job, o *convertOptions, progress func(do
 		res.Seconds = time.Since(start).Seconds()
 		return res
 	}
-	if err := converted.Save(j.out, &pickle.SaveOptions{Force: o.force, Progress: progress}); err != nil {
+	if err := pickle.Save(j.out, converted, &pickle.SaveOptions{Force: o.force, Progress: progress}); err != nil {
 		if errors.Is(err, pickle.ErrExists) {
 			err = fmt.Errorf("%s exists; pass --force to replace it", j.out)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -42,12 +43,12 @@ func buildBinary(t *testing.T, dir string) string {
 // writeBigCheckpoint saves a state_dict {"fc.weight", "fc.bias"} of about 50 MB.
 func writeBigCheckpoint(t *testing.T, path string) {
 	t.Helper()
-	w := &pickle.Storage{Kind: pickle.Float32, Key: "0", Location: "cpu", Len: bigRows * bigCols}
-	b := &pickle.Storage{Kind: pickle.Float32, Key: "1", Location: "cpu", Len: bigRows}
-	tensor := func(s *pickle.Storage, size, stride []int64) *pickle.Tensor {
-		return &pickle.Tensor{Storage: s, Size: size, Stride: stride, Hooks: &pickle.OrderedDict{}}
+	w := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: bigRows * bigCols}
+	b := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "1", Location: "cpu", Len: bigRows}
+	tensor := func(s *checkpoint.Storage, size, stride []int64) *checkpoint.Tensor {
+		return &checkpoint.Tensor{Storage: s, Size: size, Stride: stride, Hooks: &checkpoint.OrderedDict{}}
 	}
-	root := &pickle.OrderedDict{Entries: []pickle.Entry{
+	root := &checkpoint.OrderedDict{Entries: []checkpoint.Entry{
 		{Key: "fc.weight", Value: tensor(w, []int64{bigRows, bigCols}, []int64{bigCols, 1})},
 		{Key: "fc.bias", Value: tensor(b, []int64{bigRows}, []int64{1})},
 	}}
@@ -55,11 +56,11 @@ func writeBigCheckpoint(t *testing.T, path string) {
 	for i := range wb {
 		wb[i] = byte(i * 31)
 	}
-	c, err := pickle.FromBytes(root, map[*pickle.Storage][]byte{w: wb, b: make([]byte, b.ByteLen())})
+	c, err := checkpoint.FromBytes(root, map[*checkpoint.Storage][]byte{w: wb, b: make([]byte, b.ByteLen())})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Save(path, nil); err != nil {
+	if err := pickle.Save(path, c, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -72,7 +73,7 @@ func checkComplete(t *testing.T, path string) {
 		t.Fatalf("the output is not a complete checkpoint: %v", err)
 	}
 	defer c.Close()
-	ts := pickle.Tensors(c.Root)
+	ts := checkpoint.Tensors(c.Root)
 	if len(ts) != 2 || ts[0].Path.String() != "fc.weight" || len(ts[0].Tensor.Size) != 4 || ts[0].Tensor.Size[0] != bigRows {
 		t.Fatalf("the output holds unexpected tensors: %+v", ts)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"os"
 	"path/filepath"
 	"slices"
@@ -279,7 +280,7 @@ func TestBatchConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 		shapes := map[string]int{}
-		for _, nt := range pickle.Tensors(c.Root) {
+		for _, nt := range checkpoint.Tensors(c.Root) {
 			shapes[nt.Path.String()] = len(nt.Tensor.Size)
 		}
 		c.Close()

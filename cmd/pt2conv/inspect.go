@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -70,19 +71,20 @@ func newInspectCommand() *cobra.Command {
 	return cmd
 }
 
-func buildInspectReport(c *pickle.Checkpoint) *inspectReport {
+func buildInspectReport(c *checkpoint.Checkpoint) *inspectReport {
 	rep := &inspectReport{
-		File:           c.Name,
-		Format:         c.Format.String(),
-		PickleProtocol: c.Protocol,
-		Prefix:         c.Prefix,
-		Tensors:        []tensorInfo{},
-		Candidates:     []candidateInfo{},
+		File:       c.Name,
+		Format:     c.Format,
+		Tensors:    []tensorInfo{},
+		Candidates: []candidateInfo{},
 	}
-	for _, r := range c.Records {
-		rep.Records = append(rep.Records, r.Name)
+	if a := pickle.ArchiveOf(c); a != nil {
+		rep.PickleProtocol, rep.Prefix = a.Protocol, a.Prefix
+		for _, r := range a.Records {
+			rep.Records = append(rep.Records, r.Name)
+		}
 	}
-	for _, nt := range pickle.Tensors(c.Root) {
+	for _, nt := range checkpoint.Tensors(c.Root) {
 		t := nt.Tensor
 		rep.Tensors = append(rep.Tensors, tensorInfo{
 			Path: nt.Path.String(), DType: t.Storage.Kind.DType(), Shape: nonNil(t.Size), Stride: nonNil(t.Stride),
@@ -90,7 +92,7 @@ func buildInspectReport(c *pickle.Checkpoint) *inspectReport {
 			Parameter: nt.Parameter != nil,
 		})
 	}
-	for _, s := range pickle.Storages(c.Root) {
+	for _, s := range checkpoint.Storages(c.Root) {
 		rep.Storages++
 		rep.StorageBytes += s.ByteLen()
 	}

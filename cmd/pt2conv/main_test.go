@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,7 +175,7 @@ func TestConvertVerifySeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for _, nt := range pickle.Tensors(c.Root) {
+	for _, nt := range checkpoint.Tensors(c.Root) {
 		if nt.Path.String() == "fc.weight" && fmt.Sprint(nt.Tensor.Size) != "[2 1 2 2]" {
 			t.Errorf("fc.weight has size %v", nt.Tensor.Size)
 		}

@@ -1,4 +1,4 @@
-package pickle
+package checkpoint
 
 import (
 	"fmt"
@@ -33,7 +33,7 @@ func KeyString(k Value) string {
 	case float64:
 		return strconv.FormatFloat(k, 'g', -1, 64)
 	}
-	return fmt.Sprintf("<%s>", typeName(k))
+	return fmt.Sprintf("<%s>", TypeName(k))
 }
 
 // SkipChildren, returned by a WalkFunc, skips the value's children.
@@ -67,7 +67,7 @@ func (w *walker) walk(path Path, v Value) error {
 		}
 		return err
 	}
-	entries, items, ok := children(v)
+	entries, items, ok := Children(v)
 	if !ok {
 		return nil
 	}
@@ -89,9 +89,9 @@ func (w *walker) walk(path Path, v Value) error {
 	return nil
 }
 
-// children returns a container's entries (dicts) or items (lists, tuples); ok is false
+// Children returns a container's entries (dicts) or items (lists, tuples); ok is false
 // for values that hold no others.
-func children(v Value) (entries []Entry, items []Value, ok bool) {
+func Children(v Value) (entries []Entry, items []Value, ok bool) {
 	switch c := v.(type) {
 	case *Dict:
 		return c.Entries, nil, true
@@ -103,45 +103,6 @@ func children(v Value) (entries []Entry, items []Value, ok bool) {
 		return nil, c.Items, true
 	}
 	return nil, nil, false
-}
-
-// walkSize counts the values Walk visits below root, stopping once the count passes
-// limit. Each container's count is computed once, so a tree whose walk would take
-// exponential time (shared lists of shared lists) is measured in linear time.
-func walkSize(root Value, limit int) int {
-	counted := map[any]int{}
-	active := map[any]bool{}
-	var size func(v Value) int
-	size = func(v Value) int {
-		entries, items, ok := children(v)
-		if !ok {
-			return 1
-		}
-		if n, ok := counted[v]; ok {
-			return n
-		}
-		if active[v] {
-			return 1
-		}
-		active[v] = true
-		defer delete(active, v)
-		n := 1
-		for _, e := range entries {
-			if n += size(e.Value); n > limit {
-				break
-			}
-		}
-		for _, it := range items {
-			if n > limit {
-				break
-			}
-			n += size(it)
-		}
-		n = min(n, limit+1)
-		counted[v] = n
-		return n
-	}
-	return size(root)
 }
 
 // NamedTensor is a tensor with the path it was found at.

@@ -1,4 +1,4 @@
-package pickle
+package checkpoint
 
 import (
 	"fmt"
@@ -137,18 +137,21 @@ func (t *Tensor) Span() (lo, hi int64) {
 	return lo, hi
 }
 
-// Storage is a typed storage record of the checkpoint. Its bytes are not read when the
-// checkpoint is opened; Checkpoint.StorageReader gives access to them.
+// Storage is a typed storage of the checkpoint: a run of elements that tensors view. Its
+// bytes are not read when the checkpoint is opened; Checkpoint.StorageReader gives access
+// to them.
 type Storage struct {
 	Kind     StorageKind
-	Key      string // record name under data/ (zip) or the legacy key
+	Key      string // the codec's name for it: record name under data/ (zip), legacy key
 	Location string // "cpu", "cuda:0", ...
-	Len      int64  // elements, as the persistent id records them
+	Len      int64  // elements
 
-	// where the element bytes sit in the checkpoint file
-	offset int64
-	crc32  uint32
-	hasCRC bool
+	// Offset is where the element bytes start in the checkpoint's source. The codec that
+	// read the file sets it, and CRC32 (with HasCRC) when the container records a checksum,
+	// so that a writer can copy the bytes without reading them.
+	Offset int64
+	CRC32  uint32
+	HasCRC bool
 }
 
 // ByteLen is the storage's size in bytes.
@@ -210,6 +213,9 @@ func (k StorageKind) Class() string { return kindInfo[k].class }
 // DType is torch's dtype name, e.g. "float32".
 func (k StorageKind) DType() string { return kindInfo[k].dtype }
 
+// Valid reports whether k is one of the known kinds.
+func (k StorageKind) Valid() bool { return k != InvalidKind && int(k) < len(kindInfo) }
+
 // ItemSize is the size of one element in bytes.
 func (k StorageKind) ItemSize() int { return kindInfo[k].size }
 
@@ -220,8 +226,8 @@ func (k StorageKind) IsFloat() bool {
 	return k == Float64 || k == Float32 || k == Float16 || k == BFloat16
 }
 
-// typeName names a value's Python type for error messages.
-func typeName(v Value) string {
+// TypeName names a value's Python type for error messages.
+func TypeName(v Value) string {
 	switch v.(type) {
 	case nil:
 		return "None"
