@@ -369,4 +369,3 @@ func clip(v []byte) string {
 	}
 	return string(v)
 }
-
