@@ -82,7 +82,8 @@ func StateDict(root checkpoint.Value) ([]checkpoint.NamedTensor, error) {
 }
 
 // StateDictPaths lists the paths of the non-empty dicts below root whose keys are strings
-// and whose values are all tensors.
+// and whose values are all tensors, leaving out those below an integer key (an optimizer's
+// per-parameter state).
 func StateDictPaths(root checkpoint.Value) []string {
 	var found []string
 	_ = checkpoint.Walk(root, func(path checkpoint.Path, v checkpoint.Value) error {
@@ -94,6 +95,11 @@ func StateDictPaths(root checkpoint.Value) []string {
 		entries, _, _ := checkpoint.Children(v)
 		if len(entries) == 0 || len(path) == 0 {
 			return nil
+		}
+		for _, part := range path {
+			if part != "" && strings.Trim(part, "0123456789") == "" {
+				return nil
+			}
 		}
 		for _, e := range entries {
 			_, isStr := e.Key.(string)
