@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"github.com/pt2conv/pt2conv/checkpoint"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"github.com/pt2conv/pt2conv/internal/ckptio"
 	"github.com/pt2conv/pt2conv/pickle"
@@ -157,9 +159,9 @@ func printInspect(w io.Writer, rep *inspectReport) error {
 		fmt.Fprintln(tw, "TENSOR\tDTYPE\tSHAPE\tSTRIDE\tOFFSET\tSTORAGE\tBYTES")
 	}
 	for _, t := range rep.Tensors {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d", t.Path, t.DType, dims(t.Shape), dims(t.Stride), t.Offset, t.Storage, t.Bytes)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d", printable(t.Path), t.DType, dims(t.Shape), dims(t.Stride), t.Offset, t.Storage, t.Bytes)
 		if len(rep.Shards) > 0 {
-			fmt.Fprintf(tw, "\t%s", t.Shard)
+			fmt.Fprintf(tw, "\t%s", printable(t.Shard))
 		}
 		fmt.Fprintln(tw)
 	}
@@ -213,4 +215,13 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// printable quotes names that hold control or other non-printing characters (from a file's
+// header or pickle), so that they cannot drive the terminal.
+func printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
