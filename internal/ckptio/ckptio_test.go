@@ -136,3 +136,38 @@ func TestMultiSource(t *testing.T) {
 		t.Errorf("ReadAt past the end: %d %v", n, err)
 	}
 }
+
+func TestOpenIndexRefuses(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"} {
+		b, err := os.ReadFile(filepath.Join(fixtures, "safetensors", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	tests := map[string]string{
+		"invalid JSON":      `{"weight_map": {`,
+		"no weight_map":     `{"metadata": {}}`,
+		"path outside":      `{"weight_map": {"a": "../model-00001-of-00002.safetensors"}}`,
+		"absolute path":     `{"weight_map": {"a": "/etc/passwd"}}`,
+		"missing shard":     `{"weight_map": {"a": "nope.safetensors"}}`,
+		"name not in shard": `{"weight_map": {"nope": "model-00001-of-00002.safetensors"}}`,
+		"wrong shard":       `{"weight_map": {"vocab_projector.weight": "model-00001-of-00002.safetensors", "distilbert.embeddings.LayerNorm.bias": "model-00002-of-00002.safetensors"}}`,
+		"weight_map values": `{"weight_map": {"a": 1}}`,
+	}
+	for name, index := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, "x.index.json")
+			os.WriteFile(p, []byte(index), 0o644)
+			c, err := Open(p)
+			if err == nil {
+				c.Close()
+				t.Fatal("accepted")
+			}
+			if !bytes.HasPrefix([]byte(err.Error()), []byte(p)) {
+				t.Errorf("error %q does not name the index first", err)
+			}
+		})
+	}
+}
