@@ -2,8 +2,10 @@ package safetensors
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/pt2conv/pt2conv/checkpoint"
+	"github.com/pt2conv/pt2conv/internal/osfile"
 )
 
 // tileBytes bounds each buffer a gather uses: one for a span of the source, one for the
@@ -58,6 +60,9 @@ func (s *sink) view(st *checkpoint.Storage, v view) error {
 	}
 	if lo, hi := v.span(); (hi-lo)*isz <= tileBytes {
 		return s.gatherSpan(st, v, lo, hi)
+	}
+	if s.dst != nil && len(v.size) == 2 && v.stride[0] == 1 && v.stride[1] >= v.size[0] && v.stride[1]*isz <= tileBytes {
+		return s.transposeToFile(st, v)
 	}
 	if n*isz <= tileBytes {
 		return s.gatherRuns(st, v)
@@ -203,4 +208,56 @@ func eachIndex(size []int64, fn func(idx []int64) bool) {
 			return
 		}
 	}
+}
+
+// transposeToFile writes a transposed matrix view (strides (1, p), p ≥ rows) straight into
+// the output file: it reads bands of whole source rows, one read each, and writes every
+// output row's piece of the band at its place. Reading the view in output order instead
+// would take one small read per element run; this takes one read per band and one write
+// per output row and band.
+func (s *sink) transposeToFile(st *checkpoint.Storage, v view) error {
+	if err := s.flushRaw(); err != nil {
+		return err
+	}
+	if err := s.bw.Flush(); err != nil {
+		return err
+	}
+	s.buffers()
+	isz := int64(st.Kind.ItemSize())
+	rows, cols, pitch := v.size[0], v.size[1], v.stride[1]
+	base, err := s.dst.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	n := rows * cols * isz
+	band := max(1, (tileBytes/isz-rows)/pitch+1) // source rows per read
+	piece := s.out
+	for c0 := int64(0); c0 < cols; c0 += band {
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
+		b := min(band, cols-c0)
+		src := s.tile[:((b-1)*pitch+rows)*isz]
+		if err := s.readAt(st, src, v.off+c0*pitch); err != nil {
+			return err
+		}
+		for r := int64(0); r < rows; r++ {
+			out := piece[:b*isz]
+			for k := int64(0); k < b; k++ {
+				e := (k*pitch + r) * isz
+				copy(out[k*isz:(k+1)*isz], src[e:e+isz])
+			}
+			if _, err := s.dst.WriteAt(out, base+(r*cols+c0)*isz); err != nil {
+				return err
+			}
+		}
+		s.done += b * rows * isz
+		s.report()
+	}
+	osfile.StartWriteback(s.dst, base, n)
+	s.written += n
+	if _, err := s.dst.Seek(base+n, io.SeekStart); err != nil {
+		return err
+	}
+	return nil
 }
