@@ -26,7 +26,8 @@ fixtures: torch26
 		>"$$dir/log" 2>&1 || status=$$?; \
 	grep -v -e 'cpuinfo' -e 'UCX' "$$dir/log" || true; \
 	test $$status -eq 0; \
-	cp "$$dir"/*_t26.pt "$$dir/manifest.json" fixtures/
+	cp "$$dir"/*_t26.pt "$$dir/manifest.json" fixtures/; \
+	rm -rf fixtures/safetensors; cp -r "$$dir/safetensors" fixtures/
 	@du -sh fixtures
 
 torch26:

@@ -370,6 +370,7 @@ cat "$SCRATCH/report.md"
 if ((WRITE)); then
 	cp "$SCRATCH/report.md" "$ROOT/BENCHMARKS.md"
 	log "wrote BENCHMARKS.md"
+	BENCH_OUT="$OUT" GO="$GO" TORCH113="$TORCH113" PT2CONV_TORCH26_ROOT="$T26_ROOT" bench/safetensors.sh --write >/dev/null
 fi
 log "done in ${ELAPSED} s"
 ((${#FAILURES[@]} == 0))

@@ -177,7 +177,7 @@ const (
 	Complex64
 )
 
-var kindInfo = [...]struct {
+var kindInfo = []struct {
 	class string // torch.<class>
 	dtype string // torch.<dtype>
 	size  int
@@ -200,7 +200,7 @@ var kindInfo = [...]struct {
 // KindOfClass maps a storage class name ("FloatStorage") to its kind.
 func KindOfClass(class string) (StorageKind, bool) {
 	for k, info := range kindInfo {
-		if k != int(InvalidKind) && info.class == class {
+		if k != int(InvalidKind) && class != "" && info.class == class {
 			return StorageKind(k), true
 		}
 	}

@@ -79,6 +79,10 @@ func (e *Encoder) storage(s *checkpoint.Storage) {
 		e.err = fmt.Errorf("pickle: encoding storage %q: invalid storage kind", s.Key)
 		return
 	}
+	if s.Kind.Class() == "" {
+		e.err = fmt.Errorf("pickle: encoding storage %q: %w: %s tensors have no typed storage class (torch 2.x writes them with _rebuild_tensor_v3, which this encoder does not)", s.Key, ErrUnsupported, s.Kind)
+		return
+	}
 	e.write(opMark)
 	e.str("storage")
 	e.global("torch", s.Kind.Class())

@@ -76,53 +76,17 @@ func Save(path string, c *checkpoint.Checkpoint, opts *SaveOptions) (err error) 
 	if err := checkNotSource(c, path); err != nil {
 		return err
 	}
-	mode := fs.FileMode(0o644)
-	switch fi, err := os.Stat(path); {
-	case err == nil && fi.IsDir():
-		return fmt.Errorf("%s: is a directory; give a file name", path)
-	case err == nil && !opts.Force:
+	base := filepath.Base(path)
+	err = osfile.WriteAtomic(path, opts.Force, func(tmp *os.File) error {
+		if _, err := write(c, opts.Context, tmp, archiveName(base), opts.Progress); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%s: %w", path, ErrExists)
-	case err == nil:
-		mode = fi.Mode().Perm()
-	case !errors.Is(err, fs.ErrNotExist):
-		return err
 	}
-
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	osfile.RemoveStaleTemps(dir, base)
-	tmp, err := osfile.CreateTemp(dir, base)
-	if err != nil {
-		return tempError(path, err)
-	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
-	if _, err = write(c, opts.Context, tmp, archiveName(base), opts.Progress); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = osfile.Publish(tmpName, path, opts.Force); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%s: %w", path, ErrExists)
-		}
-		return err
-	}
-	return osfile.SyncDir(dir)
+	return err
 }
 
 // checkNotSource fails with ErrSameFile when path names the checkpoint's own file.

@@ -138,6 +138,7 @@ fuzz_targets=(
 	"./pickle FuzzReadZip"
 	"./pickle FuzzPickle"
 	"./pickle FuzzLegacy"
+	"./safetensors FuzzHeader"
 )
 for target in "${fuzz_targets[@]}"; do
 	read -r pkg name <<<"$target"

@@ -12,13 +12,13 @@ set -euo pipefail
 root=${PT2CONV_TORCH26_ROOT:-/opt/torch26}
 mirror=${PT2CONV_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=trixie
-packages=(python3 python3-torch python3-numpy)
+packages=(python3 python3-torch python3-numpy python3-safetensors)
 
 log() { printf 'torch-chroot: %s\n' "$*" >&2; }
 
 torch_imports() {
 	[[ -x "$root/usr/bin/python3" ]] &&
-		chroot "$root" python3 -c 'import torch, numpy' >/dev/null 2>&1
+		chroot "$root" python3 -c 'import torch, numpy, safetensors' >/dev/null 2>&1
 }
 
 if torch_imports; then

@@ -7,9 +7,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"time"
 
-	"github.com/pt2conv/pt2conv/pickle"
+	"github.com/pt2conv/pt2conv/internal/ckptio"
 	"github.com/pt2conv/pt2conv/rewrite"
 	"github.com/pt2conv/pt2conv/verify"
 	"github.com/spf13/cobra"
@@ -27,6 +28,8 @@ type convertFlags struct {
 	asJSON       bool
 	jobs         int
 	seed         uint64
+	format       string
+	stateDict    string
 }
 
 func newConvertCommand() *cobra.Command {
@@ -34,9 +37,19 @@ func newConvertCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "convert IN -o OUT | convert IN... --out-dir DIR",
 		Short: "Rewrite Linear layers as Conv2d (or back) and write a new checkpoint",
+		Long: `convert reads each IN — a .pt/.pth/.bin file, a .safetensors file, or a sharded checkpoint's
+index (*.index.json), recognised by content — rewrites the chosen layers and writes the result.
+The output format follows OUT's extension (.safetensors: safetensors; anything else: torch's
+zip format) unless --format says otherwise; with no --layer the checkpoint is only re-saved, so
+convert also converts between formats. A sharded input is written as a sharded set: every shard
+under its own name (renamed for the output format) and a new index, into a temporary directory
+that is moved into place only when every shard is written.`,
 		Example: `  pt2conv convert vgg.pth -o vgg_fcn.pth --layer classifier.0=512x7x7 --layer classifier.3 --layer classifier.6 --verify
   pt2conv convert ckpt.pt -o conv.pt --layer fc6=auto --layer fc7 --optimizer-key optimizer
-  pt2conv convert runs/*.pt --out-dir converted -j 4 --plan head.yaml --json`,
+  pt2conv convert runs/*.pt --out-dir converted -j 4 --plan head.yaml --json
+  pt2conv convert model.pt -o model.safetensors
+  pt2conv convert train.pt -o model.safetensors --state-dict model
+  pt2conv convert model.safetensors.index.json --out-dir ane --layer '*' -j 2 --verify`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := f.options()
@@ -68,6 +81,8 @@ func newConvertCommand() *cobra.Command {
 	fl.BoolVar(&f.asJSON, "json", false, "print a JSON report instead of text")
 	fl.IntVarP(&f.jobs, "jobs", "j", 1, "convert `N` files at a time")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the random inputs used by --verify")
+	fl.StringVar(&f.format, "format", "", "output `FORMAT`: pt or safetensors (default: by the output's extension)")
+	fl.StringVar(&f.stateDict, "state-dict", "", "write only the state_dict stored under `KEY` (e.g. model); needed for a safetensors output of a training checkpoint")
 	return cmd
 }
 
@@ -79,10 +94,18 @@ type convertOptions struct {
 	verify  bool
 	force   bool
 	seed    uint64
+	// format overrides the output's extension ("pt", "safetensors"; "" to follow it).
+	format    string
+	stateDict string
+	jobs      int
 }
 
 func (f *convertFlags) options() (*convertOptions, error) {
-	o := &convertOptions{dryRun: f.dryRun, verify: f.verify, force: f.force, seed: f.seed}
+	o := &convertOptions{dryRun: f.dryRun, verify: f.verify, force: f.force, seed: f.seed,
+		format: f.format, stateDict: f.stateDict, jobs: f.jobs}
+	if _, err := ckptio.OutputFormat("", f.format); err != nil {
+		return nil, err
+	}
 	switch f.to {
 	case "conv", "conv2d":
 		o.rewrite.Direction = rewrite.ToConv
@@ -139,6 +162,10 @@ func (f *convertFlags) jobsFor(args []string) ([]job, error) {
 		seen := map[string]string{}
 		for _, in := range args {
 			out := filepath.Join(f.outDir, filepath.Base(in))
+			if f.format != "" {
+				format, _ := ckptio.OutputFormat("", f.format)
+				out = ckptio.Rename(out, format)
+			}
 			if prev, ok := seen[out]; ok {
 				return nil, fmt.Errorf("%s and %s would both be written to %s", prev, in, out)
 			}
@@ -182,11 +209,18 @@ func convertFile(ctx context.Context, j job, o *convertOptions, progress func(do
 	if err := ctx.Err(); err != nil {
 		return fail(exitBadInput, fmt.Errorf("%s: not converted: interrupted", j.in))
 	}
-	orig, err := pickle.Open(j.in)
+	orig, err := ckptio.Open(j.in)
 	if err != nil {
 		return fail(exitBadInput, err)
 	}
 	defer orig.Close()
+	format, err := ckptio.OutputFormat(j.out, o.format)
+	if err != nil {
+		return fail(exitBadInput, err)
+	}
+	if ckptio.ShardedOf(orig) != nil && j.out != "" && !ckptio.IsIndex(j.out) {
+		return fail(exitBadInput, fmt.Errorf("%s is a sharded checkpoint: give -o DIR/NAME.index.json or --out-dir DIR", j.in))
+	}
 	converted := orig
 	if len(o.specs) > 0 {
 		plan, err := rewrite.NewPlan(orig, o.specs, o.rewrite)
@@ -205,22 +239,39 @@ func convertFile(ctx context.Context, j job, o *convertOptions, progress func(do
 		res.Seconds = time.Since(start).Seconds()
 		return res
 	}
-	if err := pickle.Save(j.out, converted, &pickle.SaveOptions{Force: o.force, Progress: progress}); err != nil {
-		if errors.Is(err, pickle.ErrExists) {
+	if o.stateDict != "" {
+		if converted, err = ckptio.SelectStateDict(converted, o.stateDict); err != nil {
+			return fail(exitBadInput, fmt.Errorf("%s: %w", j.in, err))
+		}
+	}
+	var warnMu sync.Mutex
+	save := ckptio.SaveOptions{Force: o.force, Progress: progress, Jobs: o.jobs, Warn: func(msg string) {
+		warnMu.Lock()
+		res.Warnings = append(res.Warnings, msg)
+		warnMu.Unlock()
+	}}
+	if err := ckptio.Save(j.out, converted, format, save); err != nil {
+		if errors.Is(err, ckptio.ErrExists) {
 			err = fmt.Errorf("%s exists; pass --force to replace it", j.out)
 		}
-		return fail(exitBadInput, err)
+		return fail(exitBadInput, fmt.Errorf("%s: %w", j.in, err))
 	}
 	if st, err := os.Stat(j.out); err == nil {
 		res.Bytes = st.Size()
 	}
 	if o.verify {
-		written, err := pickle.Open(j.out)
+		written, err := ckptio.Open(j.out)
 		if err != nil {
 			return fail(exitFailed, fmt.Errorf("%s: reading back the written file: %w", j.out, err))
 		}
 		defer written.Close()
-		rep, err := verify.Check(orig, written, verify.Options{Seed: o.seed})
+		before := orig
+		if o.stateDict != "" {
+			if before, err = ckptio.SelectStateDict(orig, o.stateDict); err != nil {
+				return fail(exitBadInput, fmt.Errorf("%s: %w", j.in, err))
+			}
+		}
+		rep, err := verify.Check(before, written, verify.Options{Seed: o.seed})
 		if errors.Is(err, verify.ErrNoLayers) && len(res.Changes) == 0 {
 			rep, err = &verify.Report{}, nil // nothing was converted, so nothing to prove
 		}

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"github.com/pt2conv/pt2conv/checkpoint"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
+	"github.com/pt2conv/pt2conv/internal/ckptio"
 	"github.com/pt2conv/pt2conv/pickle"
 	"github.com/pt2conv/pt2conv/rewrite"
+	"github.com/pt2conv/pt2conv/safetensors"
 	"github.com/spf13/cobra"
 )
 
@@ -24,6 +28,9 @@ type inspectReport struct {
 	Storages       int             `json:"storages"`
 	StorageBytes   int64           `json:"storage_bytes"`
 	Candidates     []candidateInfo `json:"linear_candidates"`
+	// Metadata is a safetensors file's __metadata__ or a sharded index's metadata.
+	Metadata map[string]any `json:"metadata,omitempty"`
+	Shards   []string       `json:"shards,omitempty"`
 }
 
 type tensorInfo struct {
@@ -35,6 +42,7 @@ type tensorInfo struct {
 	Storage   string  `json:"storage"`
 	Bytes     int64   `json:"bytes"`
 	Parameter bool    `json:"parameter,omitempty"`
+	Shard     string  `json:"shard,omitempty"`
 }
 
 type candidateInfo struct {
@@ -51,11 +59,14 @@ type candidateInfo struct {
 func newInspectCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "inspect FILE",
+		Use: "inspect FILE",
+		Long: `inspect lists a checkpoint's tensors and the Linear layers that can become convolutions.
+FILE is a .pt/.pth/.bin file, a .safetensors file or a sharded checkpoint's index
+(*.index.json), recognised by content; for an index every tensor is listed with its shard.`,
 		Short: "List a checkpoint's tensors and the Linear layers that can become convolutions",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := pickle.Open(args[0])
+			c, err := ckptio.Open(args[0])
 			if err != nil {
 				return err
 			}
@@ -84,6 +95,19 @@ func buildInspectReport(c *checkpoint.Checkpoint) *inspectReport {
 			rep.Records = append(rep.Records, r.Name)
 		}
 	}
+	if h := safetensors.HeaderOf(c); h != nil && h.Metadata != nil {
+		rep.Metadata = map[string]any{}
+		for k, v := range h.Metadata {
+			rep.Metadata[k] = v
+		}
+	}
+	sharded := ckptio.ShardedOf(c)
+	if sharded != nil {
+		rep.Metadata = sharded.Metadata
+		for _, s := range sharded.Shards {
+			rep.Shards = append(rep.Shards, s.File)
+		}
+	}
 	for _, nt := range checkpoint.Tensors(c.Root) {
 		t := nt.Tensor
 		rep.Tensors = append(rep.Tensors, tensorInfo{
@@ -91,6 +115,9 @@ func buildInspectReport(c *checkpoint.Checkpoint) *inspectReport {
 			Offset: t.Offset, Storage: t.Storage.Key, Bytes: t.NumElements() * int64(t.Storage.Kind.ItemSize()),
 			Parameter: nt.Parameter != nil,
 		})
+		if sharded != nil {
+			rep.Tensors[len(rep.Tensors)-1].Shard = sharded.ShardOf(nt.Path.String())
+		}
 	}
 	for _, s := range checkpoint.Storages(c.Root) {
 		rep.Storages++
@@ -113,11 +140,30 @@ func nonNil(s []int64) []int64 {
 }
 
 func printInspect(w io.Writer, rep *inspectReport) error {
-	fmt.Fprintf(w, "%s: %s checkpoint, pickle protocol %d\n\n", rep.File, rep.Format, rep.PickleProtocol)
+	switch {
+	case rep.PickleProtocol > 0:
+		fmt.Fprintf(w, "%s: %s checkpoint, pickle protocol %d\n\n", rep.File, rep.Format, rep.PickleProtocol)
+	case len(rep.Shards) > 0:
+		fmt.Fprintf(w, "%s: %s checkpoint, %d shards\n\n", rep.File, rep.Format, len(rep.Shards))
+	default:
+		fmt.Fprintf(w, "%s: %s checkpoint\n\n", rep.File, rep.Format)
+	}
+	if len(rep.Metadata) > 0 {
+		b, _ := json.Marshal(rep.Metadata)
+		fmt.Fprintf(w, "metadata: %s\n\n", b)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TENSOR\tDTYPE\tSHAPE\tSTRIDE\tOFFSET\tSTORAGE\tBYTES")
+	if len(rep.Shards) > 0 {
+		fmt.Fprintln(tw, "TENSOR\tDTYPE\tSHAPE\tSTRIDE\tOFFSET\tSTORAGE\tBYTES\tSHARD")
+	} else {
+		fmt.Fprintln(tw, "TENSOR\tDTYPE\tSHAPE\tSTRIDE\tOFFSET\tSTORAGE\tBYTES")
+	}
 	for _, t := range rep.Tensors {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\n", t.Path, t.DType, dims(t.Shape), dims(t.Stride), t.Offset, t.Storage, t.Bytes)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d", printable(t.Path), t.DType, dims(t.Shape), dims(t.Stride), t.Offset, t.Storage, t.Bytes)
+		if len(rep.Shards) > 0 {
+			fmt.Fprintf(tw, "\t%s", printable(t.Shard))
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n%d tensors in %d storages, %s\n", len(rep.Tensors), rep.Storages, humanBytes(rep.StorageBytes))
@@ -169,4 +215,13 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// printable quotes names that hold control or other non-printing characters (from a file's
+// header or pickle), so that they cannot drive the terminal.
+func printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }

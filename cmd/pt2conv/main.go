@@ -38,9 +38,10 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "pt2conv",
 		Short: "Turn the Linear layers of PyTorch checkpoints into Conv2d form, and prove it",
-		Long: `pt2conv opens PyTorch checkpoints (.pt/.pth: state_dicts and training checkpoints that nest
-them), rewrites chosen nn.Linear weights into nn.Conv2d form, runs both forms to prove each
-conversion, and writes a checkpoint that PyTorch loads. Storage bytes are copied untouched.`,
+		Long: `pt2conv opens PyTorch checkpoints (.pt/.pth/.bin: state_dicts and training checkpoints that
+nest them), safetensors files and sharded checkpoints (*.index.json), rewrites chosen nn.Linear
+weights into nn.Conv2d form, runs both forms to prove each conversion, and writes a checkpoint
+that PyTorch loads, in torch's format or as safetensors. Storage bytes are copied untouched.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/pt2conv/pt2conv/pickle"
+	"github.com/pt2conv/pt2conv/internal/ckptio"
 	"github.com/pt2conv/pt2conv/verify"
 	"github.com/spf13/cobra"
 )
@@ -18,15 +18,16 @@ func newVerifyCommand() *cobra.Command {
 		Long: `verify finds the layers that differ between the two checkpoints only in shape (2-D in one,
 4-D in the other, same elements), runs Linear and Conv2d on seeded random inputs, on sliding
 windows of a larger input, and through chains of converted layers, and compares the results.
+Either file may be a .pt, a .safetensors file or a sharded checkpoint's index.
 Exit 0 when every check passes, 1 when any fails, 2 on bad input.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			orig, err := pickle.Open(args[0])
+			orig, err := ckptio.Open(args[0])
 			if err != nil {
 				return err
 			}
 			defer orig.Close()
-			conv, err := pickle.Open(args[1])
+			conv, err := ckptio.Open(args[1])
 			if err != nil {
 				return err
 			}
