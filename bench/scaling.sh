@@ -125,6 +125,9 @@ for n in $COUNTS; do
 		sh -c '"$1" bench/torch_resave.py "$2" "$3" && sync "$3"' sh "$TORCH113" "$in" "$copy"
 	rm -f "$one" "$all" "$copy"
 done
+log "object model size"
+MODEL_BYTES=$(cd "$ROOT" && $GO test ./pickle -run '^TestModelBytesPerTensor$' -count=1 -v 2>&1 |
+	sed -n 's/.*object model of an opened checkpoint: \([0-9]*\) bytes per tensor.*/\1/p') || true
 ELAPSED=$SECONDS
 
 is_number() { [[ ${1:-} =~ ^[0-9.]+$ ]]; }
@@ -147,7 +150,9 @@ report() {
 		header+=" $n: wall (s) | CPU (s) | RSS (MiB) |"
 		rule+="---:|---:|---:|"
 	done
-	header+=" ${counts[-1]} / ${counts[-2]:-?} wall |"
+	local prev=?
+	((${#counts[@]} >= 2)) && prev=${counts[-2]}
+	header+=" ${counts[-1]} / $prev wall |"
 	rule+="---:|"
 	cat <<-EOT
 	## Scaling: many small tensors
@@ -162,6 +167,9 @@ report() {
 	untimed, then $RUNS times: median wall and CPU (user + system), largest peak RSS; runs longer than
 	$LIMIT s were stopped. The last column is how much the wall time grows from the second-largest
 	to the largest N (10× the tensors: about 10× is linear).
+
+	An opened checkpoint holds ${MODEL_BYTES:-?} bytes of heap per tensor (its Tensor, Storage, key
+	and dict entry; \`go test ./pickle -run TestModelBytesPerTensor -v\`); storage bytes stay in the file.
 
 	$header
 	$rule
