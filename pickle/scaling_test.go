@@ -48,7 +48,7 @@ const maxModelBytesPerTensor = 1024
 // TestModelBytesPerTensor measures the heap an opened checkpoint of many small tensors holds,
 // per tensor, and keeps it under maxModelBytesPerTensor (bench/scaling.sh reports it).
 func TestModelBytesPerTensor(t *testing.T) {
-	const n = 10_000
+	const n = 5_000
 	var buf bytes.Buffer
 	if _, err := pickle.Write(&buf, manytensors.Shared(t, n), nil); err != nil {
 		t.Fatal(err)
