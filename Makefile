@@ -4,7 +4,7 @@ GO ?= go
 TORCH113 ?= /usr/bin/python3
 PT2CONV_TORCH26_ROOT ?= /opt/torch26
 
-.PHONY: all build test fixtures torch26 bench fmt vet clean
+.PHONY: all build test fixtures torch26 bench bench-scaling fmt vet clean
 
 all: build
 
@@ -33,10 +33,14 @@ fixtures: torch26
 torch26:
 	PT2CONV_TORCH26_ROOT=$(PT2CONV_TORCH26_ROOT) bash scripts/torch-chroot.sh
 
-# Times convert, inspect and verify on a VGG16 checkpoint against cp and PyTorch and rewrites
-# BENCHMARKS.md (a few minutes; the inputs are generated once, under bench/out/).
+# Times convert, inspect and verify on a VGG16 checkpoint and on checkpoints of 1,000 to
+# 100,000 small tensors against cp and PyTorch and rewrites BENCHMARKS.md (several minutes;
+# the inputs are generated once, under bench/out/). bench-scaling redoes the second part only.
 bench:
 	TORCH113=$(TORCH113) PT2CONV_TORCH26_ROOT=$(PT2CONV_TORCH26_ROOT) GO=$(GO) bench/run.sh --write
+
+bench-scaling:
+	TORCH113=$(TORCH113) GO=$(GO) bench/run.sh --only scaling --write
 
 fmt:
 	gofmt -l -w .

@@ -2,7 +2,10 @@
 # Benchmarks pt2conv against its baselines on a VGG16 checkpoint and prints a markdown
 # report; with --write it also replaces BENCHMARKS.md with it. Run from anywhere:
 #
-#   bench/run.sh [--write]
+#   bench/run.sh [--write] [--only scaling]
+#
+# --only scaling runs just the many-tensors section (bench/scaling.sh), which the full run
+# appends to the report; with --write it replaces only that section of BENCHMARKS.md.
 #
 # Every baseline is measured in the same run as pt2conv, so the ratios hold on the machine
 # that produced them. Each command runs once untimed first (so every file it reads is in
@@ -29,9 +32,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 WRITE=0
-for arg in "$@"; do
+ONLY=
+for ((argi = 1; argi <= $#; argi++)); do
+	arg=${!argi}
 	case $arg in
 	--write) WRITE=1 ;;
+	--only)
+		argi=$((argi + 1))
+		ONLY=${!argi:-}
+		[[ $ONLY == scaling ]] || { echo "run.sh: --only takes one of: scaling" >&2; exit 2; }
+		;;
 	-h | --help)
 		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 		exit 0
@@ -42,6 +52,10 @@ for arg in "$@"; do
 		;;
 	esac
 done
+
+if [[ $ONLY == scaling ]]; then
+	if ((WRITE)); then exec bench/scaling.sh --write; else exec bench/scaling.sh; fi
+fi
 
 RUNS=${BENCH_RUNS:-5}
 VERIFY_RUNS=${BENCH_VERIFY_RUNS:-3}
@@ -209,6 +223,11 @@ SGEMM=$(cd "$ROOT" && $GO test ./internal/sgemm -run '^$' -bench 'Sgemm' -bencht
 	awk '/^BenchmarkSgemm/ { name = $1; sub(/^BenchmarkSgemm\//, "", name); sub(/-[0-9]+$/, "", name);
 		for (i = 2; i < NF; i++) if ($(i + 1) == "GFLOPS") printf "| %s | %.1f |\n", name, $i }') || true
 
+log "scaling benchmarks"
+if ! BENCH_OUT=$OUT TORCH113=$TORCH113 GO=$GO bench/scaling.sh >"$SCRATCH/scaling.md"; then
+	FAILURES+=("bench/scaling.sh failed")
+fi
+
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 ELAPSED=$SECONDS
 
@@ -359,6 +378,10 @@ $(head_ratios)
 |---|---:|
 $SGEMM
 EOF
+	if [[ -s $SCRATCH/scaling.md ]]; then
+		printf '\n'
+		cat "$SCRATCH/scaling.md"
+	fi
 	if ((${#FAILURES[@]})); then
 		printf '\n## Failures\n\n'
 		printf -- '- %s\n' "${FAILURES[@]}"

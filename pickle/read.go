@@ -82,7 +82,7 @@ type zipRecord struct {
 }
 
 func (c *fileReader) readZip(lim Limits) error {
-	zr, err := zip.NewReader(c.src, c.size)
+	zr, err := zip.NewReader(newBlockReader(c.src, c.size), c.size)
 	if err != nil {
 		if errors.Is(err, zip.ErrFormat) {
 			if c.size < 22 {
@@ -198,18 +198,20 @@ func (c *fileReader) decodePickle(d *decoder, off, size int64, lim Limits) (chec
 	if _, err := c.src.ReadAt(data, off); err != nil {
 		return nil, 0, fmt.Errorf("%w: reading %s: %v", ErrTruncated, d.record, err)
 	}
-	n, err := scanPickle(bytes.NewReader(data), size, lim)
+	n, memo, err := scanPickleMemo(bytes.NewReader(data), size, lim)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", d.record, err)
 	}
 	if n != size {
 		return nil, 0, fmt.Errorf("%w: %s has %d bytes after its STOP opcode", ErrCorrupt, d.record, size-n)
 	}
-	v, err := d.unpickle(data)
+	d.objects = memo
+	proto := pickleProtocol(data)
+	v, err := d.unpickle(data) // the last use of data: it is garbage while the tree is built
 	if err != nil {
 		return nil, 0, err
 	}
-	return v, pickleProtocol(data), nil
+	return v, proto, nil
 }
 
 func pickleProtocol(data []byte) int {

@@ -42,8 +42,16 @@ var DefaultLimits = Limits{
 // front, and answers a GET of a never-PUT memo slot with None; this pass makes both
 // impossible. avail is how many bytes the source can still deliver.
 func scanPickle(r io.ByteReader, avail int64, lim Limits) (int64, error) {
-	s := scanner{r: r, avail: avail, lim: lim, memo: map[uint64]bool{}}
-	return s.run()
+	n, _, err := scanPickleMemo(r, avail, lim)
+	return n, err
+}
+
+// scanPickleMemo is scanPickle that also returns how many memo entries the pickle makes,
+// about the number of objects it builds.
+func scanPickleMemo(r io.ByteReader, avail int64, lim Limits) (n int64, memo int, err error) {
+	s := scanner{r: r, avail: avail, lim: lim}
+	n, err = s.run()
+	return n, s.memo.n, err
 }
 
 type scanner struct {
@@ -54,8 +62,42 @@ type scanner struct {
 	stack int   // values above the innermost mark
 	marks []int // saved stack heights
 	total int   // values and marks on the whole stack
-	memo  map[uint64]bool
+	memo  memoSet
 	proto int
+}
+
+// memoSet records which memo slots have been PUT. Picklers number the slots 0, 1, 2, ...,
+// so a bit per slot costs far less than a map entry; a slot far beyond the number of
+// entries goes to a map instead, so that a hostile index cannot make the bits large.
+type memoSet struct {
+	bits   []uint64
+	sparse map[uint64]bool
+	n      int // distinct slots
+}
+
+func (m *memoSet) has(i uint64) bool {
+	if i/64 < uint64(len(m.bits)) {
+		return m.bits[i/64]&(1<<(i%64)) != 0
+	}
+	return m.sparse[i]
+}
+
+func (m *memoSet) add(i uint64) {
+	if m.has(i) {
+		return
+	}
+	m.n++
+	if w := i / 64; w < uint64(len(m.bits)) || w <= 2*uint64(m.n/64)+16 {
+		if w >= uint64(len(m.bits)) {
+			m.bits = append(m.bits, make([]uint64, int(w)+1-len(m.bits))...)
+		}
+		m.bits[w] |= 1 << (i % 64)
+		return
+	}
+	if m.sparse == nil {
+		m.sparse = map[uint64]bool{}
+	}
+	m.sparse[i] = true
 }
 
 var errShort = errors.New("ends before its STOP opcode")
@@ -157,15 +199,15 @@ func (s *scanner) put(idx uint64) error {
 	if s.stack == 0 {
 		return fmt.Errorf("%w: memo PUT from an empty stack at byte %d", ErrCorrupt, s.pos)
 	}
-	if !s.memo[idx] && len(s.memo) >= s.lim.MaxMemo {
+	if !s.memo.has(idx) && s.memo.n >= s.lim.MaxMemo {
 		return fmt.Errorf("%w: more than %d memo entries", ErrLimit, s.lim.MaxMemo)
 	}
-	s.memo[idx] = true
+	s.memo.add(idx)
 	return nil
 }
 
 func (s *scanner) get(idx uint64) error {
-	if !s.memo[idx] {
+	if !s.memo.has(idx) {
 		return fmt.Errorf("%w: memo GET of slot %d that was never PUT", ErrCorrupt, idx)
 	}
 	return s.push(1)
@@ -381,7 +423,7 @@ func (s *scanner) step(op byte) error {
 		}
 		return s.put(idx)
 	case 0x94: // MEMOIZE
-		return s.put(uint64(len(s.memo)))
+		return s.put(uint64(s.memo.n))
 	case 'g': // GET (text)
 		idx, err := s.textIndex(op)
 		if err != nil {

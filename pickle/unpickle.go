@@ -106,6 +106,7 @@ type decoder struct {
 	order    []*checkpoint.Storage // storages in order of first appearance
 	lim      Limits
 	seen     map[any]checkpoint.Value // gopickle object -> converted value, keeps sharing and cuts cycles
+	objects  int                      // memo entries the pickle makes: about len(seen), to size it once
 	legacy   bool
 }
 
@@ -119,14 +120,11 @@ func (d *decoder) unpickle(data []byte) (v checkpoint.Value, err error) {
 			v, err = nil, fmt.Errorf("%w: %s: %s", ErrCorrupt, d.record, brief(r))
 		}
 	}()
-	u := gopickle.NewUnpickler(bytes.NewReader(data))
-	u.FindClass = d.findClass
-	u.PersistentLoad = d.persistentLoad
-	raw, err := u.Load()
+	raw, err := d.load(data)
 	if err != nil {
 		return nil, d.wrap(err)
 	}
-	d.seen = map[any]checkpoint.Value{}
+	d.seen = make(map[any]checkpoint.Value, d.objects)
 	v, err = d.convert(raw, 0)
 	if err != nil {
 		return nil, err
@@ -135,6 +133,15 @@ func (d *decoder) unpickle(data []byte) (v checkpoint.Value, err error) {
 		return nil, fmt.Errorf("%w: %s: objects shared so often that walking them visits more than %d values", ErrLimit, d.record, d.lim.MaxObjects)
 	}
 	return v, nil
+}
+
+// load runs the pickle machine. Its memo and input die when it returns, before convert
+// builds the object model, so the two trees are not held together with them.
+func (d *decoder) load(data []byte) (any, error) {
+	u := gopickle.NewUnpickler(bytes.NewReader(data))
+	u.FindClass = d.findClass
+	u.PersistentLoad = d.persistentLoad
+	return u.Load()
 }
 
 func (d *decoder) wrap(err error) error {
@@ -263,6 +270,7 @@ func (d *decoder) convert(v any, depth int) (checkpoint.Value, error) {
 			}
 			l.Items = append(l.Items, c)
 		}
+		*x = nil // see release
 		return l, nil
 	case *types.Tuple:
 		t := &checkpoint.Tuple{Items: make([]checkpoint.Value, 0, len(*x))}
@@ -274,6 +282,7 @@ func (d *decoder) convert(v any, depth int) (checkpoint.Value, error) {
 			}
 			t.Items = append(t.Items, c)
 		}
+		*x = nil // see release
 		return t, nil
 	case *types.Dict:
 		dict := &checkpoint.Dict{}
@@ -287,6 +296,7 @@ func (d *decoder) convert(v any, depth int) (checkpoint.Value, error) {
 			return nil
 		}, depth)
 		dict.Entries = entries
+		*x = nil // see release
 		return dict, err
 	case *types.OrderedDict:
 		od := &checkpoint.OrderedDict{}
@@ -315,6 +325,7 @@ func (d *decoder) convert(v any, depth int) (checkpoint.Value, error) {
 			}
 			od.State = state
 		}
+		x.Map, x.List, x.PyDict = nil, nil, nil // see release
 		return od, nil
 	case *pyGlobal:
 		return d.global(x)
@@ -419,8 +430,14 @@ func (d *decoder) call(c *pyCall, depth int) (checkpoint.Value, error) {
 		return nil, fmt.Errorf("%w: %s: %s built with extra state", ErrUnsupported, d.record, g)
 	}
 	d.seen[c] = out
+	c.args, c.state = nil, nil // see release
 	return out, nil
 }
+
+// release: once a container or call of the pickle machine is converted, any further
+// reference to it is answered from d.seen, so its contents are never read again. convert
+// drops them right away, which lets the machine's objects go while the object model is
+// built instead of holding both trees in full.
 
 func (d *decoder) tensor(args []checkpoint.Value) (checkpoint.Value, error) {
 	if len(args) < 6 {

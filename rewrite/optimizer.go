@@ -14,6 +14,8 @@ type optimizer struct {
 	state   []checkpoint.Entry // index -> per-parameter state dict
 	indices []int64            // the param_groups' indices, in order: model.parameters() order
 	groups  int
+	// stateAt finds a parameter's state entry by index without a pass over all of them.
+	stateAt map[int64]checkpoint.Value
 }
 
 func entriesOf(v checkpoint.Value) ([]checkpoint.Entry, bool) {
@@ -75,6 +77,7 @@ func parseOptimizer(path checkpoint.Path, v checkpoint.Value) (*optimizer, error
 			opt.indices = append(opt.indices, idx)
 		}
 	}
+	opt.stateAt = make(map[int64]checkpoint.Value, len(opt.state))
 	for _, e := range opt.state {
 		idx, ok := e.Key.(int64)
 		if !ok || !seen[idx] {
@@ -82,6 +85,9 @@ func parseOptimizer(path checkpoint.Path, v checkpoint.Value) (*optimizer, error
 		}
 		if _, ok := entriesOf(e.Value); !ok {
 			return nil, fmt.Errorf("state[%d] is not a dict", idx)
+		}
+		if _, dup := opt.stateAt[idx]; !dup {
+			opt.stateAt[idx] = e.Value
 		}
 	}
 	return opt, nil
@@ -95,6 +101,16 @@ func (o *optimizer) stateTensors(fn func(idx int64, name string, t *checkpoint.T
 			if t, ok := checkpoint.AsTensor(se.Value); ok {
 				fn(e.Key.(int64), checkpoint.KeyString(se.Key), t)
 			}
+		}
+	}
+}
+
+// tensorsOf calls fn for each tensor of the state of parameter idx, in order.
+func (o *optimizer) tensorsOf(idx int64, fn func(name string, t *checkpoint.Tensor)) {
+	entries, _ := entriesOf(o.stateAt[idx])
+	for _, se := range entries {
+		if t, ok := checkpoint.AsTensor(se.Value); ok {
+			fn(checkpoint.KeyString(se.Key), t)
 		}
 	}
 }
@@ -180,16 +196,22 @@ func planOptimizer(root checkpoint.Value, dicts []*stateDict, p *Plan, opts Opti
 			byKey[k] = idx
 		}
 	}
+	objByPath := make(map[string]any, len(dicts))
+	for _, d := range dicts {
+		if _, ok := objByPath[pathKey(d.path)]; !ok {
+			objByPath[pathKey(d.path)] = d.obj
+		}
+	}
 	converted := map[string]*Change{} // by key within the state_dict
 	for i := range p.Changes {
 		ch := &p.Changes[i]
-		if fitting[dictObj(dicts, ch.Dict)] {
+		if fitting[objByPath[pathKey(ch.Dict)]] {
 			converted[ch.Path[len(ch.Path)-1]] = ch
 		}
 	}
 	added := map[string]int{} // by path, index into p.Changes
 	for _, ch := range p.Changes[:len(p.Changes):len(p.Changes)] {
-		if !fitting[dictObj(dicts, ch.Dict)] {
+		if !fitting[objByPath[pathKey(ch.Dict)]] {
 			continue
 		}
 		key := ch.Path[len(ch.Path)-1]
@@ -201,11 +223,11 @@ func planOptimizer(root checkpoint.Value, dicts []*stateDict, p *Plan, opts Opti
 			}
 		}
 		var stateErr error
-		opt.stateTensors(func(i int64, name string, t *checkpoint.Tensor) {
-			if i != idx || len(t.Size) == 0 || stateErr != nil {
+		opt.tensorsOf(idx, func(name string, t *checkpoint.Tensor) {
+			if len(t.Size) == 0 || stateErr != nil {
 				return
 			}
-			oc, err := optimizerChange(opt, i, name, t, ch, opts.Direction)
+			oc, err := optimizerChange(opt, idx, name, t, ch, opts.Direction)
 			if err != nil {
 				stateErr = err
 				return
@@ -264,14 +286,8 @@ func signature(d *stateDict) string {
 	return b.String()
 }
 
-func dictObj(dicts []*stateDict, path checkpoint.Path) any {
-	for _, d := range dicts {
-		if slices.Equal(d.path, path) {
-			return d.obj
-		}
-	}
-	return nil
-}
+// pathKey is a map key for a path; unlike Path.String it keeps keys holding "/" apart.
+func pathKey(p checkpoint.Path) string { return strings.Join(p, "\x00") }
 
 // lookupPath finds key in the root dict, or follows it as a "/"-separated path.
 func lookupPath(root checkpoint.Value, key string) (checkpoint.Path, checkpoint.Value, bool) {
@@ -308,6 +324,10 @@ func optimizerWarnings(root checkpoint.Value, p *Plan) []string {
 	if len(p.Changes) == 0 {
 		return nil
 	}
+	oldSizes := make(map[string]bool, len(p.Changes))
+	for _, ch := range p.Changes {
+		oldSizes[brackets(ch.OldSize)] = true
+	}
 	var out []string
 	_ = checkpoint.Walk(root, func(path checkpoint.Path, v checkpoint.Value) error {
 		if _, ok := entriesOf(v); !ok {
@@ -319,11 +339,7 @@ func optimizerWarnings(root checkpoint.Value, p *Plan) []string {
 		}
 		hit := false
 		opt.stateTensors(func(_ int64, _ string, t *checkpoint.Tensor) {
-			for _, ch := range p.Changes {
-				if slices.Equal(t.Size, ch.OldSize) {
-					hit = true
-				}
-			}
+			hit = hit || oldSizes[brackets(t.Size)]
 		})
 		if hit {
 			key := path.String()

@@ -83,10 +83,25 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 	}
 	claims := map[string]*claim{} // by path
 	var claimed []*claim
+	// Each dict's weights are listed once and indexed by module, so that a plan naming
+	// thousands of layers costs a lookup per spec, not a pass over every weight.
+	weights := make([][]*weight, len(dicts))
+	byModule := make([]map[string][]*weight, len(dicts))
+	for i, d := range dicts {
+		weights[i] = d.weights()
+		byModule[i] = make(map[string][]*weight, len(weights[i]))
+		for _, w := range weights[i] {
+			byModule[i][w.module] = append(byModule[i][w.module], w)
+		}
+	}
 	for _, sp := range specs {
 		matched := false
-		for _, d := range dicts {
-			for _, w := range d.weights() {
+		for i, d := range dicts {
+			selected := byModule[i][sp.Layer]
+			if sp.IsGlob() {
+				selected = weights[i]
+			}
+			for _, w := range selected {
 				if !sp.Match(w.module) {
 					continue
 				}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package manytensors
+
+const raceEnabled = false
