@@ -253,7 +253,7 @@ func TestPickleLimits(t *testing.T) {
 		{"protocol 6", "\x80\x06N.", DefaultLimits, ErrUnsupported},
 		{"INST", "\x80\x02(ios\nsystem\n.", DefaultLimits, ErrUnsupported},
 		{"unknown opcode", "\x80\x02\xff.", DefaultLimits, ErrCorrupt},
-		{"a set", "\x80\x04\x8f.", DefaultLimits, ErrUnsupported},
+		{"a frozenset", "\x80\x04(\x91.", DefaultLimits, ErrUnsupported},
 		{"storage of 2^62 floats", string(tensorPickle("FloatStorage", 1<<62)), DefaultLimits, ErrLimit},
 		{"storage of 2^64-1 bytes", string(tensorPickle("ByteStorage", 1<<64-1)), DefaultLimits, ErrLimit},
 		{"tensor outside its storage", strings.Replace(string(tensorPickle("FloatStorage", 1)), "K\x00K\x01\x85", "K\x01K\x01\x85", 1), DefaultLimits, ErrCorrupt},

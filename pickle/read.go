@@ -46,6 +46,8 @@ func NewReader(r io.ReaderAt, size int64, name string) (*checkpoint.Checkpoint, 
 func newReader(r io.ReaderAt, size int64, name string, lim Limits) (*checkpoint.Checkpoint, error) {
 	var head [4]byte
 	n, _ := r.ReadAt(head[:], 0)
+	var tarMagic [6]byte
+	tn, _ := r.ReadAt(tarMagic[:], 257)
 	c := &fileReader{src: r, size: size, arch: &Archive{}}
 	var err error
 	switch {
@@ -53,8 +55,15 @@ func newReader(r io.ReaderAt, size int64, name string, lim Limits) (*checkpoint.
 		err = fmt.Errorf("%w: the file is empty", ErrNotCheckpoint)
 	case n >= 2 && head[0] == 'P' && head[1] == 'K':
 		err = c.readZip(lim)
-	case n >= 2 && head[0] == 0x80 && head[1] <= 5:
+	case n >= 2 && head[0] == 0x80 && head[1] <= 5,
+		n >= 2 && head[0] == 'L' && (head[1] >= '0' && head[1] <= '9' || head[1] == '-'):
+		// The legacy stream opens with the magic number: PROTO at protocols 2 to 5, a text
+		// LONG at protocols 0 and 1.
 		err = c.readLegacy(lim)
+	case tn == 6 && string(tarMagic[:5]) == "ustar":
+		// torch's own weights_only loader refuses these too: their storages are pickled
+		// objects, not raw bytes.
+		err = fmt.Errorf("%w: torch ≤ 0.1.10 tar checkpoint: load and re-save it with torch first", ErrUnsupported)
 	default:
 		err = fmt.Errorf("%w: neither a torch zip archive nor a legacy torch file", ErrNotCheckpoint)
 	}
