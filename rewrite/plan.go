@@ -234,7 +234,7 @@ func dtypeOf(t *checkpoint.Tensor) string {
 	if t.Storage == nil {
 		return "unknown"
 	}
-	return t.Storage.Kind.DType()
+	return t.Kind().DType()
 }
 
 func rankError(w *weight, sp Spec, dir Direction) error {

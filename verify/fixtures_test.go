@@ -206,7 +206,7 @@ func TestDecodeMatchesTorchBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	kinds := map[string]checkpoint.StorageKind{}
-	for k := checkpoint.Float64; k <= checkpoint.Bool; k++ {
+	for k := checkpoint.Float64; k <= checkpoint.QUInt2x4; k++ {
 		kinds[k.DType()] = k
 	}
 	for _, f := range manifest.Files {
@@ -214,7 +214,7 @@ func TestDecodeMatchesTorchBytes(t *testing.T) {
 			c := openFixture(t, f.File)
 			for _, want := range f.Tensors {
 				ten := tensorAt(t, c, want.Key)
-				if got := ten.Storage.Kind.DType(); got != want.DType {
+				if got := ten.Kind().DType(); got != want.DType {
 					t.Errorf("%s: dtype %s, torch %s", want.Key, got, want.DType)
 					continue
 				}

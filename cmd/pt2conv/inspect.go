@@ -87,8 +87,8 @@ func buildInspectReport(c *checkpoint.Checkpoint) *inspectReport {
 	for _, nt := range checkpoint.Tensors(c.Root) {
 		t := nt.Tensor
 		rep.Tensors = append(rep.Tensors, tensorInfo{
-			Path: nt.Path.String(), DType: t.Storage.Kind.DType(), Shape: nonNil(t.Size), Stride: nonNil(t.Stride),
-			Offset: t.Offset, Storage: t.Storage.Key, Bytes: t.NumElements() * int64(t.Storage.Kind.ItemSize()),
+			Path: nt.Path.String(), DType: t.Kind().DType(), Shape: nonNil(t.Size), Stride: nonNil(t.Stride),
+			Offset: t.Offset, Storage: t.Storage.Key, Bytes: t.NumElements() * int64(t.Kind().ItemSize()),
 			Parameter: nt.Parameter != nil,
 		})
 	}
