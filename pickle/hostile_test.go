@@ -417,3 +417,26 @@ func TestFixturesWithinLimits(t *testing.T) {
 		}
 	}
 }
+
+// Globals torch's safe loader allows but pt2conv cannot keep are refused as unsupported,
+// naming the construct, and never with the "runs pickled code" message meant for code.
+func TestAllowedButUnsupported(t *testing.T) {
+	tests := []struct{ name, pkl, want string }{
+		{"nested tensor", "\x80\x02ctorch._utils\n_rebuild_nested_tensor\n)R.", "a nested tensor"},
+		{"tensor subclass", "\x80\x02ctorch._tensor\n_rebuild_from_type_v2\n)R.", "a tensor subclass or a tensor with Python attributes"},
+		{"meta tensor", "\x80\x02ctorch._utils\n_rebuild_meta_tensor_no_storage\n)R.", "a meta tensor"},
+		{"frozenset", "\x80\x04(\x91.", "frozenset"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeRawPickle([]byte(tt.pkl), DefaultLimits)
+			var ge *GlobalError
+			if !errors.Is(err, ErrUnsupported) || errors.As(err, &ge) {
+				t.Fatalf("error %v: want ErrUnsupported", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "code") {
+				t.Errorf("error %q does not name %q, or speaks of code", err, tt.want)
+			}
+		})
+	}
+}
