@@ -87,7 +87,7 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 		matched := false
 		for _, d := range dicts {
 			for _, w := range d.weights() {
-				if !sp.Match(w.module) {
+				if !sp.MatchIn(d.path, w.module) {
 					continue
 				}
 				if w.rank() != opts.Direction.fromRank() {

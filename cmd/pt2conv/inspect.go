@@ -113,11 +113,11 @@ func nonNil(s []int64) []int64 {
 }
 
 func printInspect(w io.Writer, rep *inspectReport) error {
-	fmt.Fprintf(w, "%s: %s checkpoint, pickle protocol %d\n\n", rep.File, rep.Format, rep.PickleProtocol)
+	fmt.Fprintf(w, "%s: %s checkpoint, pickle protocol %d\n\n", escapeText(rep.File), rep.Format, rep.PickleProtocol)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TENSOR\tDTYPE\tSHAPE\tSTRIDE\tOFFSET\tSTORAGE\tBYTES")
 	for _, t := range rep.Tensors {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\n", t.Path, t.DType, dims(t.Shape), dims(t.Stride), t.Offset, t.Storage, t.Bytes)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\n", escapeText(t.Path), t.DType, dims(t.Shape), dims(t.Stride), t.Offset, escapeText(t.Storage), t.Bytes)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n%d tensors in %d storages, %s\n", len(rep.Tensors), rep.Storages, humanBytes(rep.StorageBytes))
@@ -130,14 +130,17 @@ func printInspect(w io.Writer, rep *inspectReport) error {
 	fmt.Fprintln(tw, "LAYER\tIN\tOUT\tBIAS\tCONVERT WITH\tWHY")
 	for _, c := range rep.Candidates {
 		layer := c.Layer
+		if layer == "" {
+			layer = "." // the weight at the dict's root
+		}
 		if c.Dict != "" {
-			layer = c.Dict + "/" + c.Layer
+			layer = c.Dict + "/" + layer
 		}
 		bias := "yes"
 		if !c.Bias {
 			bias = "no (bias-less)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t--layer %s\t%s\n", layer, c.In, c.Out, bias, c.Spec, c.Rule)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t--layer %s\t%s\n", escapeText(layer), c.In, c.Out, bias, shellQuote(c.Spec), escapeText(c.Rule))
 	}
 	return tw.Flush()
 }
