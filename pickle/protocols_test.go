@@ -85,3 +85,18 @@ func TestTarCheckpointRefusedByName(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// The protocol pt2conv reports for each fixture is the one Python's pickletools finds.
+func TestFixtureProtocols(t *testing.T) {
+	m := torchtest.LoadManifest(t)
+	for _, f := range m.Files {
+		c, err := pickle.Open(torchtest.Fixture(t, f.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pickle.ArchiveOf(c).Protocol; got != f.Protocol {
+			t.Errorf("%s: protocol %d, pickletools says %d", f.File, got, f.Protocol)
+		}
+		c.Close()
+	}
+}

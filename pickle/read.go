@@ -207,7 +207,7 @@ func (c *fileReader) decodePickle(d *decoder, off, size int64, lim Limits) (chec
 	if _, err := c.src.ReadAt(data, off); err != nil {
 		return nil, 0, fmt.Errorf("%w: reading %s: %v", ErrTruncated, d.record, err)
 	}
-	n, err := scanPickle(bytes.NewReader(data), size, lim)
+	n, proto, err := scanPickleProtocol(bytes.NewReader(data), size, lim)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", d.record, err)
 	}
@@ -218,12 +218,5 @@ func (c *fileReader) decodePickle(d *decoder, off, size int64, lim Limits) (chec
 	if err != nil {
 		return nil, 0, err
 	}
-	return v, pickleProtocol(data), nil
-}
-
-func pickleProtocol(data []byte) int {
-	if len(data) >= 2 && data[0] == 0x80 {
-		return int(data[1])
-	}
-	return 0
+	return v, proto, nil
 }
