@@ -15,7 +15,8 @@ import (
 )
 
 // TestEveryProtocolRoundTrips has each torch write one checkpoint per pickle protocol it can
-// save with (1 to 5) in both containers, then re-saves each with pt2conv and has the same
+// save with (1 to 5) in both containers, holding the plain values torch's safe loader allows
+// (set, bytearray, complex, Counter, NaN and -0.0 included), then re-saves each with pt2conv and has the same
 // torch confirm the copy holds exactly what the original holds.
 func TestEveryProtocolRoundTrips(t *testing.T) {
 	const script = `
@@ -23,7 +24,9 @@ import collections, sys, torch
 out = sys.argv[1]
 torch.manual_seed(0)
 obj = {"model": torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).state_dict(),
-       "epoch": 3, "tag": b"\x00pt", "shape": (3, 2), "big": 2 ** 70, "ids": [1, 2, 3], "name": "caf\u00e9"}
+       "epoch": 3, "tag": b"\x00pt", "shape": (3, 2), "big": 2 ** 70, "ids": [1, 2, 3], "name": "caf\u00e9",
+       "set": {1, 2, 3}, "bytearray": bytearray(b"ab\xff"), "empty": bytearray(), "complex": complex(1.5, -2),
+       "counter": collections.Counter("abracadabra"), "nan": float("nan"), "negzero": -0.0}
 for proto in range(1, 6):
     for zipped in (True, False):
         torch.save(obj, "%s/p%d_%s.pt" % (out, proto, "zip" if zipped else "legacy"),
