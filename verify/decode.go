@@ -320,6 +320,10 @@ func converter[T float](k checkpoint.StorageKind) (func([]byte) T, error) {
 		return func(b []byte) T { return T(float8E4M3FN[b[0]]) }, nil
 	case checkpoint.Float8E5M2:
 		return func(b []byte) T { return T(float8E5M2[b[0]]) }, nil
+	case checkpoint.Float8E4M3FNUZ:
+		return func(b []byte) T { return T(float8E4M3FNUZ[b[0]]) }, nil
+	case checkpoint.Float8E5M2FNUZ:
+		return func(b []byte) T { return T(float8E5M2FNUZ[b[0]]) }, nil
 	}
 	return nil, fmt.Errorf("%w %s", ErrDType, k)
 }

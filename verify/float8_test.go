@@ -34,6 +34,11 @@ func TestFloat8SpecValues(t *testing.T) {
 		{"e5m2 inf", &float8E5M2, 0x7c, math.Inf(1)},
 		{"e5m2 -inf", &float8E5M2, 0xfc, math.Inf(-1)},
 		{"e5m2 NaN", &float8E5M2, 0x7d, math.NaN()},
+		{"e4m3fnuz max", &float8E4M3FNUZ, 0x7f, 240},
+		{"e4m3fnuz NaN", &float8E4M3FNUZ, 0x80, math.NaN()},
+		{"e4m3fnuz min subnormal", &float8E4M3FNUZ, 0x01, math.Ldexp(1, -10)},
+		{"e5m2fnuz max", &float8E5M2FNUZ, 0x7f, 57344},
+		{"e5m2fnuz -max", &float8E5M2FNUZ, 0xff, -57344},
 	}
 	for _, tt := range tests {
 		got := float64(tt.table[tt.b])
@@ -54,7 +59,7 @@ func TestFloat8MatchesTorch(t *testing.T) {
 	const script = `
 import json, math, torch
 out = {}
-for name in ("float8_e4m3fn", "float8_e5m2"):
+for name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"):
     vals = torch.arange(256, dtype=torch.uint8).view(getattr(torch, name)).float().tolist()
     out[name] = [repr(v) for v in vals]
 print(json.dumps(out))
@@ -68,7 +73,8 @@ print(json.dumps(out))
 		if err := json.Unmarshal(tr.Run(t, script), &got); err != nil {
 			t.Fatalf("%s: %v", tr, err)
 		}
-		for name, table := range map[string]*[256]float32{"float8_e4m3fn": &float8E4M3FN, "float8_e5m2": &float8E5M2} {
+		for name, table := range map[string]*[256]float32{"float8_e4m3fn": &float8E4M3FN, "float8_e5m2": &float8E5M2,
+			"float8_e4m3fnuz": &float8E4M3FNUZ, "float8_e5m2fnuz": &float8E5M2FNUZ} {
 			if len(got[name]) != 256 {
 				t.Fatalf("%s: %d values of %s", tr, len(got[name]), name)
 			}
