@@ -89,6 +89,7 @@ func parseLayerName(s string) (layerName, error) {
 		case '/':
 			parts = append(parts, cur)
 			cur = pattern{""}
+			literalDot = false
 		default:
 			cur[len(cur)-1] += s[i : i+1]
 		}

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/pt2conv/pt2conv/checkpoint"
@@ -26,6 +27,7 @@ func TestLayerNames(t *testing.T) {
 		{checkpoint.Path{"bel\a"}, "esc\x1b[31m"},
 		{checkpoint.Path{"nul\x00"}, "."},
 		{checkpoint.Path{"bad\xff"}, "fc"},
+		{checkpoint.Path{"."}, ""},
 	}
 	tests := []struct {
 		spec string
@@ -35,7 +37,7 @@ func TestLayerNames(t *testing.T) {
 		{"/fc", []int{1}},
 		{"model/fc", []int{2}},
 		{"*/fc", []int{2, 3, 13}},
-		{".", []int{0, 4, 5}},
+		{".", []int{0, 4, 5, 14}},
 		{"/.", []int{0}},
 		{"head/.", []int{4}},
 		{"tail/fc/.", []int{5}},
@@ -48,6 +50,7 @@ func TestLayerNames(t *testing.T) {
 		{`bel\x07/esc\x1b[31m`, []int{11}},
 		{`nul\x00/\.`, []int{12}},
 		{`bad\xff/fc`, []int{13}},
+		{`\./.`, []int{14}},
 	}
 	for _, tt := range tests {
 		sp, err := ParseSpec(tt.spec)
@@ -88,5 +91,21 @@ func TestBadLayerNames(t *testing.T) {
 		if _, err := ParseSpec(s); err == nil {
 			t.Errorf("ParseSpec(%q) succeeded", s)
 		}
+	}
+}
+
+func TestPlanWithEscapedNames(t *testing.T) {
+	specs, err := ParsePlan(strings.NewReader("- layer: 'odd keys/p\\=q'\n  shape: 1x1x2\n- 'head/.=2x2x2'\n- layer: /.\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`odd keys/p\=q=1x1x2`, "head/.=2x2x2", "/."}
+	for i, sp := range specs {
+		if sp.String() != want[i] {
+			t.Errorf("spec %d = %q, want %q", i, sp, want[i])
+		}
+	}
+	if !specs[0].MatchIn(checkpoint.Path{"odd keys"}, "p=q") {
+		t.Errorf("%q does not select p=q", specs[0])
 	}
 }

@@ -225,7 +225,7 @@ func planItem(n *yaml.Node) (Spec, error) {
 		}
 	}
 	layer := mappingValue(n, "layer")
-	if layer == nil || layer.Kind != yaml.ScalarNode || strings.Contains(layer.Value, "=") {
+	if layer == nil || layer.Kind != yaml.ScalarNode || hasUnescaped(layer.Value, '=') {
 		return Spec{}, fmt.Errorf("%w: item has no layer name", ErrSpec)
 	}
 	shape := mappingValue(n, "shape")
@@ -251,4 +251,9 @@ func mappingValue(m *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+func hasUnescaped(s string, c byte) bool {
+	_, _, found := cutUnescaped(s, c)
+	return found
 }
