@@ -17,6 +17,7 @@ import (
 //	*List, *Tuple, *Dict, *OrderedDict
 //	*Tensor        torch._utils._rebuild_tensor_v2(...)
 //	*Parameter     torch._utils._rebuild_parameter(...)
+//	*SparseTensor  torch._utils._rebuild_sparse_tensor(...)
 //	*Global        an allowed global used as a value (torch.float32, torch.Size, ...)
 //	*Call          an allowed callable applied to arguments that pt2conv keeps as it is
 //
@@ -63,9 +64,16 @@ type Call struct {
 }
 
 // Tensor is a view into a Storage, as torch._utils._rebuild_tensor_v2 describes it.
-// Size and Stride are in elements; Offset is the storage offset in elements.
+// Size and Stride are in elements; Offset is the storage offset in elements (of the
+// tensor's dtype, see Kind).
 type Tensor struct {
-	Storage      *Storage
+	Storage *Storage
+	// DType is the element type when it is not the storage's: tensors over an Untyped
+	// storage (torch 2's _rebuild_tensor_v3) name it. InvalidKind means Storage.Kind.
+	DType StorageKind
+	// Quant is set for a quantized tensor (torch._utils._rebuild_qtensor): the storage is
+	// one of the quantized kinds and Quant says how its integers map to real numbers.
+	Quant        *Quantizer
 	Offset       int64
 	Size         []int64
 	Stride       []int64
@@ -96,6 +104,14 @@ func AsTensor(v Value) (*Tensor, bool) {
 		return t.Data, t.Data != nil
 	}
 	return nil, false
+}
+
+// Kind is the tensor's element type: DType when set, else its storage's kind.
+func (t *Tensor) Kind() StorageKind {
+	if t.DType != InvalidKind || t.Storage == nil {
+		return t.DType
+	}
+	return t.Storage.Kind
 }
 
 // NumElements is the product of the sizes (1 for a 0-dim tensor).
@@ -175,6 +191,28 @@ const (
 	Bool
 	Complex128
 	Complex64
+	// Kinds added with torch 2: an untyped (byte) storage, which tensors of any dtype view
+	// through _rebuild_tensor_v3, the dtypes that only such tensors have, and the storage
+	// classes of quantized tensors. See kinds.go.
+	Untyped
+	Float8E4M3FN
+	Float8E5M2
+	Float8E4M3FNUZ
+	Float8E5M2FNUZ
+	UInt16
+	UInt32
+	UInt64
+	Complex32
+	Bits8
+	Bits16
+	Bits1x8
+	Bits2x4
+	Bits4x2
+	QInt8
+	QUInt8
+	QInt32
+	QUInt4x2
+	QUInt2x4
 )
 
 var kindInfo = []struct {
@@ -195,6 +233,26 @@ var kindInfo = []struct {
 	Bool:        {"BoolStorage", "bool", 1},
 	Complex128:  {"ComplexDoubleStorage", "complex128", 16},
 	Complex64:   {"ComplexFloatStorage", "complex64", 8},
+
+	Untyped:        {"UntypedStorage", "untyped", 1},
+	Float8E4M3FN:   {"", "float8_e4m3fn", 1},
+	Float8E5M2:     {"", "float8_e5m2", 1},
+	Float8E4M3FNUZ: {"", "float8_e4m3fnuz", 1},
+	Float8E5M2FNUZ: {"", "float8_e5m2fnuz", 1},
+	UInt16:         {"", "uint16", 2},
+	UInt32:         {"", "uint32", 4},
+	UInt64:         {"", "uint64", 8},
+	Complex32:      {"", "complex32", 4},
+	Bits8:          {"", "bits8", 1},
+	Bits16:         {"", "bits16", 2},
+	Bits1x8:        {"", "bits1x8", 1},
+	Bits2x4:        {"", "bits2x4", 1},
+	Bits4x2:        {"", "bits4x2", 1},
+	QInt8:          {"QInt8Storage", "qint8", 1},
+	QUInt8:         {"QUInt8Storage", "quint8", 1},
+	QInt32:         {"QInt32Storage", "qint32", 4},
+	QUInt4x2:       {"QUInt4x2Storage", "quint4x2", 1},
+	QUInt2x4:       {"QUInt2x4Storage", "quint2x4", 1},
 }
 
 // KindOfClass maps a storage class name ("FloatStorage") to its kind.
@@ -207,7 +265,7 @@ func KindOfClass(class string) (StorageKind, bool) {
 	return InvalidKind, false
 }
 
-// Class is the storage class name, e.g. "FloatStorage".
+// Class is the storage class name, e.g. "FloatStorage"; "" for dtypes that have none.
 func (k StorageKind) Class() string { return kindInfo[k].class }
 
 // DType is torch's dtype name, e.g. "float32".
@@ -253,6 +311,8 @@ func TypeName(v Value) string {
 		return "Tensor"
 	case *Parameter:
 		return "Parameter"
+	case *SparseTensor:
+		return "sparse Tensor"
 	case *Global:
 		return "global " + v.(*Global).String()
 	case *Call:

@@ -132,16 +132,20 @@ func Tensors(root Value) []NamedTensor {
 }
 
 // Storages lists the distinct storages below root in order of first appearance, which is
-// the order torch writes them in.
+// the order torch writes them in. Storages of the parts of quantized and sparse tensors
+// count (see Parts).
 func Storages(root Value) []*Storage {
 	var out []*Storage
 	seen := map[*Storage]bool{}
-	for _, nt := range Tensors(root) {
-		if s := nt.Tensor.Storage; s != nil && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
+	_ = Walk(root, func(_ Path, v Value) error {
+		for _, t := range Parts(v) {
+			if s := t.Storage; s != nil && !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
 		}
-	}
+		return nil
+	})
 	return out
 }
 

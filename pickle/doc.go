@@ -2,7 +2,11 @@
 // package checkpoint's model and writes that model in the format torch.save produces.
 //
 // Open reads torch's zip container (torch >= 1.6) and the legacy stream format, with
-// pickle protocols 2 to 5. Only data.pkl and the container's directory are read; tensor
+// pickle protocols 1 to 5, and everything torch's weights_only loader allows in them
+// (AllowedGlobals): tensors of every dtype, including torch 2's float8 and uint16/32/64 over
+// untyped storages (_rebuild_tensor_v3), parameters, quantized and sparse tensors, and plain
+// Python values. What torch allows and pt2conv cannot keep yet fails with ErrUnsupported,
+// naming it. Only data.pkl and the container's directory are read; tensor
 // bytes stay in the file, referenced by Storage values, until Save copies them or a caller
 // decodes them through checkpoint.Checkpoint.StorageReader. The pickle runs through gopickle's
 // machine with hooks that record, never execute: a global outside the allowlist of torch's
@@ -10,7 +14,8 @@
 // checked against the bytes it holds before anything is allocated (see Limits).
 //
 // Save writes protocol 2 and the zip layout torch writes (stored records, 64-byte aligned
-// data), encoding data.pkl anew from the object tree and copying each storage's bytes
+// data), encoding data.pkl anew from the object tree, each tensor through the rebuild function
+// torch would use for it and copying each storage's bytes
 // unchanged, file to file, so that memory use does not grow with the checkpoint's size.
 // Output appears atomically: a temporary file beside the target is synced and renamed.
 package pickle

@@ -206,6 +206,8 @@ func (e *Encoder) value(v checkpoint.Value) error {
 		return e.tensor(v)
 	case *checkpoint.Parameter:
 		return e.parameter(v)
+	case *checkpoint.SparseTensor:
+		return e.sparse(v)
 	default:
 		return fmt.Errorf("pickle: cannot encode a value of Go type %T", v)
 	}

@@ -2,7 +2,10 @@ package pickle
 
 import "github.com/pt2conv/pt2conv/checkpoint"
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // The torch objects of a checkpoint, written as torch's own __reduce_ex__ methods
 // describe them.
@@ -22,8 +25,11 @@ func int64sValues(xs []int64) []checkpoint.Value {
 	return vs
 }
 
-// tensor writes torch._utils._rebuild_tensor_v2(storage, offset, size, stride,
-// requires_grad, hooks, extra...), as Tensor.__reduce_ex__ produces it.
+// tensor writes a dense or quantized tensor the way Tensor.__reduce_ex__ does:
+// _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks, extra...) over a
+// typed storage; _rebuild_tensor_v3(..., hooks, dtype, extra...) over an untyped storage for
+// dtypes without a storage class (float8, uint16, ...); _rebuild_qtensor(storage, offset,
+// size, stride, quantizer_params, requires_grad, hooks) when quantized.
 func (e *Encoder) tensor(t *checkpoint.Tensor) error {
 	if e.memoized(t) {
 		return e.err
@@ -38,7 +44,18 @@ func (e *Encoder) tensor(t *checkpoint.Tensor) error {
 		return err
 	}
 	defer delete(e.building, t)
-	e.global("torch._utils", "_rebuild_tensor_v2")
+	untyped := t.Storage.Kind == checkpoint.Untyped || !t.Storage.Kind.HasClass()
+	switch {
+	case t.Quant != nil:
+		e.global("torch._utils", "_rebuild_qtensor")
+	case untyped:
+		if k := t.Kind(); !k.Valid() || k == checkpoint.Untyped {
+			return fmt.Errorf("pickle: encoding a tensor of storage %q: no dtype", t.Storage.Key)
+		}
+		e.global("torch._utils", "_rebuild_tensor_v3")
+	default:
+		e.global("torch._utils", "_rebuild_tensor_v2")
+	}
 	e.write(opMark)
 	e.storage(t.Storage)
 	e.int(t.Offset)
@@ -48,9 +65,17 @@ func (e *Encoder) tensor(t *checkpoint.Tensor) error {
 	if err := e.tupleItems(int64sValues(t.Stride)); err != nil {
 		return err
 	}
+	if t.Quant != nil {
+		if err := e.quantizer(t.Quant); err != nil {
+			return err
+		}
+	}
 	e.value(t.RequiresGrad)
 	if err := e.hooks(t.Hooks); err != nil {
 		return err
+	}
+	if untyped && t.Quant == nil {
+		e.global("torch", t.Kind().DType())
 	}
 	for _, x := range t.Extra {
 		if err := e.value(x); err != nil {
@@ -64,6 +89,56 @@ func (e *Encoder) tensor(t *checkpoint.Tensor) error {
 	return e.err
 }
 
+// quantizer writes quantizer_params: (scheme, scale, zero_point) per tensor, (scheme,
+// scales, zero_points, axis) per channel.
+func (e *Encoder) quantizer(q *checkpoint.Quantizer) error {
+	items := []checkpoint.Value{&checkpoint.Global{Module: "torch", Name: q.Scheme}}
+	if strings.HasPrefix(q.Scheme, "per_channel") {
+		items = append(items, q.Scales, q.ZeroPoints, q.Axis)
+	} else {
+		items = append(items, q.Scale, q.ZeroPoint)
+	}
+	return e.tupleItems(items)
+}
+
+// sparse writes _rebuild_sparse_tensor(_get_layout("torch.<layout>"), data) as
+// Tensor.__reduce_ex__ does for sparse layouts.
+func (e *Encoder) sparse(sp *checkpoint.SparseTensor) error {
+	if e.memoized(sp) {
+		return e.err
+	}
+	if sp.Values == nil {
+		return fmt.Errorf("pickle: encoding a sparse tensor: no values")
+	}
+	if err := e.enter(sp); err != nil {
+		return err
+	}
+	defer delete(e.building, sp)
+	e.global("torch._utils", "_rebuild_sparse_tensor")
+	e.global("torch.serialization", "_get_layout")
+	e.str("torch." + sp.Layout)
+	e.write(opTuple1)
+	e.put()
+	e.write(opReduce)
+	e.put()
+	var data []checkpoint.Value
+	for _, t := range sp.Indices {
+		data = append(data, t)
+	}
+	data = append(data, sp.Values, sp.Size)
+	if sp.HasCoalesced {
+		data = append(data, sp.Coalesced)
+	}
+	if err := e.tupleItems(data); err != nil {
+		return err
+	}
+	e.write(opTuple2)
+	e.put()
+	e.write(opReduce)
+	e.objects[sp] = e.put()
+	return e.err
+}
+
 func (e *Encoder) hooks(h checkpoint.Value) error {
 	if h == nil {
 		e.emptyOrderedDict()
@@ -73,22 +148,29 @@ func (e *Encoder) hooks(h checkpoint.Value) error {
 }
 
 // storage writes the persistent id torch's persistent_id returns for a storage:
-// ('storage', torch.<Kind>Storage, key, location, numel), a new tuple each time.
+// ('storage', torch.<Kind>Storage, key, location, numel), a new tuple each time. A storage
+// of a dtype without a storage class goes out as torch.storage.UntypedStorage with its size
+// in bytes, as torch 2 writes it.
 func (e *Encoder) storage(s *checkpoint.Storage) {
 	if !s.Kind.Valid() {
 		e.err = fmt.Errorf("pickle: encoding storage %q: invalid storage kind", s.Key)
 		return
 	}
-	if s.Kind.Class() == "" {
-		e.err = fmt.Errorf("pickle: encoding storage %q: %w: %s tensors have no typed storage class (torch 2.x writes them with _rebuild_tensor_v3, which this encoder does not)", s.Key, ErrUnsupported, s.Kind)
-		return
-	}
 	e.write(opMark)
 	e.str("storage")
-	e.global("torch", s.Kind.Class())
+	numel := s.Len
+	switch {
+	case s.Kind == checkpoint.Untyped:
+		e.global("torch.storage", "UntypedStorage")
+	case s.Kind.HasClass():
+		e.global("torch", s.Kind.Class())
+	default:
+		e.global("torch.storage", "UntypedStorage")
+		numel = s.ByteLen()
+	}
 	e.str(s.Key)
 	e.str(s.Location)
-	e.int(s.Len)
+	e.int(numel)
 	e.write(opTuple)
 	e.put()
 	e.write(opBinPersID)

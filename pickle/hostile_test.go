@@ -254,7 +254,7 @@ func TestPickleLimits(t *testing.T) {
 		{"protocol 6", "\x80\x06N.", DefaultLimits, ErrUnsupported},
 		{"INST", "\x80\x02(ios\nsystem\n.", DefaultLimits, ErrUnsupported},
 		{"unknown opcode", "\x80\x02\xff.", DefaultLimits, ErrCorrupt},
-		{"a set", "\x80\x04\x8f.", DefaultLimits, ErrUnsupported},
+		{"a frozenset", "\x80\x04(\x91.", DefaultLimits, ErrUnsupported},
 		{"storage of 2^62 floats", string(tensorPickle("FloatStorage", 1<<62)), DefaultLimits, ErrLimit},
 		{"storage of 2^64-1 bytes", string(tensorPickle("ByteStorage", 1<<64-1)), DefaultLimits, ErrLimit},
 		{"tensor outside its storage", strings.Replace(string(tensorPickle("FloatStorage", 1)), "K\x00K\x01\x85", "K\x01K\x01\x85", 1), DefaultLimits, ErrCorrupt},
@@ -420,5 +420,28 @@ func TestFixturesWithinLimits(t *testing.T) {
 		if _, err := NewReader(bytes.NewReader(b), int64(len(b)), name); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// Globals torch's safe loader allows but pt2conv cannot keep are refused as unsupported,
+// naming the construct, and never with the "runs pickled code" message meant for code.
+func TestAllowedButUnsupported(t *testing.T) {
+	tests := []struct{ name, pkl, want string }{
+		{"nested tensor", "\x80\x02ctorch._utils\n_rebuild_nested_tensor\n)R.", "a nested tensor"},
+		{"tensor subclass", "\x80\x02ctorch._tensor\n_rebuild_from_type_v2\n)R.", "a tensor subclass or a tensor with Python attributes"},
+		{"meta tensor", "\x80\x02ctorch._utils\n_rebuild_meta_tensor_no_storage\n)R.", "a meta tensor"},
+		{"frozenset", "\x80\x04(\x91.", "frozenset"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeRawPickle([]byte(tt.pkl), DefaultLimits)
+			var ge *GlobalError
+			if !errors.Is(err, ErrUnsupported) || errors.As(err, &ge) {
+				t.Fatalf("error %v: want ErrUnsupported", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "code") {
+				t.Errorf("error %q does not name %q, or speaks of code", err, tt.want)
+			}
+		})
 	}
 }

@@ -46,6 +46,8 @@ func NewReader(r io.ReaderAt, size int64, name string) (*checkpoint.Checkpoint, 
 func newReader(r io.ReaderAt, size int64, name string, lim Limits) (*checkpoint.Checkpoint, error) {
 	var head [4]byte
 	n, _ := r.ReadAt(head[:], 0)
+	var tarMagic [6]byte
+	tn, _ := r.ReadAt(tarMagic[:], 257)
 	c := &fileReader{src: r, size: size, arch: &Archive{}}
 	var err error
 	switch {
@@ -53,8 +55,15 @@ func newReader(r io.ReaderAt, size int64, name string, lim Limits) (*checkpoint.
 		err = fmt.Errorf("%w: the file is empty", ErrNotCheckpoint)
 	case n >= 2 && head[0] == 'P' && head[1] == 'K':
 		err = c.readZip(lim)
-	case n >= 2 && head[0] == 0x80 && head[1] <= 5:
+	case n >= 2 && head[0] == 0x80 && head[1] <= 5,
+		n >= 2 && head[0] == 'L' && (head[1] >= '0' && head[1] <= '9' || head[1] == '-'):
+		// The legacy stream opens with the magic number: PROTO at protocols 2 to 5, a text
+		// LONG at protocols 0 and 1.
 		err = c.readLegacy(lim)
+	case tn == 6 && string(tarMagic[:5]) == "ustar":
+		// torch's own weights_only loader refuses these too: their storages are pickled
+		// objects, not raw bytes.
+		err = fmt.Errorf("%w: torch ≤ 0.1.10 tar checkpoint: load and re-save it with torch first", ErrUnsupported)
 	default:
 		err = fmt.Errorf("%w: neither a torch zip archive nor a legacy torch file", ErrNotCheckpoint)
 	}
@@ -198,7 +207,7 @@ func (c *fileReader) decodePickle(d *decoder, off, size int64, lim Limits) (chec
 	if _, err := c.src.ReadAt(data, off); err != nil {
 		return nil, 0, fmt.Errorf("%w: reading %s: %v", ErrTruncated, d.record, err)
 	}
-	n, memo, err := scanPickleMemo(bytes.NewReader(data), size, lim)
+	n, memo, proto, err := scanPickleMemo(bytes.NewReader(data), size, lim)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", d.record, err)
 	}
@@ -206,17 +215,9 @@ func (c *fileReader) decodePickle(d *decoder, off, size int64, lim Limits) (chec
 		return nil, 0, fmt.Errorf("%w: %s has %d bytes after its STOP opcode", ErrCorrupt, d.record, size-n)
 	}
 	d.objects = memo
-	proto := pickleProtocol(data)
 	v, err := d.unpickle(data) // the last use of data: it is garbage while the tree is built
 	if err != nil {
 		return nil, 0, err
 	}
 	return v, proto, nil
-}
-
-func pickleProtocol(data []byte) int {
-	if len(data) >= 2 && data[0] == 0x80 {
-		return int(data[1])
-	}
-	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"github.com/pt2conv/pt2conv/checkpoint"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -44,7 +45,23 @@ func TestFixturesRoundTrip(t *testing.T) {
 		pairs = append(pairs, [2]string{in, out})
 	}
 	for _, tr := range torchtest.All(t) {
-		res, err := tr.SameAll(t, pairs)
+		// torch 1.x cannot read some of torch 2's files (float8, uint16, sparse with
+		// is_coalesced, ...): those are judged by torch 2 only.
+		unreadable := unreadableIn(t, tr, pairs)
+		var judged [][2]string
+		for _, p := range pairs {
+			if unreadable[p[0]] {
+				if !strings.HasSuffix(p[0], "_t26.pt") {
+					t.Errorf("%s cannot load %s, which it wrote", tr, p[0])
+				}
+				continue
+			}
+			judged = append(judged, p)
+		}
+		if len(unreadable) > 0 {
+			t.Logf("%s cannot load %d torch 2 fixtures; they are judged by torch 2 alone", tr, len(unreadable))
+		}
+		res, err := tr.SameAll(t, judged)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,6 +73,32 @@ func TestFixturesRoundTrip(t *testing.T) {
 		}
 		t.Logf("%s: %d files identical after the round trip, %d of them loaded with weights_only=True", tr, len(res), wo)
 	}
+}
+
+// unreadableIn lists the originals among pairs that tr's torch.load cannot read at all.
+func unreadableIn(t *testing.T, tr *torchtest.Torch, pairs [][2]string) map[string]bool {
+	const script = `
+import sys, warnings, torch
+warnings.filterwarnings("ignore")
+for i, path in enumerate(sys.argv[1:]):
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:
+        print(i)
+`
+	var args []string
+	for _, p := range pairs {
+		args = append(args, tr.Share(t, p[0]))
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Fields(string(tr.Run(t, script, args...))) {
+		i, err := strconv.Atoi(line)
+		if err != nil || i >= len(pairs) {
+			t.Fatalf("%s: unexpected output %q", tr, line)
+		}
+		out[pairs[i][0]] = true
+	}
+	return out
 }
 
 // checkArchive checks the container as torch writes it: one top folder named after the

@@ -42,17 +42,24 @@ var DefaultLimits = Limits{
 // front, and answers a GET of a never-PUT memo slot with None; this pass makes both
 // impossible. avail is how many bytes the source can still deliver.
 func scanPickle(r io.ByteReader, avail int64, lim Limits) (int64, error) {
-	n, _, err := scanPickleMemo(r, avail, lim)
+	n, _, _, err := scanPickleMemo(r, avail, lim)
 	return n, err
 }
 
 // scanPickleMemo is scanPickle that also returns how many memo entries the pickle makes,
-// about the number of objects it builds.
-func scanPickleMemo(r io.ByteReader, avail int64, lim Limits) (n int64, memo int, err error) {
+// about the number of objects it builds, and the pickle's protocol: its PROTO opcode's,
+// else 1 when it uses protocol 1's binary opcodes, else 0.
+func scanPickleMemo(r io.ByteReader, avail int64, lim Limits) (n int64, memo, proto int, err error) {
 	s := scanner{r: r, avail: avail, lim: lim}
 	n, err = s.run()
-	return n, s.memo.n, err
+	return n, s.memo.n, s.proto, err
 }
+
+// protocol1Ops are the opcodes protocol 1 added; a pickle without PROTO that uses one is
+// protocol 1.
+var protocol1Ops = [256]bool{'J': true, 'K': true, 'M': true, 'Q': true, 'T': true, 'U': true,
+	'X': true, 'h': true, 'j': true, 'q': true, 'r': true, ']': true, '}': true, ')': true,
+	'e': true, 'u': true, 'G': true, '1': true, 'o': true}
 
 type scanner struct {
 	r     io.ByteReader
@@ -236,6 +243,9 @@ func (s *scanner) run() (int64, error) {
 		op, err := s.byte1()
 		if err != nil {
 			return 0, fmt.Errorf("%w: pickle %v", ErrTruncated, err)
+		}
+		if s.proto == 0 && protocol1Ops[op] {
+			s.proto = 1
 		}
 		if err := s.step(op); err != nil {
 			if err == errStop {

@@ -16,62 +16,6 @@ import (
 	"github.com/nlpodyssey/gopickle/types"
 )
 
-// allowedGlobals are the names a checkpoint's pickle may mention: the ones torch's
-// weights_only loader accepts, plus the helpers Python itself emits for bytes. The value
-// says what pt2conv makes of the name.
-var allowedGlobals = map[string]globalRole{
-	"torch._utils._rebuild_tensor_v2":            roleTensor,
-	"torch._utils._rebuild_parameter":            roleParameter,
-	"torch._utils._rebuild_parameter_with_state": roleParameter,
-	"torch.Size":                                     roleOpaque,
-	"torch.device":                                   roleOpaque,
-	"torch.serialization._get_layout":                roleOpaque,
-	"_codecs.encode":                                 roleBytes,
-	"__builtin__.bytes":                              roleBytes,
-	"builtins.bytes":                                 roleBytes,
-	"torch._tensor._rebuild_from_type_v2":            roleUnsupported,
-	"torch._utils._rebuild_tensor":                   roleUnsupported,
-	"torch._utils._rebuild_qtensor":                  roleUnsupported,
-	"torch._utils._rebuild_sparse_tensor":            roleUnsupported,
-	"torch._utils._rebuild_sparse_csr_tensor":        roleUnsupported,
-	"torch._utils._rebuild_meta_tensor_no_storage":   roleUnsupported,
-	"torch._utils._rebuild_wrapper_subclass":         roleUnsupported,
-	"torch._utils._rebuild_device_tensor_from_numpy": roleUnsupported,
-}
-
-type globalRole uint8
-
-const (
-	roleOpaque globalRole = iota + 1 // kept as a *Global / *Call
-	roleTensor
-	roleParameter
-	roleBytes
-	roleStorage
-	roleUnsupported
-)
-
-var dtypeNames = map[string]bool{
-	"float64": true, "float32": true, "float16": true, "bfloat16": true, "int64": true, "int32": true,
-	"int16": true, "int8": true, "uint8": true, "bool": true, "complex128": true, "complex64": true,
-	"complex32": true, "double": true, "float": true, "half": true, "long": true, "int": true, "short": true,
-	"cfloat": true, "cdouble": true,
-}
-
-func roleOf(module, name string) (globalRole, bool) {
-	if r, ok := allowedGlobals[module+"."+name]; ok {
-		return r, true
-	}
-	if module == "torch" {
-		if _, ok := checkpoint.KindOfClass(name); ok {
-			return roleStorage, true
-		}
-		if dtypeNames[name] {
-			return roleOpaque, true
-		}
-	}
-	return 0, false
-}
-
 // pyGlobal is what the pickle machine holds for an allowed global. Calling it records the
 // call; the conversion pass decides what the call means, so nothing runs while unpickling.
 type pyGlobal struct {
@@ -199,6 +143,11 @@ func isDottedName(s string) bool {
 }
 
 func (d *decoder) persistentLoad(pid any) (any, error) {
+	if _, ok := pid.(string); ok {
+		// Protocol 0 can only write a persistent id as a line of text; torch.load cannot
+		// read such a file either.
+		return nil, fmt.Errorf("%w: %s: pickle protocol 0 (storage references written as text, which torch.load cannot read back); save the file again with torch.save's default protocol", ErrUnsupported, d.record)
+	}
 	t, ok := pid.(*types.Tuple)
 	if !ok || t.Len() < 5 || t.Get(0) != "storage" {
 		return nil, fmt.Errorf("%w: %s: persistent id %s is not a storage reference", ErrCorrupt, d.record, brief(pid))
@@ -331,10 +280,29 @@ func (d *decoder) convert(v any, depth int) (checkpoint.Value, error) {
 		return d.global(x)
 	case *pyCall:
 		return d.call(x, depth)
-	case *types.Set, *types.FrozenSet:
-		return nil, fmt.Errorf("%w: %s: a set (pt2conv keeps dicts, lists and tuples only)", ErrUnsupported, d.record)
+	case *types.Set:
+		// EMPTY_SET/ADDITEMS (protocol 4 and up). Kept as the call protocol 2 writes,
+		// set([items]), which is how it is saved again.
+		items := &checkpoint.List{}
+		d.seen[v] = &checkpoint.Call{Func: &checkpoint.Global{Module: "__builtin__", Name: "set"}, Args: &checkpoint.Tuple{Items: []checkpoint.Value{items}}}
+		for k := range *x {
+			c, err := d.convert(k, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			items.Items = append(items.Items, c)
+		}
+		return d.seen[v], nil
+	case *types.FrozenSet:
+		return nil, fmt.Errorf("%w: %s: a frozenset, which torch's weights_only loader refuses too", ErrUnsupported, d.record)
 	case *types.ByteArray:
-		return nil, fmt.Errorf("%w: %s: a bytearray", ErrUnsupported, d.record)
+		// BYTEARRAY8 (protocol 5); kept as protocol 2 writes it: bytearray(bytes), or
+		// bytearray() when empty.
+		args := &checkpoint.Tuple{}
+		if len(*x) > 0 {
+			args.Items = []checkpoint.Value{checkpoint.Bytes(append([]byte(nil), *x...))}
+		}
+		return &checkpoint.Call{Func: &checkpoint.Global{Module: "__builtin__", Name: "bytearray"}, Args: args}, nil
 	case *types.Reconstructor:
 		return nil, &GlobalError{Module: "copy_reg", Name: "_reconstructor", Record: d.record}
 	case *types.ObjectClass:
@@ -410,6 +378,12 @@ func (d *decoder) call(c *pyCall, depth int) (checkpoint.Value, error) {
 	switch c.fn.role {
 	case roleTensor:
 		out, err = d.tensor(args)
+	case roleTensorV3:
+		out, err = d.tensorV3(args)
+	case roleQTensor:
+		out, err = d.qtensor(args)
+	case roleSparse:
+		out, err = d.sparse(args)
 	case roleParameter:
 		out, err = d.parameter(g, args)
 	case roleBytes:
@@ -420,7 +394,11 @@ func (d *decoder) call(c *pyCall, depth int) (checkpoint.Value, error) {
 	case roleStorage:
 		err = fmt.Errorf("%w: %s: storage class %s called directly", ErrUnsupported, d.record, g)
 	default:
-		err = fmt.Errorf("%w: %s: %s (pt2conv handles dense tensors only)", ErrUnsupported, d.record, g)
+		what := unsupportedWhat[g.String()]
+		if what == "" {
+			what = "a value pt2conv does not model"
+		}
+		err = fmt.Errorf("%w: %s: %s (%s), which torch allows but pt2conv cannot keep yet", ErrUnsupported, d.record, what, g)
 	}
 	if err != nil {
 		return nil, err
@@ -457,6 +435,9 @@ func (d *decoder) tensor(args []checkpoint.Value) (checkpoint.Value, error) {
 	t := &checkpoint.Tensor{Storage: s, Offset: offset, Size: size, Stride: stride, RequiresGrad: grad, Hooks: args[5], Extra: args[6:]}
 	if len(t.Extra) == 0 {
 		t.Extra = nil
+	}
+	if s.Kind == checkpoint.Untyped {
+		return nil, fmt.Errorf("%w: %s: _rebuild_tensor_v2 over the untyped storage %q", ErrCorrupt, d.record, s.Key)
 	}
 	if err := checkSpan(t); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, d.record, err)
@@ -495,7 +476,11 @@ func checkSpan(t *checkpoint.Tensor) error {
 			hi += step
 		}
 	}
-	if hi > uint64(t.Storage.Len) {
+	item := uint64(t.Kind().ItemSize())
+	if item == 0 {
+		return fmt.Errorf("tensor of storage %q has no element type", t.Storage.Key)
+	}
+	if hi > uint64(t.Storage.ByteLen())/item {
 		return fmt.Errorf("tensor (offset %d, size %v, stride %v) reaches outside storage %q of %d elements",
 			t.Offset, t.Size, t.Stride, t.Storage.Key, t.Storage.Len)
 	}

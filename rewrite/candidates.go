@@ -20,9 +20,27 @@ type Candidate struct {
 }
 
 // Candidates lists every 2-D "<module>.weight" of every state_dict in c, in file order.
+// Each Spec selects that layer and no other weight: the bare module name when it is unique
+// in the checkpoint, else the name qualified by its state_dict's path (LayerSpecName).
 func Candidates(c *checkpoint.Checkpoint) []Candidate {
 	var out []Candidate
-	for _, d := range findStateDicts(c.Root) {
+	dicts := findStateDicts(c.Root)
+	selects := func(name string) int {
+		sp, err := ParseSpec(name)
+		if err != nil {
+			return -1
+		}
+		n := 0
+		for _, d := range dicts {
+			for _, w := range d.weights() {
+				if sp.MatchIn(d.path, w.module) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	for _, d := range dicts {
 		keys := map[string]bool{}
 		for _, e := range d.entries {
 			keys[e.Key.(string)] = true
@@ -35,12 +53,16 @@ func Candidates(c *checkpoint.Checkpoint) []Candidate {
 				Layer: w.module, Dict: d.path, Weight: w.path(),
 				Out: w.tensor.Size[0], In: w.tensor.Size[1],
 				HasBias: keys[w.module+".bias"] || (w.module == "" && keys["bias"]),
-				Spec:    w.module, Rule: "in x 1 x 1",
+				Spec:    moduleName(w.module), Rule: "in x 1 x 1",
 			}
+			if selects(cand.Spec) != 1 {
+				cand.Spec = LayerSpecName(d.path, w.module)
+			}
+			name := cand.Spec
 			if ch, hh, ww, rule, err := autoShape(w); err == nil {
 				cand.Rule = rule
 				if hh*ww > 1 {
-					cand.Spec = fmt.Sprintf("%s=%dx%dx%d", w.module, ch, hh, ww)
+					cand.Spec = fmt.Sprintf("%s=%dx%dx%d", name, ch, hh, ww)
 				}
 			}
 			out = append(out, cand)

@@ -96,17 +96,22 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 	}
 	for _, sp := range specs {
 		matched := false
+		name, err := parseLayerName(sp.Layer)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q: %v", ErrSpec, sp.Layer, err)
+		}
+		glob := name.isGlob()
 		for i, d := range dicts {
-			selected := byModule[i][sp.Layer]
-			if sp.IsGlob() {
-				selected = weights[i]
+			selected := weights[i]
+			if !glob {
+				selected = byModule[i][name.module.literal()]
 			}
 			for _, w := range selected {
-				if !sp.Match(w.module) {
+				if !name.matches(d.path, w.module) {
 					continue
 				}
 				if w.rank() != opts.Direction.fromRank() {
-					if sp.IsGlob() {
+					if glob {
 						continue
 					}
 					return nil, rankError(w, sp, opts.Direction)
@@ -249,7 +254,7 @@ func dtypeOf(t *checkpoint.Tensor) string {
 	if t.Storage == nil {
 		return "unknown"
 	}
-	return t.Storage.Kind.DType()
+	return t.Kind().DType()
 }
 
 func rankError(w *weight, sp Spec, dir Direction) error {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"gopkg.in/yaml.v3"
 )
 
@@ -49,15 +50,20 @@ type Spec struct {
 // ErrSpec is wrapped by every error of ParseSpec and ParsePlan.
 var ErrSpec = errors.New("invalid layer spec")
 
-// ParseSpec parses NAME, NAME=CxHxW, NAME=HxW or NAME=auto.
+// ParseSpec parses NAME, NAME=CxHxW, NAME=HxW or NAME=auto. NAME is a module name,
+// optionally qualified by the path of its state_dict (see LayerSpecName and the package
+// documentation of names.go's syntax).
 func ParseSpec(s string) (Spec, error) {
-	name, shape, hasShape := strings.Cut(strings.TrimSpace(s), "=")
-	name = strings.TrimSpace(name)
+	name, shape, hasShape := cutUnescaped(trimSpec(s), '=')
+	name = trimSpec(name)
 	if name == "" {
 		return Spec{}, fmt.Errorf("%w %q: empty layer name", ErrSpec, s)
 	}
-	if strings.ContainsAny(name, " \t\n") {
-		return Spec{}, fmt.Errorf("%w %q: layer name contains white space", ErrSpec, s)
+	if strings.ContainsAny(name, "\t\n\r") {
+		return Spec{}, fmt.Errorf("%w %q: layer name contains a tab or line break (write it as \\xHH)", ErrSpec, s)
+	}
+	if _, err := parseLayerName(name); err != nil {
+		return Spec{}, fmt.Errorf("%w %q: %v", ErrSpec, s, err)
 	}
 	sp := Spec{Layer: name}
 	if !hasShape {
@@ -76,6 +82,38 @@ func ParseSpec(s string) (Spec, error) {
 		return Spec{}, fmt.Errorf("%w %q: %v", ErrSpec, s, err)
 	}
 	return sp, nil
+}
+
+// cutUnescaped cuts s around the first sep not preceded by a backslash escape.
+func cutUnescaped(s string, sep byte) (before, after string, found bool) {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case sep:
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// trimSpec trims white space around a spec or its name, keeping an escaped trailing space.
+func trimSpec(s string) string {
+	s = strings.TrimLeft(s, " \t\n\r")
+	for len(s) > 0 && strings.ContainsRune(" \t\n\r", rune(s[len(s)-1])) {
+		if n := len(s) - 1; n > 0 && s[n-1] == '\\' {
+			// escaped unless the backslash is itself escaped
+			k := 0
+			for j := n - 1; j >= 0 && s[j] == '\\'; j-- {
+				k++
+			}
+			if k%2 == 1 {
+				break
+			}
+		}
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 func parseDims(parts []string) ([]int64, error) {
@@ -115,31 +153,23 @@ func (sp Spec) String() string {
 	return sp.Layer
 }
 
-// Match reports whether a module name is selected by the spec's Layer pattern.
-func (sp Spec) Match(module string) bool { return globMatch(sp.Layer, module) }
+// Match reports whether a module name is selected by the spec in a state_dict whose path
+// is unknown: true for unqualified names only.
+func (sp Spec) Match(module string) bool {
+	n, err := parseLayerName(sp.Layer)
+	return err == nil && !n.qualified && n.matches(nil, module)
+}
+
+// MatchIn reports whether the spec selects the module of the state_dict at dict.
+func (sp Spec) MatchIn(dict checkpoint.Path, module string) bool {
+	n, err := parseLayerName(sp.Layer)
+	return err == nil && n.matches(dict, module)
+}
 
 // IsGlob reports whether the spec's Layer is a pattern rather than one name.
-func (sp Spec) IsGlob() bool { return strings.Contains(sp.Layer, "*") }
-
-// globMatch matches name against pattern, where '*' stands for any run of characters.
-func globMatch(pattern, name string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return pattern == name
-	}
-	if !strings.HasPrefix(name, parts[0]) {
-		return false
-	}
-	name = name[len(parts[0]):]
-	last := parts[len(parts)-1]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(name, p)
-		if i < 0 {
-			return false
-		}
-		name = name[i+len(p):]
-	}
-	return len(name) >= len(last) && strings.HasSuffix(name, last)
+func (sp Spec) IsGlob() bool {
+	n, err := parseLayerName(sp.Layer)
+	return err == nil && n.isGlob()
 }
 
 // ParsePlan reads a plan file: a YAML or JSON list whose items are spec strings
@@ -195,7 +225,7 @@ func planItem(n *yaml.Node) (Spec, error) {
 		}
 	}
 	layer := mappingValue(n, "layer")
-	if layer == nil || layer.Kind != yaml.ScalarNode || strings.Contains(layer.Value, "=") {
+	if layer == nil || layer.Kind != yaml.ScalarNode || hasUnescaped(layer.Value, '=') {
 		return Spec{}, fmt.Errorf("%w: item has no layer name", ErrSpec)
 	}
 	shape := mappingValue(n, "shape")
@@ -221,4 +251,9 @@ func mappingValue(m *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+func hasUnescaped(s string, c byte) bool {
+	_, _, found := cutUnescaped(s, c)
+	return found
 }

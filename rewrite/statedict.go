@@ -70,6 +70,8 @@ func looksLikeStateDict(entries []checkpoint.Entry) bool {
 			if k == "weight" || strings.HasSuffix(k, ".weight") {
 				weights++
 			}
+		} else if _, ok := e.Value.(*checkpoint.SparseTensor); ok {
+			tensors++
 		}
 	}
 	return weights > 0 && 2*tensors > len(entries)

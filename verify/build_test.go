@@ -38,6 +38,16 @@ func encode(t testing.TB, kind checkpoint.StorageKind, vals []float64) []byte {
 			le.PutUint16(p, uint16(int16(v)))
 		case checkpoint.Int8, checkpoint.Uint8, checkpoint.Bool:
 			p[0] = byte(int(v))
+		case checkpoint.UInt16:
+			le.PutUint16(p, uint16(v))
+		case checkpoint.UInt32:
+			le.PutUint32(p, uint32(v))
+		case checkpoint.UInt64:
+			le.PutUint64(p, uint64(v))
+		case checkpoint.Float8E4M3FN:
+			p[0] = exactFloat8(t, &float8E4M3FN, v)
+		case checkpoint.Float8E5M2:
+			p[0] = exactFloat8(t, &float8E5M2, v)
 		default:
 			t.Fatalf("cannot encode %s", kind)
 		}
@@ -173,4 +183,17 @@ func buildFC(rng *rand.Rand, orig, conv *ckBuilder, kind checkpoint.StorageKind,
 		conv.add(spec.name+".bias", kind, b, 0, []int64{int64(out)}, []int64{1})
 	}
 	return w
+}
+
+// exactFloat8 finds the byte whose value is v (NaNs by their sign).
+func exactFloat8(t testing.TB, table *[256]float32, v float64) byte {
+	t.Helper()
+	for b, x := range table {
+		if float64(x) == v && math.Signbit(float64(x)) == math.Signbit(v) ||
+			math.IsNaN(v) && math.IsNaN(float64(x)) && math.Signbit(float64(x)) == math.Signbit(v) {
+			return byte(b)
+		}
+	}
+	t.Fatalf("%v is not exact in this float8 format", v)
+	return 0
 }

@@ -160,7 +160,7 @@ func Check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 			last := layers[chain[len(chain)-1]]
 			res := compare(state)
 			res.Check, res.Layer = CheckChain, strings.Join(names, " > ")
-			res.DType, res.Reverse = last.linear().Storage.Kind.String(), last.Reverse
+			res.DType, res.Reverse = last.linear().Kind().String(), last.Reverse
 			rep.Results = append(rep.Results, res)
 		}
 	}
@@ -185,7 +185,7 @@ func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer) (*layerData, error) 
 		linCk, convCk = conv, orig
 		linBiasT, convBiasT = l.ConvertedBias, l.Bias
 	}
-	d := &layerData{layer: l, dtype: l.linear().Storage.Kind.String()}
+	d := &layerData{layer: l, dtype: l.linear().Kind().String()}
 	var err error
 	if d.lin, err = Decode(linCk, l.linear()); err != nil {
 		return nil, err

@@ -78,17 +78,18 @@ func decodeAs[T float](c *checkpoint.Checkpoint, t *checkpoint.Tensor) ([]T, []i
 		return out, shape, nil
 	}
 	s := t.Storage
-	size := s.Kind.ItemSize()
+	kind := t.Kind()
+	size := kind.ItemSize()
 	var zero T
 	if t.IsContiguous() && littleEndianHost && uintptr(size) == unsafe.Sizeof(zero) &&
-		(s.Kind == checkpoint.Float32 && size == 4 || s.Kind == checkpoint.Float64 && size == 8) {
+		(kind == checkpoint.Float32 && size == 4 || kind == checkpoint.Float64 && size == 8) {
 		raw := unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), n*size)
-		if err := readAt(c, s, raw, lo); err != nil {
+		if err := readAt(c, s, raw, lo*int64(size)); err != nil {
 			return nil, nil, err
 		}
 		return out, shape, nil
 	}
-	elem, err := converter[T](s.Kind)
+	elem, err := converter[T](kind)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -101,7 +102,7 @@ func decodeAs[T float](c *checkpoint.Checkpoint, t *checkpoint.Tensor) ([]T, []i
 	// Overlapping views (stride 0, or strides that interleave) revisit elements: read the
 	// span once and gather.
 	raw := make([]byte, (hi-lo)*int64(size))
-	if err := readAt(c, s, raw, lo); err != nil {
+	if err := readAt(c, s, raw, lo*int64(size)); err != nil {
 		return nil, nil, err
 	}
 	i := 0
@@ -148,7 +149,7 @@ var streamChunk int64 = 4 << 20
 // span front to back in chunks and scattering each element to its row-major place, so
 // that memory beyond the result stays bounded whatever the layout.
 func streamInto[T float](c *checkpoint.Checkpoint, t *checkpoint.Tensor, order []int, lo, hi int64, out []T, elem func([]byte) T) error {
-	size := int64(t.Storage.Kind.ItemSize())
+	size := int64(t.Kind().ItemSize())
 	outStride := make([]int64, len(t.Size))
 	step := int64(1)
 	for d := len(t.Size) - 1; d >= 0; d-- {
@@ -160,7 +161,7 @@ func streamInto[T float](c *checkpoint.Checkpoint, t *checkpoint.Tensor, order [
 	load := func(pos int64) error {
 		n := min(int64(len(buf))/size, hi-pos)
 		bufLo, bufHi = pos, pos+n
-		return readAt(c, t.Storage, buf[:n*size], pos)
+		return readAt(c, t.Storage, buf[:n*size], pos*size)
 	}
 	if len(order) == 0 { // a single element
 		if err := load(t.Offset); err != nil {
@@ -224,20 +225,24 @@ func checkView(t *checkpoint.Tensor) (lo, hi int64, shape []int, err error) {
 		n *= s
 		shape[i] = int(s)
 	}
-	if t.Storage.Kind.ItemSize() == 0 {
-		return 0, 0, nil, fmt.Errorf("storage %q: %w %s", t.Storage.Key, ErrDType, t.Storage.Kind)
+	item := int64(t.Kind().ItemSize())
+	if item == 0 || t.Quant != nil {
+		return 0, 0, nil, fmt.Errorf("storage %q: %w %s", t.Storage.Key, ErrDType, t.Kind())
 	}
 	lo, hi = t.Span()
-	if n > 0 && (t.Offset < 0 || lo < 0 || hi > t.Storage.Len) {
+	// Elements of the tensor's dtype that fit in the storage (an untyped storage counts bytes).
+	held := t.Storage.ByteLen() / item
+	if n > 0 && (t.Offset < 0 || lo < 0 || hi > held) {
 		return 0, 0, nil, fmt.Errorf("tensor at offset %d size %v stride %v touches elements [%d, %d) of storage %q holding %d: %w",
-			t.Offset, t.Size, t.Stride, lo, hi, t.Storage.Key, t.Storage.Len, ErrOutOfBounds)
+			t.Offset, t.Size, t.Stride, lo, hi, t.Storage.Key, held, ErrOutOfBounds)
 	}
 	return lo, hi, shape, nil
 }
 
-func readAt(c *checkpoint.Checkpoint, s *checkpoint.Storage, buf []byte, elemOffset int64) error {
+// readAt reads len(buf) bytes of the storage from byte offset off.
+func readAt(c *checkpoint.Checkpoint, s *checkpoint.Storage, buf []byte, off int64) error {
 	r := c.StorageReader(s)
-	n, err := r.ReadAt(buf, elemOffset*int64(s.Kind.ItemSize()))
+	n, err := r.ReadAt(buf, off)
 	if n == len(buf) {
 		return nil
 	}
@@ -305,6 +310,20 @@ func converter[T float](k checkpoint.StorageKind) (func([]byte) T, error) {
 			}
 			return 0
 		}, nil
+	case checkpoint.UInt16:
+		return func(b []byte) T { return T(le.Uint16(b)) }, nil
+	case checkpoint.UInt32:
+		return func(b []byte) T { return T(le.Uint32(b)) }, nil
+	case checkpoint.UInt64:
+		return func(b []byte) T { return T(le.Uint64(b)) }, nil
+	case checkpoint.Float8E4M3FN:
+		return func(b []byte) T { return T(float8E4M3FN[b[0]]) }, nil
+	case checkpoint.Float8E5M2:
+		return func(b []byte) T { return T(float8E5M2[b[0]]) }, nil
+	case checkpoint.Float8E4M3FNUZ:
+		return func(b []byte) T { return T(float8E4M3FNUZ[b[0]]) }, nil
+	case checkpoint.Float8E5M2FNUZ:
+		return func(b []byte) T { return T(float8E5M2FNUZ[b[0]]) }, nil
 	}
 	return nil, fmt.Errorf("%w %s", ErrDType, k)
 }

@@ -4,11 +4,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/pt2conv/pt2conv/checkpoint"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/pt2conv/pt2conv/pickle"
@@ -206,7 +209,7 @@ func TestDecodeMatchesTorchBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	kinds := map[string]checkpoint.StorageKind{}
-	for k := checkpoint.Float64; k <= checkpoint.Bool; k++ {
+	for k := checkpoint.Float64; k <= checkpoint.QUInt2x4; k++ {
 		kinds[k.DType()] = k
 	}
 	for _, f := range manifest.Files {
@@ -214,13 +217,22 @@ func TestDecodeMatchesTorchBytes(t *testing.T) {
 			c := openFixture(t, f.File)
 			for _, want := range f.Tensors {
 				ten := tensorAt(t, c, want.Key)
-				if got := ten.Storage.Kind.DType(); got != want.DType {
+				if got := ten.Kind().DType(); got != want.DType {
 					t.Errorf("%s: dtype %s, torch %s", want.Key, got, want.DType)
 					continue
 				}
 				vals, err := DecodeFloat64(c, ten)
+				if errors.Is(err, ErrDType) && strings.HasPrefix(want.DType, "complex") {
+					continue // not real numbers: verify says it cannot check them
+				}
 				if err != nil {
 					t.Fatalf("%s: %v", want.Key, err)
+				}
+				if slices.ContainsFunc(vals, math.IsNaN) {
+					// Decoding goes through float arithmetic, which may quiet a signaling
+					// NaN; special_floats' NaN payloads are compared bit for bit by torch
+					// after a round trip instead (pickle's TestFixturesRoundTrip).
+					continue
 				}
 				sum := sha256.Sum256(encode(t, kinds[want.DType], vals))
 				if got := hex.EncodeToString(sum[:]); got != want.SHA256 {

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"github.com/pt2conv/pt2conv/checkpoint"
 	"io"
-	"strconv"
 	"strings"
 	"text/tabwriter"
-	"unicode"
 
 	"github.com/pt2conv/pt2conv/internal/ckptio"
 	"github.com/pt2conv/pt2conv/pickle"
@@ -111,8 +109,8 @@ func buildInspectReport(c *checkpoint.Checkpoint) *inspectReport {
 	for _, nt := range checkpoint.Tensors(c.Root) {
 		t := nt.Tensor
 		rep.Tensors = append(rep.Tensors, tensorInfo{
-			Path: nt.Path.String(), DType: t.Storage.Kind.DType(), Shape: nonNil(t.Size), Stride: nonNil(t.Stride),
-			Offset: t.Offset, Storage: t.Storage.Key, Bytes: t.NumElements() * int64(t.Storage.Kind.ItemSize()),
+			Path: nt.Path.String(), DType: t.Kind().DType(), Shape: nonNil(t.Size), Stride: nonNil(t.Stride),
+			Offset: t.Offset, Storage: t.Storage.Key, Bytes: t.NumElements() * int64(t.Kind().ItemSize()),
 			Parameter: nt.Parameter != nil,
 		})
 		if sharded != nil {
@@ -142,15 +140,15 @@ func nonNil(s []int64) []int64 {
 func printInspect(w io.Writer, rep *inspectReport) error {
 	switch {
 	case rep.PickleProtocol > 0:
-		fmt.Fprintf(w, "%s: %s checkpoint, pickle protocol %d\n\n", rep.File, rep.Format, rep.PickleProtocol)
+		fmt.Fprintf(w, "%s: %s checkpoint, pickle protocol %d\n\n", escapeText(rep.File), rep.Format, rep.PickleProtocol)
 	case len(rep.Shards) > 0:
-		fmt.Fprintf(w, "%s: %s checkpoint, %d shards\n\n", rep.File, rep.Format, len(rep.Shards))
+		fmt.Fprintf(w, "%s: %s checkpoint, %d shards\n\n", escapeText(rep.File), rep.Format, len(rep.Shards))
 	default:
-		fmt.Fprintf(w, "%s: %s checkpoint\n\n", rep.File, rep.Format)
+		fmt.Fprintf(w, "%s: %s checkpoint\n\n", escapeText(rep.File), rep.Format)
 	}
 	if len(rep.Metadata) > 0 {
 		b, _ := json.Marshal(rep.Metadata)
-		fmt.Fprintf(w, "metadata: %s\n\n", b)
+		fmt.Fprintf(w, "metadata: %s\n\n", escapeText(string(b)))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if len(rep.Shards) > 0 {
@@ -159,9 +157,9 @@ func printInspect(w io.Writer, rep *inspectReport) error {
 		fmt.Fprintln(tw, "TENSOR\tDTYPE\tSHAPE\tSTRIDE\tOFFSET\tSTORAGE\tBYTES")
 	}
 	for _, t := range rep.Tensors {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d", printable(t.Path), t.DType, dims(t.Shape), dims(t.Stride), t.Offset, t.Storage, t.Bytes)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d", escapeText(t.Path), t.DType, dims(t.Shape), dims(t.Stride), t.Offset, escapeText(t.Storage), t.Bytes)
 		if len(rep.Shards) > 0 {
-			fmt.Fprintf(tw, "\t%s", printable(t.Shard))
+			fmt.Fprintf(tw, "\t%s", escapeText(t.Shard))
 		}
 		fmt.Fprintln(tw)
 	}
@@ -176,14 +174,17 @@ func printInspect(w io.Writer, rep *inspectReport) error {
 	fmt.Fprintln(tw, "LAYER\tIN\tOUT\tBIAS\tCONVERT WITH\tWHY")
 	for _, c := range rep.Candidates {
 		layer := c.Layer
+		if layer == "" {
+			layer = "." // the weight at the dict's root
+		}
 		if c.Dict != "" {
-			layer = c.Dict + "/" + c.Layer
+			layer = c.Dict + "/" + layer
 		}
 		bias := "yes"
 		if !c.Bias {
 			bias = "no (bias-less)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t--layer %s\t%s\n", layer, c.In, c.Out, bias, c.Spec, c.Rule)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t--layer %s\t%s\n", escapeText(layer), c.In, c.Out, bias, shellQuote(c.Spec), escapeText(c.Rule))
 	}
 	return tw.Flush()
 }
@@ -217,11 +218,3 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// printable quotes names that hold control or other non-printing characters (from a file's
-// header or pickle), so that they cannot drive the terminal.
-func printable(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return strconv.Quote(s)
-	}
-	return s
-}

@@ -69,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "pt2conv: %v\n", err)
+	fmt.Fprintf(stderr, "pt2conv: %s\n", escapeText(err.Error()))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

@@ -43,7 +43,7 @@ func runSingle(ctx context.Context, cmd *cobra.Command, j job, o *convertOptions
 		return &exitError{code: res.exit, err: fmt.Errorf("%s", res.Error)}
 	}
 	for _, w := range res.Warnings {
-		fmt.Fprintf(stderr, "pt2conv: warning: %s: %s\n", j.in, w)
+		fmt.Fprintf(stderr, "pt2conv: warning: %s: %s\n", escapeText(j.in), escapeText(w))
 	}
 	return nil
 }
@@ -160,7 +160,7 @@ func isTerminal(w io.Writer) bool {
 func printLine(w io.Writer, r *fileResult) {
 	switch {
 	case r.Error != "":
-		fmt.Fprintf(w, "FAIL  %s\n", r.Error)
+		fmt.Fprintf(w, "FAIL  %s\n", escapeText(r.Error))
 	case r.DryRun:
 		fmt.Fprintf(w, "plan  %s: %d tensors would change\n", r.Input, len(r.Changes))
 	default:
@@ -196,7 +196,7 @@ func printPlan(w io.Writer, changes []rewrite.Change) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TENSOR\tDTYPE\tFROM\tTO\tNEW STRIDE\tRULE")
 	for _, c := range changes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Path, c.DType, dims(c.OldSize), dims(c.NewSize), dims(c.NewStride), c.Rule)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", escapeText(c.Path.String()), c.DType, dims(c.OldSize), dims(c.NewSize), dims(c.NewStride), escapeText(c.Rule))
 	}
 	tw.Flush()
 }
@@ -215,7 +215,7 @@ func printVerify(w io.Writer, rep *verify.Report) {
 			verdict = "FAIL"
 			failed++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3g\t%.3g\t%.3g\t%s\n", r.Layer, r.Check, r.MaxAbs, r.Tol, r.MaxRel, verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%.3g\t%.3g\t%.3g\t%s\n", escapeText(r.Layer), r.Check, r.MaxAbs, r.Tol, r.MaxRel, verdict)
 	}
 	tw.Flush()
 	if failed == 0 {
