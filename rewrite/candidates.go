@@ -37,11 +37,13 @@ func Candidates(c *checkpoint.Checkpoint) []Candidate {
 				HasBias: keys[w.module+".bias"] || (w.module == "" && keys["bias"]),
 				Spec:    w.module, Rule: "in x 1 x 1",
 			}
-			if ch, hh, ww, rule, err := autoShape(w); err == nil {
-				cand.Rule = rule
-				if hh*ww > 1 {
-					cand.Spec = fmt.Sprintf("%s=%dx%dx%d", w.module, ch, hh, ww)
+			if ev := evidenceFor(w); ev.Fixed {
+				cand.Rule = "auto: " + ev.Rule
+				if ev.H*ev.W > 1 {
+					cand.Spec = fmt.Sprintf("%s=%dx%dx%d", w.module, ev.C, ev.H, ev.W)
 				}
+			} else if ev.Source != "" || len(ev.Skipped) > 0 {
+				cand.Rule = "in x 1 x 1 (auto: " + ev.Rule + ")"
 			}
 			out = append(out, cand)
 		}
