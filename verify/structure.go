@@ -135,9 +135,14 @@ func (p *prover) value(path string, a, b checkpoint.Value) {
 		if x.State != nil || y.State != nil {
 			sa, okA := x.State.(*checkpoint.Dict)
 			sb, okB := y.State.(*checkpoint.Dict)
-			if okA && okB {
+			switch {
+			case okA && okB:
 				p.entries(path, sa.Entries, sb.Entries)
-			} else {
+			case okA && y.State == nil:
+				p.entries(path, sa.Entries, nil)
+			case okB && x.State == nil:
+				p.entries(path, nil, sb.Entries)
+			default:
 				p.value(join(path, "(state)"), x.State, y.State)
 			}
 		}
