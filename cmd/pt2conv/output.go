@@ -230,9 +230,9 @@ func printVerify(w io.Writer, rep *verify.Report) {
 		ev := l.Status
 		switch l.Status {
 		case verify.EvidenceNone:
-			ev = "none (the split is an assumption)"
+			ev = "none: the split is assumed"
 			if l.Evidence != "" {
-				ev = "none: " + l.Evidence
+				ev = "none (" + l.Evidence + "): the split is assumed"
 			}
 		case verify.EvidenceDisagrees:
 			failed++
