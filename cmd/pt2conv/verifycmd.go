@@ -54,7 +54,11 @@ rounding-error tolerance. Exit 0 when every check passes, 1 when any fails, 2 on
 				return errors.New(args[1] + ": no converted layers found: no tensor is 2-D in one file and 4-D in the other with the same elements")
 			}
 			if !rep.Passed() {
-				return failed(fmt.Errorf("%s: verification failed", args[1]))
+				why := "see the report"
+				if st := rep.Structure; st != nil && !st.Passed() {
+					why = fmt.Sprintf("%d differences from the original, first %s", len(st.Differences)+st.More, st.Differences[0])
+				}
+				return failed(fmt.Errorf("%s: verification failed: %s", args[1], why))
 			}
 			return nil
 		},
