@@ -24,8 +24,10 @@ type Evidence struct {
 	// inputs, so they belong to another branch (an auxiliary head).
 	Skipped []string `json:"skipped,omitempty"`
 	// Fixed is set when the evidence gives a shape, C×H×W.
-	Fixed   bool  `json:"fixed"`
-	C, H, W int64 `json:"-"`
+	Fixed bool  `json:"fixed"`
+	C     int64 `json:"c,omitempty"`
+	H     int64 `json:"h,omitempty"`
+	W     int64 `json:"w,omitempty"`
 	// Rule explains the shape (or its absence) in one line, for reports.
 	Rule string `json:"rule"`
 }
