@@ -285,6 +285,12 @@ head_ratios() {
 }
 MEM_KB=$(awk '/MemTotal/ { print $2 }' /proc/meminfo)
 
+# busy_note warns, under the machine table, when other work shared the cores during the run.
+busy_note() {
+	awk -v a="${LOAD_START%% *}" -v b="${LOAD_END%% *}" -v n="$(nproc)" 'BEGIN {
+		if (a > n || b > n) printf "\nThe machine was busy with other work (load average above its %d cores): every absolute\ntime here is inflated, unevenly; the ratios between rows of this run are the figures to compare.\n", n }'
+}
+
 report() {
 	cat <<EOF
 # Benchmarks
@@ -310,6 +316,7 @@ runs, from \`/usr/bin/time -v\`.
 | torch | $TORCH113_VERSION (host, BLAS_INFO=$TORCH113_BLAS)$( ((HAVE_T26)) && printf ', %s (chroot, BLAS_INFO=%s)' "$TORCH26_VERSION" "$TORCH26_BLAS") |
 | system BLAS | $(blas_packages) |
 | load average | $LOAD_START at start, $LOAD_END at end |
+$(busy_note)
 
 ## Conversion: VGG16 state_dict, ${VGG_MB} MB, 138,357,544 float32 parameters
 
