@@ -209,10 +209,13 @@ if ok "pt2conv convert"; then
 	# no warm-up of their own.
 	measure "torch $TORCH113_VERSION head, 512x14x14" "$TORCH_VERIFY_RUNS" 0 : \
 		"$TORCH113" bench/torch_verify.py --size 14 "$VGG" "$CONV"
+	# What every torch row pays before it does anything: starting python and importing torch.
+	measure "torch $TORCH113_VERSION import torch" "$TORCH_VERIFY_RUNS" 1 : "$TORCH113" -c 'import torch'
 	if ((HAVE_T26)); then
 		ln "$CONV" "$T26_DIR/vgg16-conv.pt" 2>/dev/null || cp "$CONV" "$T26_DIR/vgg16-conv.pt"
 		measure "torch $TORCH26_VERSION head, 512x14x14" "$TORCH_VERIFY_RUNS" 0 : \
 			chroot "$T26_ROOT" python3 "$T26_IN/torch_verify.py" --size 14 "$T26_IN/vgg16.pt" "$T26_IN/vgg16-conv.pt"
+		measure "torch $TORCH26_VERSION import torch" "$TORCH_VERIFY_RUNS" 1 : chroot "$T26_ROOT" python3 -c 'import torch'
 	fi
 else
 	FAILURES+=("verification benchmarks skipped: no converted file")
@@ -291,12 +294,21 @@ head_ratios() {
 		printf '| head: pt2conv / %s, CPU | %s |\n' "$T26" \
 			"$(ratio "${CPU[pt2conv head, 512x14x14]:-}" "${CPU[$T26 head, 512x14x14]:-}")"
 	fi
+	local bare
+	bare=$(awk -v a="${WALL[$T113 head, 512x14x14]:-0}" -v b="${WALL[$T113 import torch]:-0}" 'BEGIN { printf "%.3f", a - b }')
+	printf '| head: pt2conv / (%s head − import torch), wall | %s |\n' "$T113" "$(ratio "$h" "$bare")"
 	printf '| pt2conv verify --grow 7 (all checks) / %s head, wall | %s |\n' "$T113" \
 		"$(ratio "${WALL[pt2conv verify --grow 7, 512x14x14]:-}" "${WALL[$T113 head, 512x14x14]:-}")"
 	printf '| head: pt2conv / %s, peak RSS | %s |\n' "$T113" \
 		"$(ratio "${RSS[pt2conv head, 512x14x14]:-}" "${RSS[$T113 head, 512x14x14]:-}")"
 }
 MEM_KB=$(awk '/MemTotal/ { print $2 }' /proc/meminfo)
+
+# busy_note warns, under the machine table, when other work shared the cores during the run.
+busy_note() {
+	awk -v a="${LOAD_START%% *}" -v b="${LOAD_END%% *}" -v n="$(nproc)" 'BEGIN {
+		if (a > n || b > n) printf "\nThe machine was busy with other work (load average above its %d cores): every absolute\ntime here is inflated, unevenly; the ratios between rows of this run are the figures to compare.\n", n }'
+}
 
 report() {
 	cat <<EOF
@@ -323,6 +335,7 @@ runs, from \`/usr/bin/time -v\`.
 | torch | $TORCH113_VERSION (host, BLAS_INFO=$TORCH113_BLAS)$( ((HAVE_T26)) && printf ', %s (chroot, BLAS_INFO=%s)' "$TORCH26_VERSION" "$TORCH26_BLAS") |
 | system BLAS | $(blas_packages) |
 | load average | $LOAD_START at start, $LOAD_END at end |
+$(busy_note)
 
 ## Conversion: VGG16 state_dict, ${VGG_MB} MB, 138,357,544 float32 parameters
 
@@ -342,24 +355,27 @@ $(conversion_ratios)
 
 ## Verification: the VGG16 head in both forms
 
-\`pt2conv verify --grow 7 --samples 1 ORIGINAL CONVERTED\` runs all its checks on the three
+\`pt2conv verify --grow 7 --samples 1 ORIGINAL CONVERTED\` proves both files exactly (every value,
+and every storage byte of both files compared) and runs all its numeric checks on the three
 converted layers: one position each, the 8×8 = 64 sliding windows of a 512×14×14 input for
-each layer, and the head as a chain on that input (see \`verify.Check\`), more work than the
-torch script does. The head rows do exactly one fixed computation on both sides: decode the head from both files, run the Linear form on
+each layer, and the head as a chain on that input, each with a second product of the squared
+weights and inputs for the tolerance (see \`verify.Check\`), more work than the torch script
+does. The head rows do exactly one fixed computation on both sides: decode the head from both files, run the Linear form on
 each of the 8×8 = 64 windows of one random 512×14×14 input and the Conv2d form (fc6 as a
 512×7×7 convolution, fc7 and fc8 as 1×1) on the whole input, ReLU between layers, and compare
 every output (\`bench/verify_head.go\`, built on the \`verify\` package, against
 \`bench/torch_verify.py\`, F.linear and F.conv2d with every core). The last column splits each
 side's compute into its conv and linear parts: torch runs F.conv2d on oneDNN but F.linear on
 the BLAS it was built against, and a build reporting BLAS_INFO=generic calls the system's
-libblas, which is only as fast as the package installed there (see Machine).
+libblas, which is only as fast as the package installed there (see Machine). Every torch row
+includes starting python and \`import torch\`; the "import torch" rows time that alone.
 
 | command | wall (s) | CPU (s) | peak RSS (MiB) | last line |
 |---|---:|---:|---:|---|
 EOF
 	local l
 	for l in "pt2conv verify --grow 7, 512x14x14" "pt2conv head, 512x14x14" "$T113 head, 512x14x14" \
-		"$T26 head, 512x14x14"; do
+		"$T26 head, 512x14x14" "$T113 import torch" "$T26 import torch"; do
 		ok "$l" || continue
 		printf '| %s | %s | %s | %s | %s |\n' "$l" "${WALL[$l]}" "${CPU[$l]}" "${RSS[$l]}" "${NOTE[$l]//|/\\|}"
 	done
@@ -371,8 +387,10 @@ $(head_ratios)
 
 ## Matrix products
 
-\`go test ./internal/sgemm -bench Sgemm\`: the products of the head check (weight [m, k] times
-64 columns), pt2conv's kernel against gonum's pure-Go BLAS.
+\`go test ./internal/sgemm -bench Sgemm\`: the products of the head check in both orientations
+verify uses, pt2conv's kernel against gonum's pure-Go BLAS: \`conv\` is Conv2d's weight [m, k]
+times 64 im2col columns, \`linear\` is Linear's 64 input rows times the transposed weight
+[n, k].
 
 | product | GFLOPS |
 |---|---:|

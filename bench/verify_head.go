@@ -138,10 +138,10 @@ func loadHead(orig, conv *checkpoint.Checkpoint) ([]layer, error) {
 		if d.conv, err = verify.Decode(conv, l.Converted); err != nil {
 			return nil, err
 		}
-		bias := l.ConvertedBias
-		if bias == nil {
-			bias = l.Bias
+		if (l.Bias == nil) != (l.ConvertedBias == nil) {
+			return nil, fmt.Errorf("%s: the bias is in one file and not in the other", name)
 		}
+		bias := l.ConvertedBias
 		if l.Bias != nil {
 			b, err := verify.Decode(orig, l.Bias)
 			if err != nil {

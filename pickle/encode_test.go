@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pt2conv/pt2conv/checkpoint"
+	"github.com/pt2conv/pt2conv/internal/torchtest"
 	"math"
 	"math/big"
 	"os"
@@ -366,6 +367,9 @@ for path in sys.argv[1:]:
 func TestEncodeDecodesInPython(t *testing.T) {
 	python, err := exec.LookPath(envOr("PT2CONV_PYTHON", "python3"))
 	if err != nil {
+		if torchtest.Required() {
+			t.Fatalf("python3 not found (%s=1 requires it): %v", torchtest.EnvRequireTorch, err)
+		}
 		t.Skip("python3 not found")
 	}
 	shared := &checkpoint.List{Items: []checkpoint.Value{"s"}}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/pt2conv/pt2conv/internal/torchtest"
 	"hash/crc32"
 	"io"
 	"os"
@@ -180,6 +181,9 @@ func checkPythonZip(t *testing.T, archive []byte, recs []testRecord) {
 	t.Helper()
 	python, err := exec.LookPath(envOr("PT2CONV_PYTHON", "python3"))
 	if err != nil {
+		if torchtest.Required() {
+			t.Fatalf("python3 not found (%s=1 requires it): %v", torchtest.EnvRequireTorch, err)
+		}
 		t.Logf("python3 not found, zipfile check skipped")
 		return
 	}

@@ -25,20 +25,14 @@ type Candidate struct {
 func Candidates(c *checkpoint.Checkpoint) []Candidate {
 	var out []Candidate
 	dicts := findStateDicts(c.Root)
-	selects := func(name string) int {
-		sp, err := ParseSpec(name)
-		if err != nil {
-			return -1
+	// How many weights, in all state_dicts, sit in each module: a bare module name is a
+	// spec that selects exactly one layer when the count is one. Counted once, so listing
+	// candidates stays linear in the number of tensors.
+	perModule := map[string]int{}
+	for _, d := range dicts {
+		for _, w := range d.weights() {
+			perModule[w.module]++
 		}
-		n := 0
-		for _, d := range dicts {
-			for _, w := range d.weights() {
-				if sp.MatchIn(d.path, w.module) {
-					n++
-				}
-			}
-		}
-		return n
 	}
 	for _, d := range dicts {
 		keys := map[string]bool{}
@@ -55,15 +49,17 @@ func Candidates(c *checkpoint.Checkpoint) []Candidate {
 				HasBias: keys[w.module+".bias"] || (w.module == "" && keys["bias"]),
 				Spec:    moduleName(w.module), Rule: "in x 1 x 1",
 			}
-			if selects(cand.Spec) != 1 {
+			if perModule[w.module] != 1 {
 				cand.Spec = LayerSpecName(d.path, w.module)
 			}
 			name := cand.Spec
-			if ch, hh, ww, rule, err := autoShape(w); err == nil {
-				cand.Rule = rule
-				if hh*ww > 1 {
-					cand.Spec = fmt.Sprintf("%s=%dx%dx%d", name, ch, hh, ww)
+			if ev := evidenceFor(w); ev.Fixed {
+				cand.Rule = "auto: " + ev.Rule
+				if ev.H*ev.W > 1 {
+					cand.Spec = fmt.Sprintf("%s=%dx%dx%d", name, ev.C, ev.H, ev.W)
 				}
+			} else if ev.Source != "" || len(ev.Skipped) > 0 {
+				cand.Rule = "in x 1 x 1 (auto: " + ev.Rule + ")"
 			}
 			out = append(out, cand)
 		}

@@ -72,6 +72,10 @@ type Change struct {
 	// Optimizer marks an optimizer state tensor reshaped with its parameter.
 	Optimizer bool   `json:"optimizer,omitempty"`
 	Spec      string `json:"spec"` // the spec that selected the layer
+	// Evidence is what the checkpoint says about the layer's input (Linear → Conv2d only).
+	// The C×H×W split is an assumption about the model: a split the evidence contradicts
+	// gets a warning.
+	Evidence *Evidence `json:"evidence,omitempty"`
 }
 
 // NewPlan finds the weights the specs select, in every state_dict of the checkpoint, and
@@ -94,6 +98,7 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 			byModule[i][w.module] = append(byModule[i][w.module], w)
 		}
 	}
+	var warnings []string
 	for _, sp := range specs {
 		matched := false
 		name, err := parseLayerName(sp.Layer)
@@ -121,6 +126,9 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 				if err != nil {
 					return nil, err
 				}
+				if warn := checkEvidence(w, &ch, opts.Direction); warn != "" {
+					warnings = append(warnings, warn)
+				}
 				key := w.path().String()
 				if prev := claims[key]; prev != nil {
 					return nil, &LayerError{Layer: w.module, Dict: d.path, Err: ErrConflict,
@@ -139,7 +147,7 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 		a, b := claimed[i].order, claimed[j].order
 		return a[0] < b[0] || a[0] == b[0] && a[1] < b[1]
 	})
-	p := &Plan{}
+	p := &Plan{Warnings: warnings}
 	for _, cl := range claimed {
 		p.Changes = append(p.Changes, cl.change)
 	}
@@ -218,36 +226,34 @@ func planWeight(w *weight, sp Spec, dir Direction) (Change, error) {
 	return ch, nil
 }
 
-// autoShape takes C from the nearest Conv2d weight before w in its dict, or keeps in×1×1
-// after another Linear.
+// autoShape takes C×H×W from the evidence before w in its dict (see Evidence): the nearest
+// Conv2d weight or norm layer gives C and H = W = √(in/C); a Linear whose outputs equal
+// in gives in×1×1.
 func autoShape(w *weight) (c, h, wd int64, rule string, err error) {
-	in := w.tensor.Size[1]
-	ws := w.dict.weights()
-	for i := len(ws) - 1; i >= 0; i-- {
-		prev := ws[i]
-		if prev.index >= w.index {
-			continue
-		}
-		switch prev.rank() {
-		case 2:
-			return in, 1, 1, "auto: after Linear " + prev.module, nil
-		case 4:
-			c = prev.tensor.Size[0]
-			fail := func(format string, args ...any) error {
-				return &LayerError{Layer: w.module, Dict: w.dict.path, Err: ErrAuto, Detail: fmt.Sprintf(format, args...)}
-			}
-			if c == 0 || in%c != 0 {
-				return 0, 0, 0, "", fail("auto: %d inputs are not a multiple of the %d channels of %s", in, c, prev.key)
-			}
-			side, ok := isqrt(in / c)
-			if !ok {
-				return 0, 0, 0, "", fail("auto: %d inputs / %d channels of %s = %d, not a square; give CxHxW or HxW", in, c, prev.key, in/c)
-			}
-			return c, side, side, fmt.Sprintf("auto: C=%d from %s", c, prev.key), nil
-		}
+	ev := evidenceFor(w)
+	if !ev.Fixed {
+		return 0, 0, 0, "", &LayerError{Layer: w.module, Dict: w.dict.path, Err: ErrAuto,
+			Detail: "auto: " + ev.Rule + "; give CxHxW or HxW"}
 	}
-	return 0, 0, 0, "", &LayerError{Layer: w.module, Dict: w.dict.path, Err: ErrAuto,
-		Detail: "auto: no Conv2d or Linear weight before it; give CxHxW or HxW"}
+	return ev.C, ev.H, ev.W, "auto: " + ev.Rule, nil
+}
+
+// checkEvidence records the evidence for a Linear → Conv2d change and returns a warning when
+// the chosen split disagrees with it.
+func checkEvidence(w *weight, ch *Change, dir Direction) string {
+	if dir != ToConv || len(ch.NewSize) != 4 {
+		return ""
+	}
+	ev := evidenceFor(w)
+	ch.Evidence = &ev
+	c, h, wd := ch.NewSize[1], ch.NewSize[2], ch.NewSize[3]
+	if ev.Agrees(c, h, wd) {
+		return ""
+	}
+	name := w.path()
+	name[len(name)-1] = w.module
+	return fmt.Sprintf("%s: %s assumes its input is %dx%dx%d, but the checkpoint suggests %s (%s); the split is an assumption about the model: check it (verify fails on it unless --assume)",
+		name, ch.Spec, c, h, wd, ev.Shape(), ev.Rule)
 }
 
 func dtypeOf(t *checkpoint.Tensor) string {

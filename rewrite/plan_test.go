@@ -169,7 +169,7 @@ func TestNewPlanErrors(t *testing.T) {
 		{planCase{name: "HxW does not divide", root: func(b *builder) checkpoint.Value { return b.vgg("") }, specs: []string{"classifier.0=5x5"}},
 			ErrShape, "classifier.0: 5x5 = 25 does not divide the weight's 72 inputs"},
 		{planCase{name: "auto nothing before", root: func(b *builder) checkpoint.Value { return b.mlp() }, specs: []string{"0=auto"}},
-			ErrAuto, "0: auto: no Conv2d or Linear weight before it"},
+			ErrAuto, "0: auto: nothing before it carries a channel count"},
 		{planCase{name: "auto not multiple", root: func(b *builder) checkpoint.Value {
 			var kv []any
 			kv = b.conv(kv, "conv", 5, 3, 3)

@@ -11,6 +11,9 @@ type stateDict struct {
 	obj     checkpoint.Value // *checkpoint.Dict or *checkpoint.OrderedDict: identity for shared dicts
 	entries []checkpoint.Entry
 	order   int // position in the walk, to keep changes in file order
+
+	evidence *dictEvidence  // built on first use
+	keyIndex map[string]int // key -> entry index, built on first use
 }
 
 // weight is a "<module>.weight" tensor of a state_dict.

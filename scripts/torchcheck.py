@@ -7,15 +7,17 @@ Usage:
 
 `same` loads ORIGINAL with weights_only=True if it can, and then COPY must load that way too;
 otherwise both load with weights_only=False. It compares the two trees: Python types, key order,
-plain values, state_dict `_metadata`, and for tensors dtype, shape, stride, storage offset,
-requires_grad and values (bit for bit), and which tensors share a storage. It prints a one-line
-JSON summary per pair and exits 0, or prints the first difference and exits 1. Usage errors exit 2.
+plain values (floats by their bits), state_dict `_metadata`, and for tensors dtype, shape, stride,
+storage offset, requires_grad and values bit for bit (so -0.0 is not 0.0, and NaN payloads are
+compared), the size of each storage and every byte of it (also the bytes outside any view), and
+which tensors share a storage. It prints a one-line JSON summary per pair and exits 0, or prints
+the first difference and exits 1. Usage errors exit 2.
 """
 
 import collections
 import hashlib
 import json
-import math
+import struct
 import sys
 import warnings
 
@@ -47,20 +49,33 @@ def storage_id(t):
 
 
 def bits(t):
+    """The tensor's bytes as uint8, so that equality means equal bits (-0.0 is not +0.0, NaN
+    payloads count) for every dtype, including those torch.equal does not support."""
     t = t.detach().contiguous()
-    if t.dtype.is_floating_point or t.dtype.is_complex:
-        t = t.view(torch.uint8) if t.dim() > 0 else t.reshape(1).view(torch.uint8)
-    return t
+    if t.dim() == 0:
+        t = t.reshape(1)
+    if t.dtype == torch.bool:
+        return t
+    try:
+        return t.view(torch.uint8)
+    except RuntimeError:  # a dtype view cannot reinterpret: compare it as it is
+        return t
 
 
 def same_values(a, b):
-    try:
-        if torch.equal(a, b):
-            return True
-    except (RuntimeError, NotImplementedError):  # dtypes without equal (complex32, ...): bits decide
-        pass
-    # NaNs are never equal to themselves; equal bits still mean an exact copy.
+    """Bit for bit: -0.0 and +0.0 differ, NaNs are compared by their payload."""
     return a.numel() == b.numel() and torch.equal(bits(a), bits(b))
+
+
+def storage_nbytes(t):
+    s = untyped_storage(t)
+    return s.nbytes() if hasattr(s, "nbytes") else s.size() * t.element_size()
+
+
+def whole_storage(t):
+    """The tensor's entire storage as a 1-D tensor of its dtype, bytes outside the view included."""
+    s = t.storage()
+    return torch.tensor([], dtype=t.dtype).set_(s, 0, (s.size(),), (1,))
 
 
 def describe_tensor(t):
@@ -73,6 +88,7 @@ class Comparer:
         self.tensors = 0
         self.groups = ([], [])  # per file: storage ids in the order tensors are met
         self.paths = []
+        self.storages_seen = set()
 
     def compare(self, a, b, path):
         where = path or "<root>"
@@ -94,8 +110,9 @@ class Comparer:
                 raise Differ("%s: length %d vs %d" % (where, len(a), len(b)))
             for i, (x, y) in enumerate(zip(a, b)):
                 self.compare(x, y, join(path, i))
-        elif isinstance(a, float) and math.isnan(a) and math.isnan(b):
-            pass
+        elif isinstance(a, float):
+            if struct.pack("<d", a) != struct.pack("<d", b):
+                raise Differ("%s: value %r vs %r (bits differ)" % (where, a, b))
         elif a != b:
             raise Differ("%s: value %s vs %s" % (where, short(a), short(b)))
 
@@ -114,6 +131,13 @@ class Comparer:
             raise Differ("%s: requires_grad %s vs %s" % (where, a.requires_grad, b.requires_grad))
         if not same_values(*(t.int_repr() if t.is_quantized else t for t in (a, b))):
             raise Differ("%s: tensor values differ" % where)
+        if storage_nbytes(a) != storage_nbytes(b):
+            raise Differ("%s: storage of %d bytes vs %d" % (where, storage_nbytes(a), storage_nbytes(b)))
+        sid = storage_id(a)
+        if sid is not None and sid not in self.storages_seen:
+            self.storages_seen.add(sid)
+            if not same_values(whole_storage(a), whole_storage(b)):
+                raise Differ("%s: storage bytes outside the tensor's view differ" % where)
         self.tensors += 1
         self.paths.append(where)
         self.groups[0].append(storage_id(a))

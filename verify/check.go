@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pt2conv/pt2conv/checkpoint"
+	"github.com/pt2conv/pt2conv/rewrite"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -33,6 +34,9 @@ type Options struct {
 	// is: C×(H+Grow)×(W+Grow), giving (Grow+1)² windows; 0 means 2 (3×3 windows). VGG16's
 	// head on a 512×14×14 feature map is Grow 7.
 	Grow int
+	// Assume accepts C×H×W splits that disagree with the checkpoint's evidence (the user
+	// knows the model better than its key order tells).
+	Assume bool
 }
 
 func (o Options) withDefaults() Options {
@@ -47,21 +51,26 @@ func (o Options) withDefaults() Options {
 
 // Result is the outcome of one check on one layer (or one chain of layers).
 //
-// Both forms are computed in float32 from identical element values, so a correct
-// conversion differs only by summation order. (Float16 and bfloat16 weights widen to
-// float32 exactly; float64 weights round to float32 identically on both sides.) For an output o of a dot product of length
-// k, with weight row w_o, input window x and bias b_o, the tolerance is
+// Both forms are computed in float32 from identical element values (float16 and bfloat16
+// weights widen to float32 exactly; float64 weights round to float32 identically on both
+// sides), so a correct conversion differs only by the order in which the same products are
+// summed. The tolerance bounds that: for an output y = b + Σ w_i·x_i of a dot product of
+// length k, rounding errors of a float32 sum are the partial sums times errors of at most
+// u = 2⁻²⁴ of random sign, which add up like a random walk (√k, not the worst case k).
+// With the inputs random and centred, the partial sums stay within about
+// S = √(b² + Σ w_i²·x_i²) of the straight line from 0 to y, so
 //
-//	tol = 4·√(k+1)·u·(‖w_o‖₂·‖x‖₂ + |b_o|),  u = 2⁻²⁴ (float32 unit roundoff)
+//	tol = 4·√(k+1)·u·(S + |y|)
 //
-// the probabilistic rounding-error bound of a float32 sum (√k growth rather than the
-// worst case k), with Cauchy–Schwarz bounding Σ|w_i·x_i|. In a chain, the differences the
-// previous layer left propagate through w_o; they are rounding errors of random sign, so
-// in the same probabilistic spirit they add 4·‖w_o‖₂·‖tol_prev‖₂/√k (the worst case drops
-// the √k, and would let a chain of 4096-wide layers pass almost anything).
-// ReLU does not enlarge differences.
-// A layout error permutes the weights, giving differences of order ‖w_o‖‖x‖/√k, which is
-// about 1/(4·k·u) times the tolerance: hundreds of times for k = 25088.
+// (S is computed exactly, with a second product of the squared weights and inputs). In a
+// chain, the differences the previous layer left propagate through the weights, again of
+// random sign: √(Σ w_i²·tol_i²) is added. ReLU does not enlarge differences.
+// For a random weight of fan-in k this is about 4u·‖w‖·√k·2, hundreds of times tighter
+// than bounding Σ|w_i·x_i| by ‖w‖·‖x‖: a weight rounded to float16, a relative change of
+// 1e-3 or a bias shifted by 1e-4 fail at k = 25088, while a correct conversion shows an
+// error about 1% of its tolerance. A layout error fails by orders of magnitude more.
+// The exact proof (Structure) is what proves the elements; this check shows that the two
+// forms compute the same function.
 type Result struct {
 	Layer   string `json:"layer"`   // module name; a chain names its layers joined by " > "
 	Check   string `json:"check"`   // CheckSingle, CheckSliding or CheckChain
@@ -88,10 +97,12 @@ func (r Result) String() string {
 		verdict, r.Check, r.Layer, r.DType, r.Outputs, r.MaxAbs, r.MaxRel, r.Tol, r.Ratio)
 }
 
-// Report collects the results of Check.
+// Report collects the results of Check: the exact structural proof, the converted layers
+// with the input each assumes, and the numeric checks.
 type Report struct {
-	Layers  []Layer  `json:"layers"`
-	Results []Result `json:"checks"`
+	Structure *Structure `json:"structure"`
+	Layers    []Layer    `json:"layers"`
+	Results   []Result   `json:"checks"`
 }
 
 // MarshalJSON adds the overall verdict, for scripts.
@@ -103,8 +114,17 @@ func (r *Report) MarshalJSON() ([]byte, error) {
 	}{r.Passed(), (*plain)(r)})
 }
 
-// Passed reports whether there was at least one result and every result passed.
+// Passed reports whether the structure is proven, no layer's split disagrees with the
+// evidence (unless assumed), and there was at least one numeric result and every one passed.
 func (r *Report) Passed() bool {
+	if r.Structure != nil && !r.Structure.Passed() {
+		return false
+	}
+	for _, l := range r.Layers {
+		if l.Status == EvidenceDisagrees {
+			return false
+		}
+	}
 	for _, res := range r.Results {
 		if !res.Pass {
 			return false
@@ -113,10 +133,14 @@ func (r *Report) Passed() bool {
 	return len(r.Results) > 0
 }
 
-// Check verifies every converted layer of conv against orig (see FindLayers): the
-// "single" and "sliding" checks for each layer, and a "chain" check for each run of
-// consecutive layers. Layers are decoded one at a time; only the bytes of the weights and
-// biases involved are read. It returns ErrNoLayers if there is nothing to check; failed
+// Check verifies conv against orig in three parts. First, exactly (Prove): everything but
+// the converted layers' sizes and strides is bit-identical, and each converted weight holds
+// the original's elements in the original's order. Second, the assumption: each converted
+// layer's C×H×W split is compared with what the original checkpoint says about the layer's
+// input (rewrite.Evidence); a disagreement fails unless opts.Assume. Third, numerically: the
+// "single" and "sliding" checks for each layer (see FindLayers) and a "chain" check for each
+// run of consecutive layers. Layers are decoded one at a time; only the bytes of the weights
+// and biases involved are read. It returns ErrNoLayers if there is nothing to check; failed
 // comparisons are reported in the Report, not as an error.
 func Check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
@@ -128,6 +152,31 @@ func Check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("%s and %s: %w", orig.Name, conv.Name, ErrNoLayers)
 	}
 	rep := &Report{Layers: layers}
+	if rep.Structure, err = Prove(orig, conv, layers); err != nil {
+		return nil, err
+	}
+	evidence := rewrite.NewEvidenceIndex(orig.Root)
+	for i := range layers {
+		l := &layers[i]
+		l.Status = EvidenceNone
+		if l.Reverse {
+			continue
+		}
+		ev, ok := evidence.For(l.Path)
+		if !ok || ev.Rule == "" {
+			continue
+		}
+		l.Evidence = ev.Rule
+		switch {
+		case !ev.Fixed:
+		case ev.Agrees(int64(l.C), int64(l.H), int64(l.W)):
+			l.Status = EvidenceAgrees
+		case opts.Assume:
+			l.Status, l.Evidence = EvidenceAssumed, "the checkpoint suggests "+ev.Shape()+": "+ev.Rule
+		default:
+			l.Status, l.Evidence = EvidenceDisagrees, "the checkpoint suggests "+ev.Shape()+": "+ev.Rule
+		}
+	}
 	for _, chain := range chains(orig.Root, layers) {
 		var state *outputs
 		var names []string
@@ -173,7 +222,6 @@ type layerData struct {
 	lin               *Dense    // [out, C·H·W]
 	conv              *Dense    // [out, C, H, W]
 	linBias, convBias []float32 // nil without bias
-	rowNorm           []float64 // ‖lin[o]‖₂
 	gamma             float64   // 4·√(k+1)·u
 	dtype             string
 }
@@ -210,15 +258,7 @@ func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer) (*layerData, error) 
 
 // prepare computes what the tolerances need from the decoded weights.
 func (d *layerData) prepare() {
-	out, k := d.lin.Shape[0], d.lin.Shape[1]
-	d.rowNorm = make([]float64, out)
-	for o := range out {
-		var s float64
-		for _, v := range d.lin.Data[o*k : (o+1)*k] {
-			s += float64(v) * float64(v)
-		}
-		d.rowNorm[o] = math.Sqrt(s)
-	}
+	k := d.lin.Shape[1]
 	d.gamma = tolFactor * math.Sqrt(float64(k+1)) * unitRoundoff
 }
 
@@ -286,7 +326,7 @@ func (d *layerData) next(prev *outputs) (*outputs, error) {
 
 // run computes both forms: Conv2d on x and Linear on rows, the same inputs laid out as
 // windows. prevTol, if not nil, is the tolerance the inputs already carry (per element of
-// rows).
+// rows). See Result for the tolerance.
 func (d *layerData) run(x, rows *Dense, prevTol []float64) (*outputs, error) {
 	yc, err := Conv2d(x, d.conv, d.convBias, ConvParams{})
 	if err != nil {
@@ -296,28 +336,64 @@ func (d *layerData) run(x, rows *Dense, prevTol []float64) (*outputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	nr, k, out := rows.Shape[0], rows.Shape[1], d.lin.Shape[0]
+	nr, out := rows.Shape[0], d.lin.Shape[0]
+	sq := func(v float64) float32 { return float32(v * v) }
+	products := d.squaredProducts(rows.Data, nr, func(v float32) float32 { return v * v })
+	var carried []float32
+	if prevTol != nil {
+		t := make([]float32, len(prevTol))
+		for i, v := range prevTol {
+			t[i] = sq(v)
+		}
+		carried = d.squaredProducts(t, nr, nil)
+	}
 	tol := make([]float64, nr*out)
 	for r := range nr {
-		var xs, ts float64
-		for _, v := range rows.Data[r*k : (r+1)*k] {
-			xs += float64(v) * float64(v)
-		}
-		if prevTol != nil {
-			for _, t := range prevTol[r*k : (r+1)*k] {
-				ts += t * t
-			}
-		}
-		xn, tn := math.Sqrt(xs), math.Sqrt(ts)
 		for o := range out {
-			b := 0.0
+			i := r*out + o
+			s2 := float64(products[i])
 			if d.linBias != nil {
-				b = math.Abs(float64(d.linBias[o]))
+				b := float64(d.linBias[o])
+				s2 += b * b
 			}
-			tol[r*out+o] = d.gamma*(d.rowNorm[o]*xn+b) + 4*d.rowNorm[o]*tn/math.Sqrt(float64(k))
+			tol[i] = d.gamma * (math.Sqrt(s2) + math.Abs(float64(yl.Data[i])))
+			if carried != nil {
+				tol[i] += math.Sqrt(float64(carried[i]))
+			}
 		}
 	}
 	return &outputs{conv: yc, lin: yl, tol: tol}, nil
+}
+
+// squaredBlock is how many weight rows squaredProducts squares at a time.
+const squaredBlock = 256
+
+// squaredProducts returns, for each of the nr rows z of data ([nr, k]) and each output o,
+// Σ_i w[o,i]²·f(z_i) ([nr, out]); f nil means z_i is already squared. The weights are
+// squared a block of rows at a time, so no second copy of a large weight is made.
+func (d *layerData) squaredProducts(data []float32, nr int, f func(float32) float32) []float32 {
+	out, k := d.lin.Shape[0], d.lin.Shape[1]
+	z := data
+	if f != nil {
+		z = make([]float32, len(data))
+		for i, v := range data {
+			z[i] = f(v)
+		}
+	}
+	res := make([]float32, nr*out)
+	if nr == 0 || k == 0 {
+		return res
+	}
+	block := make([]float32, min(squaredBlock, out)*k)
+	for o0 := 0; o0 < out; o0 += squaredBlock {
+		ob := min(squaredBlock, out-o0)
+		w := block[:ob*k]
+		for i, v := range d.lin.Data[o0*k : (o0+ob)*k] {
+			w[i] = v * v
+		}
+		sgemm(false, true, nr, ob, k, 1, z, k, w, k, 0, res[o0:], out)
+	}
+	return res
 }
 
 func (d *layerData) result(check, name string, o *outputs) Result {

@@ -241,6 +241,19 @@ func TestCheckDeterministic(t *testing.T) {
 			t.Errorf("run 1: %v\nrun 2: %v", a.Results[i], b.Results[i])
 		}
 	}
+	c, err := Check(orig, conv, Options{Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	differ := 0
+	for i := range a.Results {
+		if a.Results[i].Tol != c.Results[i].Tol {
+			differ++
+		}
+	}
+	if differ == 0 {
+		t.Error("seeds 3 and 4 gave the same tolerances everywhere: the seed does not reach the inputs")
+	}
 }
 
 // A bias the conversion dropped is caught.

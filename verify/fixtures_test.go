@@ -318,7 +318,7 @@ func TestCheckFixtureViews(t *testing.T) {
 			}
 			return nil
 		}, 2, 0},
-		{"train_sgd.pt", flat, 6, 1},
+		{"train_sgd.pt", flat, 3, 1}, // the optimizer's momentum buffers are proven, not run
 		{"dataparallel_t26.pt", flat, 3, 1},
 	}
 	for _, tt := range tests {
@@ -326,9 +326,14 @@ func TestCheckFixtureViews(t *testing.T) {
 			orig := openFixture(t, tt.file)
 			conv := orig.WithRoot(withViews(orig.Root, nil, tt.shape))
 			for _, pair := range [][2]*checkpoint.Checkpoint{{orig, conv}, {conv, orig}} {
-				rep, err := Check(pair[0], pair[1], Options{Seed: 9})
+				// flat gives classifier.0 a 1x1 kernel where the checkpoint says 8x3x3: a
+				// legitimate view, so the split is assumed here (TestEvidenceDisagreement).
+				rep, err := Check(pair[0], pair[1], Options{Seed: 9, Assume: true})
 				if err != nil {
 					t.Fatal(err)
+				}
+				for _, d := range rep.Structure.Differences {
+					t.Error(d)
 				}
 				chains := 0
 				for _, r := range rep.Results {

@@ -26,7 +26,23 @@ type Layer struct {
 	W int `json:"w"`
 	// Reverse is set when the original is the 4-D form (Conv2d converted to Linear).
 	Reverse bool `json:"reverse"`
+	// Input is the feature map the 4-D form assumes, "CxHxW". The split of in = C·H·W is an
+	// assumption about the model: a checkpoint holds no graph, and H and W never show in it.
+	Input string `json:"input"`
+	// Evidence is what the original checkpoint says about that input (rewrite.Evidence), and
+	// Status how the split compares: EvidenceAgrees, EvidenceDisagrees, EvidenceAssumed
+	// (disagrees, accepted by Options.Assume) or EvidenceNone.
+	Evidence string `json:"evidence,omitempty"`
+	Status   string `json:"evidence_status"`
 }
+
+// Values of Layer.Status.
+const (
+	EvidenceAgrees    = "agrees"
+	EvidenceDisagrees = "disagrees"
+	EvidenceAssumed   = "assumed"
+	EvidenceNone      = "none"
+)
 
 // Out is the number of output features.
 func (l *Layer) Out() int { return int(l.Original.Size[0]) }
@@ -46,8 +62,8 @@ func (l *Layer) conv() *checkpoint.Tensor {
 	return l.Converted
 }
 
-// FindLayers lists the converted layers, in the original's key order: tensors at the same
-// path that are 2-D in orig and 4-D in conv (or 4-D in orig and 2-D in conv, Reverse) with
+// FindLayers lists the converted layers, in the original's key order: weights ("weight" or
+// "<module>.weight" keys) at the same path that are 2-D in orig and 4-D in conv (or 4-D in orig and 2-D in conv, Reverse) with
 // the same output count and the same number of elements. A pair whose rank changed between
 // 2 and 4 but whose sizes disagree is an error, as is a bias of the wrong shape.
 func FindLayers(orig, conv *checkpoint.Checkpoint) ([]Layer, error) {
@@ -58,7 +74,7 @@ func FindLayers(orig, conv *checkpoint.Checkpoint) ([]Layer, error) {
 	for _, nt := range checkpoint.Tensors(orig.Root) {
 		key := nt.Path.String()
 		ct := convTensors[key]
-		if ct == nil || seen[key] {
+		if ct == nil || seen[key] || biasKey(nt.Path) == "" {
 			continue
 		}
 		seen[key] = true
@@ -79,6 +95,7 @@ func FindLayers(orig, conv *checkpoint.Checkpoint) ([]Layer, error) {
 				key, ot.Size, orig.Name, ct.Size, conv.Name, ErrShape)
 		}
 		l.C, l.H, l.W = int(full.Size[1]), int(full.Size[2]), int(full.Size[3])
+		l.Input = fmt.Sprintf("%dx%dx%d", l.C, l.H, l.W)
 		if bias := biasKey(nt.Path); bias != "" {
 			var err error
 			if l.Bias, err = lookupBias(origTensors, bias, l.Out(), orig.Name); err != nil {

@@ -138,8 +138,11 @@ func TestCrashSafety(t *testing.T) {
 
 	t.Run("SIGKILL", func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
-		leftovers := 0
-		for i := 0; i < 20; i++ {
+		leftovers, midWrite, kills := 0, 0, 0
+		// 20 kills at random moments; more (up to 60) until one has landed mid-write, which a
+		// temporary file left behind shows, so that the property is tested, not assumed.
+		for i := 0; i < 20 || midWrite == 0 && i < 60; i++ {
+			kills++
 			cmd := convert()
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -154,6 +157,9 @@ func TestCrashSafety(t *testing.T) {
 			}
 			temps := tempFiles(t, outDir, "big_conv.pt")
 			leftovers = max(leftovers, len(temps))
+			if len(temps) > 0 {
+				midWrite++
+			}
 			for _, tmp := range temps {
 				if !strings.HasPrefix(filepath.Base(tmp), ".big_conv.pt"+tempPrefix) {
 					t.Errorf("temporary file %s is not named after its output", tmp)
@@ -163,7 +169,10 @@ func TestCrashSafety(t *testing.T) {
 				t.Errorf("%d temporary files after kill %d: earlier runs' files were not cleaned", len(temps), i+1)
 			}
 		}
-		t.Logf("at most %d temporary file left at a time by 20 kills", leftovers)
+		t.Logf("at most %d temporary file left at a time by %d kills, %d of them mid-write", leftovers, kills, midWrite)
+		if midWrite == 0 {
+			t.Errorf("none of %d kills landed while the output was being written", kills)
+		}
 		if b, err := convert().CombinedOutput(); err != nil {
 			t.Fatalf("convert: %v\n%s", err, b)
 		}

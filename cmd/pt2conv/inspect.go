@@ -186,7 +186,12 @@ func printInspect(w io.Writer, rep *inspectReport) error {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t--layer %s\t%s\n", escapeText(layer), c.In, c.Out, bias, shellQuote(c.Spec), escapeText(c.Rule))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "\nEach spec assumes the input's CxHxW (CxHxW in the spec, in x 1 x 1 without one): a checkpoint\n"+
+		"holds no graph, so C comes from the tensors before the layer (WHY) and H = W is assumed.")
+	return err
 }
 
 func dims(d []int64) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"text/tabwriter"
 
@@ -202,25 +203,62 @@ func printPlan(w io.Writer, changes []rewrite.Change) {
 }
 
 func printVerify(w io.Writer, rep *verify.Report) {
-	if len(rep.Results) == 0 {
+	if len(rep.Results) == 0 && rep.Structure == nil {
 		fmt.Fprintln(w, "verify: no converted layers found")
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "LAYER\tCHECK\tMAX ABS ERR\tTOLERANCE\tMAX REL ERR\tRESULT")
 	failed := 0
+	if st := rep.Structure; st != nil {
+		if st.Passed() {
+			fmt.Fprintf(w, "proven exactly: %d tensors (%d reshaped, same elements in the same order), %d storages (%s) byte for byte, %d plain values\n",
+				st.Tensors, st.Reshaped, st.Storages, humanBytes(st.Bytes), st.Values)
+		} else {
+			failed++
+			fmt.Fprintf(w, "NOT the original apart from the conversion: %d differences\n", len(st.Differences)+st.More)
+			for _, d := range st.Differences {
+				fmt.Fprintf(w, "  %s: %s\n", d.Path, d.What)
+			}
+			if st.More > 0 {
+				fmt.Fprintf(w, "  ... and %d more\n", st.More)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LAYER\tASSUMED INPUT\tEVIDENCE IN THE CHECKPOINT")
+	for _, l := range rep.Layers {
+		ev := l.Status
+		switch l.Status {
+		case verify.EvidenceNone:
+			ev = "none: the split is assumed"
+			if l.Evidence != "" {
+				ev = "none (" + l.Evidence + "): the split is assumed"
+			}
+		case verify.EvidenceDisagrees:
+			failed++
+			ev = "DISAGREES: " + l.Evidence + " (--assume accepts the split)"
+		default:
+			ev += ": " + l.Evidence
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Name, strings.ReplaceAll(l.Input, "x", "×"), ev)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LAYER\tCHECK\tMAX ABS ERR\tTOLERANCE\tERR/TOL\tRESULT")
 	for _, r := range rep.Results {
 		verdict := "pass"
 		if !r.Pass {
 			verdict = "FAIL"
 			failed++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3g\t%.3g\t%.3g\t%s\n", escapeText(r.Layer), r.Check, r.MaxAbs, r.Tol, r.MaxRel, verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%.3g\t%.3g\t%.3g\t%s\n", escapeText(r.Layer), r.Check, r.MaxAbs, r.Tol, r.Ratio, verdict)
 	}
 	tw.Flush()
+	total := len(rep.Results) + len(rep.Layers) + 1
 	if failed == 0 {
-		fmt.Fprintf(w, "verify: all %d checks passed\n", len(rep.Results))
+		fmt.Fprintf(w, "verify: all %d checks passed (structure, %d input assumptions, %d numeric)\n", total, len(rep.Layers), len(rep.Results))
 	} else {
-		fmt.Fprintf(w, "verify: %d of %d checks FAILED\n", failed, len(rep.Results))
+		fmt.Fprintf(w, "verify: %d of %d checks FAILED\n", failed, total)
 	}
 }

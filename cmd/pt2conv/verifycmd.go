@@ -14,12 +14,20 @@ func newVerifyCommand() *cobra.Command {
 	var opts verify.Options
 	cmd := &cobra.Command{
 		Use:   "verify ORIGINAL CONVERTED",
-		Short: "Prove that the converted layers of CONVERTED compute what ORIGINAL's do",
-		Long: `verify finds the layers that differ between the two checkpoints only in shape (2-D in one,
-4-D in the other, same elements), runs Linear and Conv2d on seeded random inputs, on sliding
-windows of a larger input, and through chains of converted layers, and compares the results.
-Either file may be a .pt, a .safetensors file or a sharded checkpoint's index.
-Exit 0 when every check passes, 1 when any fails, 2 on bad input.`,
+		Short: "Prove that CONVERTED is ORIGINAL with layers reshaped, and that they compute the same",
+		Long: `verify proves, exactly, that CONVERTED holds everything ORIGINAL holds bit for bit (values,
+key order, _metadata, optimizer state, tensors through their views, shared storages, every
+storage byte), except that the converted weights (2-D in one file, 4-D in the other) have new
+sizes and strides over the same elements in the same order.
+
+The C×H×W split of each converted Linear is an assumption about the model: verify states it
+and compares it with what the original checkpoint says (the nearest conv or norm layer before
+it, or a Linear whose outputs feed it); a split that disagrees fails unless --assume.
+
+Then it runs Linear and Conv2d on seeded random inputs, on sliding windows of a larger input,
+and through chains of converted layers, and compares the results against a float32
+rounding-error tolerance. Either file may be a .pt, a .safetensors file or a sharded
+checkpoint's index. Exit 0 when every check passes, 1 when any fails, 2 on bad input.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			orig, err := ckptio.Open(args[0])
@@ -47,7 +55,11 @@ Exit 0 when every check passes, 1 when any fails, 2 on bad input.`,
 				return errors.New(args[1] + ": no converted layers found: no tensor is 2-D in one file and 4-D in the other with the same elements")
 			}
 			if !rep.Passed() {
-				return failed(fmt.Errorf("%s: verification failed", args[1]))
+				why := "see the report"
+				if st := rep.Structure; st != nil && !st.Passed() {
+					why = fmt.Sprintf("%d differences from the original, first %s", len(st.Differences)+st.More, st.Differences[0])
+				}
+				return failed(fmt.Errorf("%s: verification failed: %s", args[1], why))
 			}
 			return nil
 		},
@@ -55,6 +67,7 @@ Exit 0 when every check passes, 1 when any fails, 2 on bad input.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON report")
 	cmd.Flags().Uint64Var(&opts.Seed, "seed", 1, "seed of the random inputs")
 	cmd.Flags().IntVar(&opts.Samples, "samples", 2, "random inputs per check")
+	cmd.Flags().BoolVar(&opts.Assume, "assume", false, "accept C×H×W splits that disagree with the checkpoint's evidence")
 	cmd.Flags().IntVar(&opts.Grow, "grow", 2, "the sliding and chain checks run on a C×(H+`N`)×(W+N) input, (N+1)² windows")
 	return cmd
 }

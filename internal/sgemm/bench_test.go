@@ -11,12 +11,22 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// benchShapes are the products of verifying a converted VGG16 head: a
-// weight [m, k] times an im2col matrix of 64 columns.
-var benchShapes = [][3]int{
-	{4096, 64, 25088},
-	{4096, 64, 4096},
-	{1000, 64, 4096},
+// benchShapes are the products of verifying a converted VGG16 head on 64
+// windows, in both orientations verify uses: Conv2d multiplies the weight
+// [m = out, k] by an im2col matrix of n = 64 columns (B not transposed), and
+// Linear multiplies m = 64 input rows by the transposed weight [n = out, k]
+// (B transposed).
+var benchShapes = []struct {
+	form    string
+	m, n, k int
+	transB  bool
+}{
+	{"conv", 4096, 64, 25088, false},
+	{"linear", 64, 4096, 25088, true},
+	{"conv", 4096, 64, 4096, false},
+	{"linear", 64, 4096, 4096, true},
+	{"conv", 1000, 64, 4096, false},
+	{"linear", 64, 1000, 4096, true},
 }
 
 var benchData = sync.OnceValue(func() []float32 {
@@ -24,8 +34,8 @@ var benchData = sync.OnceValue(func() []float32 {
 	return randomFloats(rnd, 4096*25088)
 })
 
-// BenchmarkSgemm compares Sgemm with gonum's on benchShapes, with A not
-// transposed and B in either layout, on one and two threads. The thread
+// BenchmarkSgemm compares Sgemm with gonum's on benchShapes, on one and two
+// threads. The thread
 // count is set through GOMAXPROCS, which both implementations follow.
 func BenchmarkSgemm(b *testing.B) {
 	impls := []struct {
@@ -45,15 +55,13 @@ func BenchmarkSgemm(b *testing.B) {
 	}
 	for _, impl := range impls {
 		for _, s := range benchShapes {
-			for _, tB := range []bool{false, true} {
-				for _, threads := range []int{1, 2} {
-					name := fmt.Sprintf("%s/m=%d,n=%d,k=%d,transB=%v/threads=%d",
-						impl.name, s[0], s[1], s[2], tB, threads)
-					b.Run(name, func(b *testing.B) {
-						defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
-						benchGemm(b, impl.gemm, s[0], s[1], s[2], tB)
-					})
-				}
+			for _, threads := range []int{1, 2} {
+				name := fmt.Sprintf("%s/%s/m=%d,n=%d,k=%d,transB=%v/threads=%d",
+					impl.name, s.form, s.m, s.n, s.k, s.transB, threads)
+				b.Run(name, func(b *testing.B) {
+					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
+					benchGemm(b, impl.gemm, s.m, s.n, s.k, s.transB)
+				})
 			}
 		}
 	}

@@ -148,6 +148,35 @@ for f in (tied, value, order, metadata, stride, dtype, offset):
     result[f.__name__] = same(src, path)
 # Sharing the copy has and the original lacks counts as well.
 result["retie"] = same(out + "/tied.pt", src)
+
+# Pairs that only a bit-for-bit judge tells apart.
+def variant(name, f):
+    d = torch.load(src, weights_only=False)
+    with torch.no_grad():
+        f(d)
+    path = "%s/%s.pt" % (out, name)
+    torch.save(d, path)
+    return path
+def set_bits(bits):
+    return lambda d: d["decoder.bias"].view(torch.int32).__setitem__(0, bits)
+def extra(n, hidden):
+    def f(d):
+        x = torch.arange(float(n))
+        x[7] = hidden
+        d["extra"] = x[:5]
+    return f
+def plain(v):
+    return lambda d: d.__setitem__("scale", v)
+pairs = {
+    "negzero": (set_bits(0), set_bits(-2**31)),
+    "nanpayload": (set_bits(0x7fc00000), set_bits(0x7fc00001)),
+    "outside": (extra(10, 7.0), extra(10, 99.0)),
+    "storagesize": (extra(10, 7.0), extra(12, 7.0)),
+    "floatzero": (plain(0.0), plain(-0.0)),
+}
+for name, (fa, fb) in pairs.items():
+    result[name] = same(variant(name + "_a", fa), variant(name + "_b", fb))
+result["samebits"] = same(variant("same_a", set_bits(0x7fc00001)), variant("same_b", set_bits(0x7fc00001)))
 print(json.dumps(result))
 `
 
@@ -163,6 +192,13 @@ func TestSameMutations(t *testing.T) {
 		"stride":   "proj_cols: tensor float32[4, 3] stride=[6, 1] offset=2 vs float32[4, 3] stride=[3, 1] offset=0",
 		"dtype":    "decoder.bias: tensor float32[6]",
 		"offset":   "proj_row.weight: tensor float32[2, 6] stride=[6, 1] offset=6 vs float32[2, 6] stride=[6, 1] offset=0",
+		// Only bits tell these apart.
+		"negzero":     "decoder.bias: tensor values differ",
+		"nanpayload":  "decoder.bias: tensor values differ",
+		"outside":     "extra: storage bytes outside the tensor's view differ",
+		"storagesize": "extra: storage of 40 bytes vs 48",
+		"floatzero":   "scale: value 0.0 vs -0.0 (bits differ)",
+		"samebits":    "",
 	}
 	for _, tr := range All(t) {
 		t.Run(tr.Name, func(t *testing.T) {

@@ -1,18 +1,23 @@
 """Judges pt2conv's conversions with real PyTorch (torch 1.13 and 2.x).
 
 Usage:
-  converted.py make-f64 OUT        write a float64 Linear(12, 3) state_dict
-  converted.py check CASES.json    check every case; print "ok N" or exit 1 naming the difference
+  converted.py make-f64 OUT          write a float64 Linear(12, 3) state_dict
+  converted.py check CASES.json      check every case; print "ok N" or exit 1 naming the difference
+  converted.py check-each CASES.json print one JSON line per case: null or the difference
 
 A case is {"orig": path, "conv": path, "shapes": {key: new shape}, "seed": bool}. The converted
-file must load wherever the original loads (weights_only=True included); hold the same keys in
-the same order; keep every dtype and every value bit for bit, the converted tensors reshaped and
-all others unchanged down to their strides; keep the original's storage sharing; and, for the
-seed example, give relu(conv) = [14.9, 19.0].
+file must load wherever the original loads (weights_only=True included) and hold everything the
+original holds: the same Python types, keys in the same order, every plain value bit for bit
+(floats by their bits, so -0.0 is not 0.0), every state_dict's _metadata, every optimizer
+hyper-parameter; every dtype and every tensor value bit for bit, the converted tensors reshaped
+and all others unchanged down to their strides and storage sizes; the original's storage
+sharing; and, for the seed example, relu(conv) = [14.9, 19.0].
 """
 
 import collections
 import json
+import math
+import struct
 import sys
 
 import torch
@@ -53,10 +58,70 @@ def sharing(ts):
 
 
 def same_bits(a, b):
+    if a.dtype.is_complex:
+        a, b = torch.view_as_real(a), torch.view_as_real(b)
     if a.dtype.is_floating_point:
-        width = {2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
+        width = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
         return torch.equal(a.contiguous().view(width), b.contiguous().view(width))
     return torch.equal(a, b)
+
+
+class Differ(Exception):
+    pass
+
+
+def storage_nbytes(t):
+    s = t.untyped_storage() if hasattr(t, "untyped_storage") else t.storage()
+    return s.nbytes() if hasattr(s, "nbytes") else s.size() * t.element_size()
+
+
+def join(path, key):
+    return "%s/%s" % (path, key) if path else str(key)
+
+
+def compare(a, b, path, shapes):
+    """Walks both trees; every value must match, tensors as the case allows."""
+    where = path or "<root>"
+    if type(a) is not type(b):
+        raise Differ("%s is a %s, was a %s" % (where, type(b).__name__, type(a).__name__))
+    if isinstance(a, torch.Tensor):
+        compare_tensors(a, b, path, shapes)
+    elif isinstance(a, dict):
+        if list(a.keys()) != list(b.keys()):
+            raise Differ("%s: keys differ: %s vs %s" % (where, list(a.keys()), list(b.keys())))
+        for k in a:
+            compare(a[k], b[k], join(path, k), shapes)
+        ma, mb = getattr(a, "_metadata", None), getattr(b, "_metadata", None)
+        if ma is not None or mb is not None:
+            compare(ma, mb, join(path, "_metadata"), shapes)
+    elif isinstance(a, (list, tuple)):
+        if len(a) != len(b):
+            raise Differ("%s: %d items, was %d" % (where, len(b), len(a)))
+        for i, (x, y) in enumerate(zip(a, b)):
+            compare(x, y, join(path, i), shapes)
+    elif isinstance(a, float):
+        if struct.pack("<d", a) != struct.pack("<d", b):
+            raise Differ("%s is %r, was %r" % (where, b, a))
+    elif a != b:
+        raise Differ("%s is %r, was %r" % (where, b, a))
+
+
+def compare_tensors(x, y, k, shapes):
+    if x.dtype != y.dtype:
+        raise Differ("%s is %s, was %s" % (k, y.dtype, x.dtype))
+    if x.requires_grad != y.requires_grad:
+        raise Differ("%s: requires_grad %s, was %s" % (k, y.requires_grad, x.requires_grad))
+    if storage_nbytes(x) != storage_nbytes(y):
+        raise Differ("%s: its storage holds %d bytes, was %d" % (k, storage_nbytes(y), storage_nbytes(x)))
+    want = shapes.get(k)
+    if want is not None:
+        if list(y.shape) != want:
+            raise Differ("%s has shape %s, want %s" % (k, list(y.shape), want))
+        y = y.reshape(x.shape)
+    elif y.shape != x.shape or y.stride() != x.stride() or y.storage_offset() != x.storage_offset():
+        raise Differ("%s changed from %s/%s to %s/%s" % (k, list(x.shape), x.stride(), list(y.shape), y.stride()))
+    if not same_bits(x, y):
+        raise Differ("%s has other values" % k)
 
 
 def check(case):
@@ -65,22 +130,11 @@ def check(case):
     name = case["conv"]
     if a_safe and not b_safe:
         return "%s: the original loads with weights_only=True, the conversion does not" % name
+    try:
+        compare(a, b, "", case["shapes"])
+    except Differ as e:
+        return "%s: %s" % (name, e)
     ta, tb = tensors(a), tensors(b)
-    if list(ta) != list(tb):
-        return "%s: keys differ: %s vs %s" % (name, list(ta), list(tb))
-    for k, x in ta.items():
-        y = tb[k]
-        if x.dtype != y.dtype:
-            return "%s: %s is %s, was %s" % (name, k, y.dtype, x.dtype)
-        want = case["shapes"].get(k)
-        if want is not None:
-            if list(y.shape) != want:
-                return "%s: %s has shape %s, want %s" % (name, k, list(y.shape), want)
-            y = y.reshape(x.shape)
-        elif y.shape != x.shape or y.stride() != x.stride() or y.storage_offset() != x.storage_offset():
-            return "%s: %s changed from %s/%s to %s/%s" % (name, k, list(x.shape), x.stride(), list(y.shape), y.stride())
-        if not same_bits(x, y):
-            return "%s: %s has other values" % (name, k)
     if sharing(ta) != sharing(tb):
         return "%s: storage sharing changed: %s vs %s" % (name, sharing(ta), sharing(tb))
     if case.get("seed"):
@@ -100,11 +154,15 @@ def main(argv):
         fc = torch.nn.Linear(12, 3).double()
         torch.save(collections.OrderedDict([("fc.weight", fc.weight.data), ("fc.bias", fc.bias.data)]), argv[1])
         return
-    if len(argv) != 2 or argv[0] != "check":
+    if len(argv) != 2 or argv[0] not in ("check", "check-each"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     with open(argv[1]) as f:
         cases = json.load(f)
+    if argv[0] == "check-each":
+        for case in cases:
+            print(json.dumps(check(case)))
+        return
     for case in cases:
         err = check(case)
         if err:

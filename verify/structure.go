@@ -1,0 +1,494 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/pt2conv/pt2conv/checkpoint"
+)
+
+// Structure is the exact half of a verification. A conversion changes sizes and strides
+// only, so everything else must be bit-identical: every value of the tree (plain values,
+// key order, a state_dict's _metadata, optimizer hyper-parameters), every tensor's dtype,
+// view and elements, which tensors share a storage, and every byte of every storage. A
+// converted weight (and optimizer state shaped like it) must visit the same storage
+// elements in the same logical order through its new view as the original did through its
+// old one, so it holds the same elements in the same order.
+type Structure struct {
+	Values   int   `json:"values"`   // plain values compared
+	Tensors  int   `json:"tensors"`  // tensors compared
+	Reshaped int   `json:"reshaped"` // of which changed shape as a conversion allows
+	Storages int   `json:"storages"` // storages compared byte for byte
+	Bytes    int64 `json:"bytes"`    // storage bytes compared
+	// Differences lists what departs from the original, by path; at most maxDifferences.
+	Differences []Difference `json:"differences"`
+	// More counts differences found beyond those listed.
+	More int `json:"more_differences,omitempty"`
+}
+
+// Difference is one departure from the original.
+type Difference struct {
+	Path string `json:"path"`
+	What string `json:"what"`
+}
+
+func (d Difference) String() string { return d.Path + ": " + d.What }
+
+// Passed reports whether no difference was found.
+func (s *Structure) Passed() bool { return len(s.Differences) == 0 && s.More == 0 }
+
+const maxDifferences = 20
+
+// compareChunk is how many storage bytes are compared at a time, per side.
+var compareChunk = 1 << 20
+
+// Prove compares conv with orig exactly (see Structure). layers are the converted layers
+// (FindLayers); their weights may change shape between [out, C·H·W] and [out, C, H, W],
+// and so may any other tensor that has a converted layer's two shapes (optimizer state).
+// Storage bytes stream through two small buffers; metadata is compared with maps, in time
+// linear in the size of the trees. An error means the bytes could not be read.
+func Prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, error) {
+	p := &prover{
+		s:       &Structure{Differences: []Difference{}},
+		layers:  map[string]bool{},
+		shapes:  map[[2]string]bool{},
+		pairA:   map[*checkpoint.Storage]*checkpoint.Storage{},
+		pairB:   map[*checkpoint.Storage]*checkpoint.Storage{},
+		views:   map[*checkpoint.Storage][]view{},
+		visited: map[[2]any]bool{},
+	}
+	for _, l := range layers {
+		p.layers[l.Path.String()] = true
+		p.shapes[[2]string{brackets(l.Original.Size), brackets(l.Converted.Size)}] = true
+	}
+	p.value("", orig.Root, conv.Root)
+	if err := p.storages(orig, conv); err != nil {
+		return nil, err
+	}
+	return p.s, nil
+}
+
+type prover struct {
+	s       *Structure
+	layers  map[string]bool       // converted weights by path
+	shapes  map[[2]string]bool    // (original shape, converted shape) of converted weights
+	order   []*checkpoint.Storage // original storages in order of first appearance
+	pairA   map[*checkpoint.Storage]*checkpoint.Storage
+	pairB   map[*checkpoint.Storage]*checkpoint.Storage
+	views   map[*checkpoint.Storage][]view // tensors over each original storage
+	visited map[[2]any]bool                // container pairs already compared
+}
+
+// view is a tensor over an original storage, with its counterpart, to name a byte
+// difference by path and index.
+type view struct {
+	path string
+	a, b *checkpoint.Tensor
+}
+
+func (p *prover) differ(path, format string, args ...any) {
+	if path == "" {
+		path = "<root>"
+	}
+	if len(p.s.Differences) >= maxDifferences {
+		p.s.More++
+		return
+	}
+	p.s.Differences = append(p.s.Differences, Difference{Path: path, What: fmt.Sprintf(format, args...)})
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "/" + key
+}
+
+func (p *prover) value(path string, a, b checkpoint.Value) {
+	if reflect.TypeOf(a) != reflect.TypeOf(b) {
+		p.differ(path, "a %s in the original, a %s in the converted file", checkpoint.TypeName(a), checkpoint.TypeName(b))
+		return
+	}
+	switch a.(type) {
+	case *checkpoint.Dict, *checkpoint.OrderedDict, *checkpoint.List, *checkpoint.Tuple, *checkpoint.Call, *checkpoint.Global:
+		key := [2]any{a, b}
+		if p.visited[key] {
+			return
+		}
+		p.visited[key] = true
+	}
+	switch x := a.(type) {
+	case *checkpoint.Dict:
+		p.entries(path, x.Entries, b.(*checkpoint.Dict).Entries)
+	case *checkpoint.OrderedDict:
+		y := b.(*checkpoint.OrderedDict)
+		p.entries(path, x.Entries, y.Entries)
+		// The state torch BUILDs a state_dict with holds _metadata: compare it under the
+		// dict's own path ("model/_metadata").
+		if x.State != nil || y.State != nil {
+			sa, okA := x.State.(*checkpoint.Dict)
+			sb, okB := y.State.(*checkpoint.Dict)
+			switch {
+			case okA && okB:
+				p.entries(path, sa.Entries, sb.Entries)
+			case okA && y.State == nil:
+				p.entries(path, sa.Entries, nil)
+			case okB && x.State == nil:
+				p.entries(path, nil, sb.Entries)
+			default:
+				p.value(join(path, "(state)"), x.State, y.State)
+			}
+		}
+	case *checkpoint.List:
+		p.items(path, x.Items, b.(*checkpoint.List).Items)
+	case *checkpoint.Tuple:
+		p.items(path, x.Items, b.(*checkpoint.Tuple).Items)
+	case *checkpoint.Global:
+		if y := b.(*checkpoint.Global); *x != *y {
+			p.differ(path, "global %s in the original, %s in the converted file", x, y)
+		}
+	case *checkpoint.Call:
+		y := b.(*checkpoint.Call)
+		p.value(path, x.Func, y.Func)
+		p.value(join(path, "(args)"), x.Args, y.Args)
+		p.value(join(path, "(state)"), x.State, y.State)
+	case *checkpoint.Parameter:
+		y := b.(*checkpoint.Parameter)
+		if x.RequiresGrad != y.RequiresGrad || x.WithState != y.WithState {
+			p.differ(path, "Parameter requires_grad %v, was %v", y.RequiresGrad, x.RequiresGrad)
+		}
+		p.value(join(path, "(hooks)"), x.Hooks, y.Hooks)
+		p.items(join(path, "(extra)"), x.Extra, y.Extra)
+		if x.Data == nil || y.Data == nil {
+			if x.Data != y.Data {
+				p.differ(path, "Parameter without data")
+			}
+			return
+		}
+		p.tensor(path, x.Data, y.Data)
+	case *checkpoint.Tensor:
+		p.tensor(path, x, b.(*checkpoint.Tensor))
+	default:
+		p.s.Values++
+		if !samePlain(a, b) {
+			p.differ(path, "%s in the original, %s in the converted file", describeValue(a), describeValue(b))
+		}
+	}
+}
+
+// samePlain compares plain values bit for bit: -0.0 and +0.0 differ, NaNs are compared by
+// their payload.
+func samePlain(a, b checkpoint.Value) bool {
+	switch x := a.(type) {
+	case float64:
+		return math.Float64bits(x) == math.Float64bits(b.(float64))
+	case *big.Int:
+		return x.Cmp(b.(*big.Int)) == 0
+	case checkpoint.Bytes:
+		return bytes.Equal(x, b.(checkpoint.Bytes))
+	case nil:
+		return true
+	}
+	if !reflect.TypeOf(a).Comparable() {
+		return reflect.DeepEqual(a, b)
+	}
+	return a == b
+}
+
+func describeValue(v checkpoint.Value) string {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = fmt.Sprintf("%q", x)
+	case float64:
+		s = fmt.Sprintf("%v (bits %#016x)", x, math.Float64bits(x))
+	case checkpoint.Bytes:
+		s = fmt.Sprintf("bytes %q", []byte(x))
+	case nil:
+		s = "None"
+	default:
+		s = fmt.Sprintf("%v", x)
+	}
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+func (p *prover) entries(path string, a, b []checkpoint.Entry) {
+	keyOf := func(e checkpoint.Entry) string { return fmt.Sprintf("%T:%s", e.Key, checkpoint.KeyString(e.Key)) }
+	inB := make(map[string]int, len(b))
+	for i, e := range b {
+		inB[keyOf(e)] = i
+	}
+	inA := make(map[string]bool, len(a))
+	reordered := false
+	next := 0 // position in b expected for the next key of a found there
+	for _, e := range a {
+		k := keyOf(e)
+		inA[k] = true
+		j, ok := inB[k]
+		sub := join(path, checkpoint.KeyString(e.Key))
+		if !ok {
+			p.differ(sub, "missing from the converted file")
+			continue
+		}
+		if j < next && !reordered {
+			reordered = true
+			p.differ(sub, "keys are in another order in the converted file")
+		}
+		next = j + 1
+		p.value(sub, e.Value, b[j].Value)
+	}
+	for _, e := range b {
+		if !inA[keyOf(e)] {
+			p.differ(join(path, checkpoint.KeyString(e.Key)), "not in the original")
+		}
+	}
+}
+
+func (p *prover) items(path string, a, b []checkpoint.Value) {
+	if len(a) != len(b) {
+		p.differ(path, "%d items in the converted file, %d in the original", len(b), len(a))
+	}
+	for i := range min(len(a), len(b)) {
+		p.value(join(path, fmt.Sprint(i)), a[i], b[i])
+	}
+}
+
+func (p *prover) tensor(path string, a, b *checkpoint.Tensor) {
+	p.s.Tensors++
+	if a.Storage == nil || b.Storage == nil {
+		if a.Storage != b.Storage {
+			p.differ(path, "tensor without a storage")
+		}
+		return
+	}
+	if a.Storage.Kind != b.Storage.Kind {
+		p.differ(path, "dtype %s, was %s", b.Storage.Kind, a.Storage.Kind)
+		return
+	}
+	if a.Storage.Location != b.Storage.Location {
+		p.differ(path, "device %q, was %q", b.Storage.Location, a.Storage.Location)
+	}
+	if a.RequiresGrad != b.RequiresGrad {
+		p.differ(path, "requires_grad %v, was %v", b.RequiresGrad, a.RequiresGrad)
+	}
+	p.value(join(path, "(hooks)"), a.Hooks, b.Hooks)
+	p.items(join(path, "(extra)"), a.Extra, b.Extra)
+	switch {
+	case slices.Equal(a.Size, b.Size):
+		if !slices.Equal(a.Stride, b.Stride) || a.Offset != b.Offset {
+			p.differ(path, "view size %v stride %v offset %d, was stride %v offset %d", b.Size, b.Stride, b.Offset, a.Stride, a.Offset)
+			return
+		}
+	case p.layers[path] || p.shapes[[2]string{brackets(a.Size), brackets(b.Size)}]:
+		p.s.Reshaped++
+		if a.Offset != b.Offset {
+			p.differ(path, "storage offset %d, was %d", b.Offset, a.Offset)
+			return
+		}
+		if i, pa, pb, same := sameOrder(a, b); !same {
+			p.differ(path, "the new view %v stride %v reads storage element %d at flat index %d, the original view %v stride %v reads element %d: the elements are not in the same order",
+				b.Size, b.Stride, pb, i, a.Size, a.Stride, pa)
+			return
+		}
+	default:
+		p.differ(path, "shape %v, was %v (not a conversion of a converted layer)", b.Size, a.Size)
+		return
+	}
+	sa, sb := a.Storage, b.Storage
+	if _, seen := p.pairA[sa]; !seen {
+		p.order = append(p.order, sa)
+	}
+	switch {
+	case p.pairA[sa] != nil && p.pairA[sa] != sb:
+		p.differ(path, "the original's storage %q is one storage there; here it is split (storage %q and %q)", sa.Key, p.pairA[sa].Key, sb.Key)
+		return
+	case p.pairB[sb] != nil && p.pairB[sb] != sa:
+		p.differ(path, "shares storage %q with tensors it did not share it with in the original (storage %q there)", sb.Key, sa.Key)
+		return
+	}
+	p.pairA[sa], p.pairB[sb] = sb, sa
+	p.views[sa] = append(p.views[sa], view{path, a, b})
+}
+
+// sameOrder reports whether the two views visit the same storage positions in the same
+// row-major order, and if not, the first flat index where they part and the positions there.
+func sameOrder(a, b *checkpoint.Tensor) (int64, int64, int64, bool) {
+	n := a.NumElements()
+	if n != b.NumElements() {
+		return 0, 0, 0, false
+	}
+	if n == 0 || slices.Equal(canonical(a), canonical(b)) {
+		return 0, 0, 0, true
+	}
+	// Different canonical forms can still describe one order only in degenerate views; walk
+	// both to find where they part.
+	pa, pb := positions(a), positions(b)
+	for i := int64(0); i < n; i++ {
+		x, y := pa(), pb()
+		if x != y {
+			return i, x, y, false
+		}
+	}
+	return 0, 0, 0, true
+}
+
+// canonical is a view's (size, stride) pairs with size-1 dimensions dropped and dimensions
+// that continue one another merged: two views with equal canonical forms read the same
+// storage positions in the same order.
+func canonical(t *checkpoint.Tensor) []int64 {
+	var out []int64 // size, stride, size, stride, ...
+	for d, n := range t.Size {
+		if n == 1 {
+			continue
+		}
+		if k := len(out); k > 0 && out[k-1] == t.Stride[d]*n {
+			out[k-2] *= n
+			out[k-1] = t.Stride[d]
+			continue
+		}
+		out = append(out, n, t.Stride[d])
+	}
+	return out
+}
+
+// positions returns a function yielding the view's storage positions in row-major order.
+func positions(t *checkpoint.Tensor) func() int64 {
+	idx := make([]int64, len(t.Size))
+	pos := t.Offset
+	return func() int64 {
+		cur := pos
+		for d := len(idx) - 1; d >= 0; d-- {
+			idx[d]++
+			pos += t.Stride[d]
+			if idx[d] < t.Size[d] {
+				break
+			}
+			pos -= t.Stride[d] * idx[d]
+			idx[d] = 0
+		}
+		return cur
+	}
+}
+
+// storages compares every paired storage's bytes.
+func (p *prover) storages(orig, conv *checkpoint.Checkpoint) error {
+	srcA, _ := orig.Source()
+	srcB, _ := conv.Source()
+	sameSource := srcA != nil && reflect.TypeOf(srcA) == reflect.TypeOf(srcB) &&
+		reflect.TypeOf(srcA).Comparable() && srcA == srcB
+	bufA, bufB := make([]byte, compareChunk), make([]byte, compareChunk)
+	for _, sa := range p.order {
+		sb := p.pairA[sa]
+		vs := p.views[sa]
+		where := vs[0].path
+		p.s.Storages++
+		if sa.Len != sb.Len {
+			p.differ(where, "its storage holds %d elements, was %d", sb.Len, sa.Len)
+			continue
+		}
+		n := sa.ByteLen()
+		p.s.Bytes += n
+		if sameSource && sa.Offset == sb.Offset {
+			continue // the very same bytes
+		}
+		ra, rb := orig.StorageReader(sa), conv.StorageReader(sb)
+		for off := int64(0); off < n; off += int64(compareChunk) {
+			m := int(min(int64(compareChunk), n-off))
+			if _, err := io.ReadFull(io.NewSectionReader(ra, off, int64(m)), bufA[:m]); err != nil {
+				return fmt.Errorf("%s: reading storage %q of %s: %w", where, sa.Key, orig.Name, err)
+			}
+			if _, err := io.ReadFull(io.NewSectionReader(rb, off, int64(m)), bufB[:m]); err != nil {
+				return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
+			}
+			if bytes.Equal(bufA[:m], bufB[:m]) {
+				continue
+			}
+			i := 0
+			for bufA[i] == bufB[i] {
+				i++
+			}
+			size := int64(sa.Kind.ItemSize())
+			elem := (off + int64(i)) / size
+			lo := elem*size - off
+			p.byteDifference(sa, elem, bufA[lo:lo+size], bufB[lo:lo+size])
+			break
+		}
+	}
+	return nil
+}
+
+// byteDifference names the first differing element of a storage by a tensor that views
+// it, with the index in that tensor.
+func (p *prover) byteDifference(s *checkpoint.Storage, elem int64, a, b []byte) {
+	values := fmt.Sprintf("%s in the original, %s in the converted file", formatElement(s.Kind, a), formatElement(s.Kind, b))
+	for _, v := range p.views[s] {
+		if idx, ok := indexOf(v.a, elem); ok {
+			p.differ(v.path, "element %v differs (first difference in storage order): %s", idx, values)
+			return
+		}
+	}
+	p.differ(p.views[s][0].path, "storage %q element %d, outside every tensor's view, differs: %s", s.Key, elem, values)
+}
+
+// indexOf finds the index of storage element pos in the view, for views that do not
+// overlap themselves.
+func indexOf(t *checkpoint.Tensor, pos int64) ([]int64, bool) {
+	order, ok := storageOrder(t)
+	if !ok || t.NumElements() == 0 {
+		return nil, false
+	}
+	idx := make([]int64, len(t.Size))
+	rem := pos - t.Offset
+	for _, d := range order {
+		if rem < 0 {
+			return nil, false
+		}
+		idx[d] = rem / t.Stride[d]
+		if idx[d] >= t.Size[d] {
+			return nil, false
+		}
+		rem -= idx[d] * t.Stride[d]
+	}
+	return idx, rem == 0
+}
+
+// formatElement shows one little-endian element with its bits, so that -0.0 against +0.0
+// or two NaN payloads read differently.
+func formatElement(k checkpoint.StorageKind, raw []byte) string {
+	var bits uint64
+	for i := len(raw) - 1; i >= 0; i-- {
+		bits = bits<<8 | uint64(raw[i])
+	}
+	hex := fmt.Sprintf("%#0*x", 2*len(raw), bits)
+	if conv, err := converter[float64](k); err == nil && k != checkpoint.Bool {
+		return fmt.Sprintf("%v (%s)", conv(raw), hex)
+	}
+	if k == checkpoint.Complex64 && len(raw) == 8 {
+		le := binary.LittleEndian
+		return fmt.Sprintf("(%v%+vj) (%s)", math.Float32frombits(le.Uint32(raw)), math.Float32frombits(le.Uint32(raw[4:])), hex)
+	}
+	return hex
+}
+
+func brackets(v []int64) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, x := range v {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprint(&b, x)
+	}
+	b.WriteByte(']')
+	return b.String()
+}

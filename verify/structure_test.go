@@ -1,0 +1,139 @@
+package verify
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/pt2conv/pt2conv/checkpoint"
+)
+
+// proveCase builds an original with a Linear fc (4 -> 2, bias), a second tensor sharing a
+// storage with a view of it, a plain value and a _metadata state, converts fc to 1x2x2,
+// applies change to the converted side, and returns Prove's differences.
+func proveCase(t *testing.T, change func(o, c *ckBuilder, root *checkpoint.Dict)) []Difference {
+	t.Helper()
+	build := func() (*ckBuilder, *checkpoint.Dict) {
+		b := newBuilder(t)
+		b.dict.State = &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "_metadata", Value: &checkpoint.Dict{}}}}
+		b.add("fc.weight", checkpoint.Float32, []float64{1, 2, 3, 4, 5, 6, 7, 8}, 0, []int64{2, 4}, []int64{4, 1})
+		b.add("fc.bias", checkpoint.Float32, []float64{0, 1, 2, 3, 4, 5}, 0, []int64{2}, []int64{1})
+		bias := b.dict.Entries[1].Value.(*checkpoint.Tensor)
+		b.dict.Entries = append(b.dict.Entries, checkpoint.Entry{Key: "fc.bias_view", Value: &checkpoint.Tensor{
+			Storage: bias.Storage, Offset: 2, Size: []int64{2}, Stride: []int64{1}}})
+		root := &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "model", Value: b.dict}, {Key: "lr", Value: 0.0}}}
+		return b, root
+	}
+	o, oroot := build()
+	c, croot := build()
+	w := c.dict.Entries[0].Value.(*checkpoint.Tensor)
+	w.Size, w.Stride = []int64{2, 1, 2, 2}, []int64{4, 4, 2, 1}
+	change(o, c, croot)
+	oc, err := checkpoint.FromBytes(oroot, o.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := checkpoint.FromBytes(croot, c.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := FindLayers(oc, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Prove(oc, cc, layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Differences
+}
+
+func TestProve(t *testing.T) {
+	entry := func(c *ckBuilder, key string) *checkpoint.Tensor {
+		for _, e := range c.dict.Entries {
+			if e.Key == key {
+				return e.Value.(*checkpoint.Tensor)
+			}
+		}
+		panic(key)
+	}
+	setFloat := func(c *ckBuilder, key string, i int, v float32) {
+		b := c.data[entry(c, key).Storage]
+		bits := math.Float32bits(v)
+		b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
+	}
+	tests := []struct {
+		name   string
+		change func(o, c *ckBuilder, root *checkpoint.Dict)
+		want   string // "" for no difference
+	}{
+		{"identical but for the view", func(o, c *ckBuilder, root *checkpoint.Dict) {}, ""},
+		{"weight element", func(o, c *ckBuilder, root *checkpoint.Dict) { setFloat(c, "fc.weight", 5, 6.5) },
+			"model/fc.weight: element [1 1] differs (first difference in storage order): 6 (0x40c00000) in the original, 6.5 (0x40d00000)"},
+		{"-0.0 for +0.0", func(o, c *ckBuilder, root *checkpoint.Dict) { setFloat(c, "fc.bias", 0, float32(math.Copysign(0, -1))) },
+			"model/fc.bias: element [0] differs"},
+		{"byte outside every view", func(o, c *ckBuilder, root *checkpoint.Dict) { setFloat(c, "fc.bias", 5, 9) },
+			"model/fc.bias: storage \"1\" element 5, outside every tensor's view, differs"},
+		{"plain float by its bits", func(o, c *ckBuilder, root *checkpoint.Dict) { root.Entries[1].Value = math.Copysign(0, -1) },
+			"lr: 0 (bits 0x0000000000000000) in the original, -0 (bits 0x8000000000000000)"},
+		{"deleted key", func(o, c *ckBuilder, root *checkpoint.Dict) { c.dict.Entries = c.dict.Entries[:2] },
+			"model/fc.bias_view: missing from the converted file"},
+		{"keys reordered", func(o, c *ckBuilder, root *checkpoint.Dict) {
+			e := c.dict.Entries
+			e[1], e[2] = e[2], e[1]
+		}, "keys are in another order"},
+		{"metadata", func(o, c *ckBuilder, root *checkpoint.Dict) { c.dict.State = nil }, "model/_metadata: missing from the converted file"},
+		{"sharing lost", func(o, c *ckBuilder, root *checkpoint.Dict) {
+			v := entry(c, "fc.bias_view")
+			s := *v.Storage
+			v.Storage = &s
+			c.data[&s] = append([]byte(nil), c.data[entry(c, "fc.bias").Storage]...)
+		}, "model/fc.bias_view: the original's storage \"1\" is one storage there; here it is split"},
+		{"element order", func(o, c *ckBuilder, root *checkpoint.Dict) {
+			w := entry(c, "fc.weight")
+			w.Stride = []int64{4, 4, 1, 2} // H and W swapped
+		}, "model/fc.weight: the new view [2 1 2 2] stride [4 4 1 2] reads storage element 2 at flat index 1"},
+		{"stride of an unconverted tensor", func(o, c *ckBuilder, root *checkpoint.Dict) {
+			entry(c, "fc.bias_view").Offset = 3
+		}, "model/fc.bias_view: view size [2] stride [1] offset 3, was stride [1] offset 2"},
+		{"dtype", func(o, c *ckBuilder, root *checkpoint.Dict) {
+			s := entry(c, "fc.weight").Storage
+			s.Kind = checkpoint.Int32
+		}, "model/fc.weight: dtype int32, was float32"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			diffs := proveCase(t, tt.change)
+			got := fmt.Sprint(diffs)
+			if tt.want == "" && len(diffs) != 0 || tt.want != "" && !strings.Contains(got, tt.want) {
+				t.Errorf("differences %s\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// Prove's cost grows linearly with the number of tensors: compare the ns/tensor of the two
+// sizes (100,000 tensors is a large checkpoint).
+func BenchmarkProveManyTensors(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			build := func() *checkpoint.Checkpoint {
+				bl := newBuilder(b)
+				for i := range n {
+					bl.add(fmt.Sprintf("layer%d.weight", i), checkpoint.Float32, []float64{1, 2, 3, 4}, 0, []int64{2, 2}, []int64{2, 1})
+				}
+				return bl.build()
+			}
+			orig, conv := build(), build()
+			b.ResetTimer()
+			for b.Loop() {
+				s, err := Prove(orig, conv, nil)
+				if err != nil || !s.Passed() {
+					b.Fatal(err, s.Differences)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/tensor")
+		})
+	}
+}
