@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/pt2conv/pt2conv/internal/osfile"
 )
 
 var (
@@ -93,8 +95,8 @@ func (c *Checkpoint) Save(path string, opts *SaveOptions) (err error) {
 	if dir == "" {
 		dir = "."
 	}
-	removeStaleTemps(dir, base)
-	tmp, err := createTemp(dir, base)
+	osfile.RemoveStaleTemps(dir, base)
+	tmp, err := osfile.CreateTemp(dir, base)
 	if err != nil {
 		return tempError(path, err)
 	}
@@ -117,38 +119,13 @@ func (c *Checkpoint) Save(path string, opts *SaveOptions) (err error) {
 	if err = tmp.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err = publish(tmpName, path, opts.Force); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// publish moves the finished temporary file to path. Without force it links instead of
-// renaming, so that a file created at path meanwhile is not replaced.
-func publish(tmpName, path string, force bool) error {
-	if !force {
-		err := os.Link(tmpName, path)
+	if err = osfile.Publish(tmpName, path, opts.Force); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s: %w", path, ErrExists)
 		}
-		if err == nil {
-			return os.Remove(tmpName)
-		}
-		// The file system has no hard links: fall back to rename.
-	}
-	return os.Rename(tmpName, path)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
+	return osfile.SyncDir(dir)
 }
 
 // checkNotSource fails with ErrSameFile when path names the checkpoint's own file.
@@ -344,7 +321,7 @@ func (sv *saver) storage(s *Storage) (uint32, error) {
 		n, err := io.CopyN(sv.z.raw, src, min(left, copyChunk))
 		sv.z.wroteRaw(n)
 		if dst, ok := sv.z.raw.(*os.File); ok && n > 0 {
-			startWriteback(dst, start, n)
+			osfile.StartWriteback(dst, start, n)
 		}
 		sv.done += n
 		left -= n

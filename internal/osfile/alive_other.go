@@ -1,6 +1,6 @@
-//go:build !unix
+//go:build !unix && !windows
 
-package pickle
+package osfile
 
 // processAlive cannot tell here, so no temporary file is ever taken for stale.
 func processAlive(pid int) bool { return true }
