@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/pt2conv/pt2conv/pickle"
@@ -47,7 +48,9 @@ func newConvertCommand() *cobra.Command {
 			if err != nil {
 				return usageError(err)
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			// Ctrl-C (on windows too), and SIGTERM (on windows: the console window closing or
+			// the session ending) stop the run and remove the files being written.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if len(jobs) == 1 && f.outDir == "" {
 				return runSingle(ctx, cmd, jobs[0], o, f.asJSON)

@@ -13,9 +13,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // Exit codes scripts depend on.
 const (
 	exitOK       = 0
@@ -41,10 +38,11 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		Long: `pt2conv opens PyTorch checkpoints (.pt/.pth: state_dicts and training checkpoints that nest
 them), rewrites chosen nn.Linear weights into nn.Conv2d form, runs both forms to prove each
 conversion, and writes a checkpoint that PyTorch loads. Storage bytes are copied untouched.`,
-		Version:       version,
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("pt2conv {{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
