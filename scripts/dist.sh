@@ -6,6 +6,7 @@
 #   PT2CONV_VERSION  version to stamp (default: `git describe --tags`, or
 #                    0.0.0-snapshot-<commit> when no tag describes the commit)
 #   SOURCE_DATE_EPOCH build date to stamp (default: the commit's time)
+#   PT2CONV_DIST_DIR where to write (default dist; earlier archives there are removed)
 #
 # This does the job GoReleaser's `release --snapshot` does for this project: six
 # `CGO_ENABLED=0 go build -trimpath` with version ldflags, archives named like GoReleaser's,
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 targets=(linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64)
 docs=(README.md BENCHMARKS.md)
-out=dist
+out=${PT2CONV_DIST_DIR:-dist}
 
 GO=${GO:-go}
 commit=$(git rev-parse HEAD)
@@ -33,8 +34,9 @@ epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 date=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
 ldflags="-s -w -X main.version=$version -X main.commit=$commit -X main.date=$date"
 
-rm -rf "$out"
 mkdir -p "$out"
+rm -f "$out"/pt2conv_*
+abs_out=$(cd "$out" && pwd)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
@@ -49,7 +51,7 @@ for target in "${targets[@]}"; do
 	cp "${docs[@]}" "$stage/$name/"
 	find "$stage/$name" -exec touch -h -d "@$epoch" {} +
 	if [[ $goos == windows ]]; then
-		(cd "$stage" && find "$name" -print | LC_ALL=C sort | zip -q -X -D "$OLDPWD/$out/$name.zip" -@)
+		(cd "$stage" && find "$name" -print | LC_ALL=C sort | zip -q -X -D "$abs_out/$name.zip" -@)
 	else
 		tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" \
 			-cf - "$name" | gzip -n -9 >"$out/$name.tar.gz"

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -275,7 +276,19 @@ func TestCrashSafety(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(typical / 2)
+		// Interrupt once a file is being written: the handler is installed by then, also
+		// where starting the binary takes long (under emulation).
+		for deadline := time.Now().Add(4*typical + 10*time.Second); ; time.Sleep(time.Millisecond) {
+			entries, _ := os.ReadDir(batchOut)
+			if slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.Contains(e.Name(), tempPrefix) }) {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("no temporary file in %s after %v", batchOut, 4*typical+10*time.Second)
+			}
+		}
 		sent := time.Now()
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan error, 1)
