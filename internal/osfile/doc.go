@@ -19,7 +19,7 @@
 //	publish, replace  rename                rename                MoveFileEx, replace, write-through
 //	directory sync    fsync of the dir      F_FULLFSYNC of dir*   nothing to do: the move was
 //	                                                              written through
-//	file-to-file copy copy_file_range       buffered (256 KiB)    buffered (256 KiB)
+//	file-to-file copy copy_file_range       buffered (32 KiB)     buffered (32 KiB)
 //	early writeback   sync_file_range       none: the sync does it all
 //	stale temp files  kill(pid, 0)          kill(pid, 0)          OpenProcess, exit code
 //
