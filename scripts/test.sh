@@ -34,7 +34,7 @@ die() {
 # ---------------------------------------------------------------------------------------------
 # Install what is missing.
 
-apt_packages=(python3-torch python3-numpy debootstrap time gcc libc6-dev qemu-user-static zip)
+apt_packages=(python3-torch python3-numpy debootstrap time gcc libc6-dev qemu-user-static zip unzip)
 
 install_missing() {
 	local missing=()
