@@ -132,13 +132,14 @@ check "go vet" go vet ./...
 check "fixtures up to date" fixtures_fresh
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
+go build -o "$results/testsummary" scripts/testsummary.go || die "cannot build scripts/testsummary.go"
 
 # go_test NAME ARGS...: go test -json ARGS..., printed as plain go test prints, with the names
 # and results of all top-level tests written to $results/NAME.
 go_test() {
 	local name=$1
 	shift
-	go test -json "$@" | go run scripts/testsummary.go -list "$results/$name"
+	go test -json "$@" | "$results/testsummary" -list "$results/$name"
 }
 
 # The six release platforms build and vet, without cgo as released.
