@@ -47,7 +47,9 @@ func main() {
 		switch e.Action {
 		case "output":
 			if e.Test == "" {
-				fmt.Print(e.Output)
+				if e.Output != "PASS\n" { // plain go test prints only the "ok" line then
+					fmt.Print(e.Output)
+				}
 			} else {
 				output[key] = append(output[key], e.Output)
 			}
