@@ -190,9 +190,11 @@ dist_snapshot() {
 		grep -q -a -F "$commit" "$bin" || { echo "$bin: commit $commit not stamped"; return 1; }
 		grep -q -a -F "$version" "$bin" || { echo "$bin: version $version not stamped"; return 1; }
 	done
-	"$out"/x/*_linux_amd64/pt2conv --version | tee /dev/stderr | grep -q "commit ${commit:0:12}" &&
-		qemu-aarch64-static "$out"/x/*_linux_arm64/pt2conv --version | tee /dev/stderr |
-		grep -q "commit ${commit:0:12}.*linux/arm64"
+	local v
+	v=$("$out"/x/*_linux_amd64/pt2conv --version) && echo "$v" &&
+		[[ $v == *"$version (commit ${commit:0:12}"*linux/amd64* ]] || return 1
+	v=$(qemu-aarch64-static "$out"/x/*_linux_arm64/pt2conv --version) && echo "$v" &&
+		[[ $v == *"$version (commit ${commit:0:12}"*linux/arm64* ]]
 }
 
 check "go test -race" go_test native -race -count=1 ./...
