@@ -4,12 +4,16 @@ GO ?= go
 TORCH113 ?= /usr/bin/python3
 PT2CONV_TORCH26_ROOT ?= /opt/torch26
 
-.PHONY: all build test fixtures torch26 bench bench-scaling fmt vet clean
+.PHONY: all build test fixtures torch26 bench bench-scaling dist fmt vet clean
 
 all: build
 
 build:
 	$(GO) build -o bin/pt2conv ./cmd/pt2conv
+
+# Release archives for the six platforms and their checksums, under dist/ (scripts/dist.sh).
+dist:
+	GO=$(GO) bash scripts/dist.sh
 
 test:
 	bash scripts/test.sh
@@ -49,4 +53,4 @@ vet:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (`make test`). On a Debian machine with Go it installs what the
 # tests need and is missing (run as root): PyTorch 1.x from Debian, a C compiler for the race
-# detector, and a Debian trixie chroot with PyTorch 2.x (scripts/torch-chroot.sh). Then it runs
-# every check, prints a summary and exits non-zero if any check failed.
+# detector, qemu-user-static to run the linux/arm64 tests, and a Debian trixie chroot with
+# PyTorch 2.x and wine 10 (scripts/torch-chroot.sh). Then it runs every check, prints a summary
+# and exits non-zero if any check failed.
 #
 #   PT2CONV_TORCH113      python3 with torch 1.x         (default /usr/bin/python3)
 #   PT2CONV_TORCH26_ROOT  chroot with torch 2.x          (default /opt/torch26)
@@ -33,7 +34,7 @@ die() {
 # ---------------------------------------------------------------------------------------------
 # Install what is missing.
 
-apt_packages=(python3-torch python3-numpy debootstrap time gcc libc6-dev)
+apt_packages=(python3-torch python3-numpy debootstrap time gcc libc6-dev qemu-user-static zip unzip)
 
 install_missing() {
 	local missing=()
@@ -129,9 +130,81 @@ check "torch versions" torch_versions
 check "gofmt" gofmt_clean
 check "go vet" go vet ./...
 check "fixtures up to date" fixtures_fresh
-check "go test -race" go test -race -count=1 ./...
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+go build -o "$results/testsummary" scripts/testsummary.go || die "cannot build scripts/testsummary.go"
+
+# go_test NAME ARGS...: go test -json ARGS..., printed as plain go test prints, with the names
+# and results of all top-level tests written to $results/NAME.
+go_test() {
+	local name=$1
+	shift
+	go test -json "$@" | "$results/testsummary" -list "$results/$name"
+}
+
+# The six release platforms build and vet, without cgo as released.
+targets=(linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64)
+cross_build() {
+	local t rc=0
+	for t in "${targets[@]}"; do
+		printf '%s\n' "$t"
+		CGO_ENABLED=0 GOOS=${t%/*} GOARCH=${t#*/} go build ./... || rc=1
+		CGO_ENABLED=0 GOOS=${t%/*} GOARCH=${t#*/} go vet ./... || rc=1
+	done
+	return $rc
+}
+
+# The whole suite again as linux/arm64 under user-mode emulation, torch interop included (torch
+# runs natively beside the emulated test binary). The race detector does not run under qemu.
+# Every test must pass, and the same tests must run (not skip) as in the native run, whether
+# those passed or not.
+arm64_tests() {
+	local rc=0
+	PT2CONV_TEST_EXEC=qemu-aarch64-static PT2CONV_SMALL_SCALE=1 CGO_ENABLED=0 GOARCH=arm64 \
+		go_test arm64 -exec qemu-aarch64-static -count=1 ./... || rc=1
+	if ! diff -u <(sed 's/ \(pass\|fail\)$/ ran/' "$results/native") \
+		<(sed 's/ \(pass\|fail\)$/ ran/' "$results/arm64"); then
+		echo "linux/arm64 under emulation did not run the same tests as the native run"
+		rc=1
+	fi
+	return $rc
+}
+
+# make dist into a scratch directory: six archives and a checksum file; every binary carries
+# its version and commit, and the ones this machine can start print them.
+dist_snapshot() {
+	local out=$results/dist commit version f bin
+	PT2CONV_DIST_DIR=$out bash scripts/dist.sh || return 1
+	commit=$(git rev-parse HEAD)
+	version=$(basename "$out"/pt2conv_*_checksums.txt _checksums.txt)
+	version=${version#pt2conv_}
+	(cd "$out" && sha256sum -c --quiet -- *_checksums.txt) || return 1
+	[[ $(ls "$out"/*.tar.gz "$out"/*.zip | wc -l) -eq 6 ]] || { echo "want 6 archives"; return 1; }
+	mkdir "$out/x"
+	for f in "$out"/*.tar.gz; do tar -C "$out/x" -xzf "$f"; done
+	for f in "$out"/*.zip; do unzip -q -d "$out/x" "$f"; done
+	for bin in "$out"/x/*/pt2conv "$out"/x/*/pt2conv.exe; do
+		[[ -f $(dirname "$bin")/README.md && -f $(dirname "$bin")/BENCHMARKS.md ]] ||
+			{ echo "$bin: README.md or BENCHMARKS.md missing beside it"; return 1; }
+		# -trimpath keeps -ldflags out of the build info, so look for the stamped string itself.
+		grep -q -a -F "$commit" "$bin" || { echo "$bin: commit $commit not stamped"; return 1; }
+		grep -q -a -F "$version" "$bin" || { echo "$bin: version $version not stamped"; return 1; }
+	done
+	local v
+	v=$("$out"/x/*_linux_amd64/pt2conv --version) && echo "$v" &&
+		[[ $v == *"$version (commit ${commit:0:12}"*linux/amd64* ]] || return 1
+	v=$(qemu-aarch64-static "$out"/x/*_linux_arm64/pt2conv --version) && echo "$v" &&
+		[[ $v == *"$version (commit ${commit:0:12}"*linux/arm64* ]]
+}
+
+check "go test -race" go_test native -race -count=1 ./...
 # The allocation checks stop at 10,000 tensors under the race detector; this runs them to 100,000.
 check "allocations per tensor, 1,000 to 100,000 tensors" go test -count=1 -run 'Scale$' ./...
+check "go test -tags purego (pure-Go kernels on amd64)" go test -tags purego -count=1 ./internal/sgemm ./verify
+check "build and vet: ${targets[*]}" cross_build
+check "go test linux/arm64 (qemu-user)" arm64_tests
+check "windows/amd64 under wine" bash scripts/wine-check.sh
+check "make dist (snapshot)" dist_snapshot
 
 # ---- Fuzz targets -----------------------------------------------------------------------------
 # One "package FuzzName" per line; each runs for $PT2CONV_FUZZTIME. Add targets here as they land,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Creates a Debian trixie chroot with PyTorch 2.x (python3-torch) and NumPy, so tests can check
-# pt2conv's output against a second, newer torch than the host's. Idempotent: exits at once when
-# torch already imports inside the chroot.
+# pt2conv's output against a second, newer torch than the host's, and wine 10 (wine64), which
+# runs the windows build of pt2conv (bookworm's wine 8 cannot start binaries of current Go).
+# Idempotent: exits at once when every package below is installed and torch imports inside the
+# chroot; adding a package to the list installs it on the next run.
 #
 #   PT2CONV_TORCH26_ROOT   where the chroot lives (default /opt/torch26)
 #   PT2CONV_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
@@ -12,7 +14,8 @@ set -euo pipefail
 root=${PT2CONV_TORCH26_ROOT:-/opt/torch26}
 mirror=${PT2CONV_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=trixie
-packages=(python3 python3-torch python3-numpy python3-safetensors)
+# Everything the tests need inside the chroot; extend this list.
+packages=(python3 python3-torch python3-numpy python3-safetensors wine64)
 
 log() { printf 'torch-chroot: %s\n' "$*" >&2; }
 
@@ -21,8 +24,14 @@ torch_imports() {
 		chroot "$root" python3 -c 'import torch, numpy, safetensors' >/dev/null 2>&1
 }
 
-if torch_imports; then
-	log "torch already imports in $root"
+all_installed() {
+	local status
+	status=$(chroot "$root" dpkg-query -W -f='${Status}\n' "${packages[@]}" 2>/dev/null) || return 1
+	[[ $(grep -c 'install ok installed' <<<"$status") -eq ${#packages[@]} ]]
+}
+
+if torch_imports && all_installed; then
+	log "torch imports and ${packages[*]} are installed in $root"
 	exit 0
 fi
 
@@ -57,6 +66,7 @@ if ! mountpoint -q "$root/proc"; then
 	mount -t proc proc "$root/proc"
 	mounted=1
 fi
+# Unmount even on failure: a stray mount would make a later rm -rf of the chroot reach /proc.
 cleanup() { if [[ -n $mounted ]]; then umount "$root/proc" || umount -l "$root/proc"; fi; }
 trap cleanup EXIT
 

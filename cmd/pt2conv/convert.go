@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pt2conv/pt2conv/internal/ckptio"
@@ -60,7 +61,9 @@ that is moved into place only when every shard is written.`,
 			if err != nil {
 				return usageError(err)
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			// Ctrl-C (on windows too), and SIGTERM (on windows: the console window closing or
+			// the session ending) stop the run and remove the files being written.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if len(jobs) == 1 && f.outDir == "" {
 				return runSingle(ctx, cmd, jobs[0], o, f.asJSON)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -38,6 +39,16 @@ func buildBinary(t *testing.T, dir string) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// binaryCommand runs the binary buildBinary made. When the tests run for another
+// architecture under user-mode emulation (go test -exec qemu-aarch64-static), the kernel
+// cannot start that binary by itself: PT2CONV_TEST_EXEC names the emulator to run it with.
+func binaryCommand(bin string, args ...string) *exec.Cmd {
+	if emu := strings.Fields(os.Getenv("PT2CONV_TEST_EXEC")); len(emu) > 0 {
+		return exec.Command(emu[0], append(append(emu[1:], bin), args...)...)
+	}
+	return exec.Command(bin, args...)
 }
 
 // writeBigCheckpoint saves a state_dict {"fc.weight", "fc.bias"} of about 50 MB.
@@ -124,7 +135,7 @@ func TestCrashSafety(t *testing.T) {
 	out := filepath.Join(outDir, "big_conv.pt")
 	convert := func(extra ...string) *exec.Cmd {
 		args := append([]string{"convert", in, "-o", out, "--layer", "fc=16x16x16", "--force"}, extra...)
-		return exec.Command(bin, args...)
+		return binaryCommand(bin, args...)
 	}
 
 	// A full run gives the typical runtime and the "previous complete file".
@@ -225,11 +236,11 @@ func TestCrashSafety(t *testing.T) {
 			cmd  *exec.Cmd
 			dir  string // where no temporary file may be left
 		}{
-			{"output under a regular file", exec.Command(bin, "convert", in, "-o", filepath.Join(notDir, "out.pt")), dir},
-			{"output in /proc", exec.Command(bin, "convert", in, "-o", "/proc/pt2conv-test.pt"), outDir},
-			{"output is a directory", exec.Command(bin, "convert", in, "-o", asDir, "--force"), outDir},
+			{"output under a regular file", binaryCommand(bin, "convert", in, "-o", filepath.Join(notDir, "out.pt")), dir},
+			{"output in /proc", binaryCommand(bin, "convert", in, "-o", "/proc/pt2conv-test.pt"), outDir},
+			{"output is a directory", binaryCommand(bin, "convert", in, "-o", asDir, "--force"), outDir},
 			// The file size limit (RLIMIT_FSIZE) stops the write half way with EFBIG.
-			{"file size limit", exec.Command("sh", "-c", `ulimit -f 4096 && exec "$0" "$@"`, bin, "convert", in, "-o", filepath.Join(outDir, "limited.pt")), outDir},
+			{"file size limit", exec.Command("sh", "-c", `ulimit -f 4096 && exec $PT2CONV_TEST_EXEC "$0" "$@"`, bin, "convert", in, "-o", filepath.Join(outDir, "limited.pt")), outDir},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -269,13 +280,25 @@ func TestCrashSafety(t *testing.T) {
 			}
 			args = append(args, p)
 		}
-		cmd := exec.Command(bin, args...)
+		cmd := binaryCommand(bin, args...)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(typical / 2)
+		// Interrupt once a file is being written: the handler is installed by then, also
+		// where starting the binary takes long (under emulation).
+		for deadline := time.Now().Add(4*typical + 10*time.Second); ; time.Sleep(time.Millisecond) {
+			entries, _ := os.ReadDir(batchOut)
+			if slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.Contains(e.Name(), tempPrefix) }) {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("no temporary file in %s after %v", batchOut, 4*typical+10*time.Second)
+			}
+		}
 		sent := time.Now()
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan error, 1)

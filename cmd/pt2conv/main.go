@@ -13,9 +13,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // Exit codes scripts depend on.
 const (
 	exitOK       = 0
@@ -42,10 +39,11 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 nest them), safetensors files and sharded checkpoints (*.index.json), rewrites chosen nn.Linear
 weights into nn.Conv2d form, runs both forms to prove each conversion, and writes a checkpoint
 that PyTorch loads, in torch's format or as safetensors. Storage bytes are copied untouched.`,
-		Version:       version,
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("pt2conv {{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {

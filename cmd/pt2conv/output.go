@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
-	"golang.org/x/term"
 )
 
 func runSingle(ctx context.Context, cmd *cobra.Command, j job, o *convertOptions, asJSON bool) error {
@@ -154,7 +153,7 @@ func newFileBar(p *mpb.Progress, name string) *mpb.Bar {
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+	return ok && ansiTerminal(f)
 }
 
 // printLine is the one-line outcome of a file in a batch.

@@ -15,18 +15,20 @@
 //
 //	                  linux                 darwin                windows
 //	file sync         fsync                 fcntl(F_FULLFSYNC)*   FlushFileBuffers
-//	publish, new      link, then unlink     link, then unlink     MoveFileEx, write-through
+//	publish, new      link, remove temp**   link, remove temp**   MoveFileEx, no replace, write-through
 //	publish, replace  rename                rename                MoveFileEx, replace, write-through
 //	directory sync    fsync of the dir      F_FULLFSYNC of dir*   nothing to do: the move was
 //	                                                              written through
-//	file-to-file copy copy_file_range       buffered (256 KiB)    buffered (256 KiB)
+//	file-to-file copy copy_file_range       buffered (32 KiB)     buffered (32 KiB)
 //	early writeback   sync_file_range       none: the sync does it all
 //	stale temp files  kill(pid, 0)          kill(pid, 0)          OpenProcess, exit code
 //
 // * os.File.Sync on darwin issues F_FULLFSYNC, which flushes the drive's cache too, and
-// falls back to fsync where the file system does not support it (SMB). Other platforms get
-// the linux column without copy_file_range and sync_file_range, and never take a temporary
-// file for stale where they cannot tell whether its writer lives.
+// falls back to fsync where the file system does not support it (SMB). ** A hard link
+// fails when the target exists, which a rename would not; file systems without hard links
+// get a rename. Other unix systems get the linux column, with the copy os.File.ReadFrom
+// chooses there and no early writeback; systems that are neither unix nor windows never
+// take a temporary file for stale, since they cannot tell whether its writer lives.
 //
 // On windows a file cannot be replaced while another program holds it open without
 // sharing delete access (as most programs, Python and PyTorch included, open files);
