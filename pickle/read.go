@@ -43,6 +43,28 @@ func NewReader(r io.ReaderAt, size int64, name string) (*checkpoint.Checkpoint, 
 	return newReader(r, size, name, DefaultLimits)
 }
 
+// Sniff reports whether the first bytes of a file (at least 4, and the 6 at offset 257
+// when the file has them) look like one of torch's containers: a zip archive, a legacy
+// stream or the tar format of torch ≤ 0.1.10, which Open refuses by name.
+func Sniff(r io.ReaderAt) bool {
+	var head [4]byte
+	n, _ := r.ReadAt(head[:], 0)
+	var tarMagic [6]byte
+	tn, _ := r.ReadAt(tarMagic[:], 257)
+	return isZip(head[:n]) || isLegacy(head[:n]) || isTar(tarMagic[:tn])
+}
+
+func isZip(head []byte) bool { return len(head) >= 2 && head[0] == 'P' && head[1] == 'K' }
+
+// isLegacy: the legacy stream opens with the magic number, pickled: after PROTO at
+// protocols 2 to 5, as a text LONG at protocols 0 and 1.
+func isLegacy(head []byte) bool {
+	return len(head) >= 2 && (head[0] == 0x80 && head[1] <= 5 ||
+		head[0] == 'L' && (head[1] >= '0' && head[1] <= '9' || head[1] == '-'))
+}
+
+func isTar(magic []byte) bool { return len(magic) == 6 && string(magic[:5]) == "ustar" }
+
 func newReader(r io.ReaderAt, size int64, name string, lim Limits) (*checkpoint.Checkpoint, error) {
 	var head [4]byte
 	n, _ := r.ReadAt(head[:], 0)
@@ -53,14 +75,11 @@ func newReader(r io.ReaderAt, size int64, name string, lim Limits) (*checkpoint.
 	switch {
 	case size == 0:
 		err = fmt.Errorf("%w: the file is empty", ErrNotCheckpoint)
-	case n >= 2 && head[0] == 'P' && head[1] == 'K':
+	case isZip(head[:n]):
 		err = c.readZip(lim)
-	case n >= 2 && head[0] == 0x80 && head[1] <= 5,
-		n >= 2 && head[0] == 'L' && (head[1] >= '0' && head[1] <= '9' || head[1] == '-'):
-		// The legacy stream opens with the magic number: PROTO at protocols 2 to 5, a text
-		// LONG at protocols 0 and 1.
+	case isLegacy(head[:n]):
 		err = c.readLegacy(lim)
-	case tn == 6 && string(tarMagic[:5]) == "ustar":
+	case isTar(tarMagic[:tn]):
 		// torch's own weights_only loader refuses these too: their storages are pickled
 		// objects, not raw bytes.
 		err = fmt.Errorf("%w: torch ≤ 0.1.10 tar checkpoint: load and re-save it with torch first", ErrUnsupported)

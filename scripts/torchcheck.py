@@ -72,10 +72,13 @@ def storage_nbytes(t):
     return s.nbytes() if hasattr(s, "nbytes") else s.size() * t.element_size()
 
 
-def whole_storage(t):
-    """The tensor's entire storage as a 1-D tensor of its dtype, bytes outside the view included."""
-    s = t.storage()
-    return torch.tensor([], dtype=t.dtype).set_(s, 0, (s.size(),), (1,))
+def storage_bytes(t):
+    """The tensor's entire storage as uint8, bytes outside the view included, for any dtype
+    (quantized ones too: torch 1.13 hands those out as typed storages)."""
+    s = untyped_storage(t)
+    if hasattr(s, "untyped"):  # a TypedStorage (torch 1.13)
+        s = s.untyped()
+    return torch.empty(0, dtype=torch.uint8).set_(s)
 
 
 def describe_tensor(t):
@@ -136,7 +139,7 @@ class Comparer:
         sid = storage_id(a)
         if sid is not None and sid not in self.storages_seen:
             self.storages_seen.add(sid)
-            if not same_values(whole_storage(a), whole_storage(b)):
+            if not torch.equal(storage_bytes(a), storage_bytes(b)):
                 raise Differ("%s: storage bytes outside the tensor's view differ" % where)
         self.tensors += 1
         self.paths.append(where)

@@ -31,6 +31,11 @@ type Structure struct {
 	Differences []Difference `json:"differences"`
 	// More counts differences found beyond those listed.
 	More int `json:"more_differences,omitempty"`
+	// TensorsOnly is set when the two files are of formats whose trees differ (a torch file
+	// and a safetensors file): then only the tensors are compared, by name, dtype, shape and
+	// elements in row-major order, since containers, plain values and storage sharing cannot
+	// survive the change of format.
+	TensorsOnly bool `json:"tensors_only"`
 }
 
 // Difference is one departure from the original.
@@ -55,6 +60,13 @@ var compareChunk = 1 << 20
 // Storage bytes stream through two small buffers; metadata is compared with maps, in time
 // linear in the size of the trees. An error means the bytes could not be read.
 func Prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, error) {
+	if acrossFormats(orig, conv) {
+		s, err := proveTensors(orig, conv, layers)
+		if s != nil {
+			s.TensorsOnly = true
+		}
+		return s, err
+	}
 	p := &prover{
 		s:       &Structure{Differences: []Difference{}},
 		layers:  map[string]bool{},

@@ -208,14 +208,18 @@ func printVerify(w io.Writer, rep *verify.Report) {
 	}
 	failed := 0
 	if st := rep.Structure; st != nil {
-		if st.Passed() {
+		switch {
+		case st.Passed() && st.TensorsOnly:
+			fmt.Fprintf(w, "proven exactly across formats: %d tensors by name (%d reshaped), same dtype and the same elements in the same order, %s bit for bit (containers, plain values and storage sharing are not kept by a change of format)\n",
+				st.Tensors, st.Reshaped, humanBytes(st.Bytes))
+		case st.Passed():
 			fmt.Fprintf(w, "proven exactly: %d tensors (%d reshaped, same elements in the same order), %d storages (%s) byte for byte, %d plain values\n",
 				st.Tensors, st.Reshaped, st.Storages, humanBytes(st.Bytes), st.Values)
-		} else {
+		default:
 			failed++
 			fmt.Fprintf(w, "NOT the original apart from the conversion: %d differences\n", len(st.Differences)+st.More)
 			for _, d := range st.Differences {
-				fmt.Fprintf(w, "  %s: %s\n", d.Path, d.What)
+				fmt.Fprintf(w, "  %s: %s\n", escapeText(d.Path), escapeText(d.What))
 			}
 			if st.More > 0 {
 				fmt.Fprintf(w, "  ... and %d more\n", st.More)
@@ -239,7 +243,7 @@ func printVerify(w io.Writer, rep *verify.Report) {
 		default:
 			ev += ": " + l.Evidence
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Name, strings.ReplaceAll(l.Input, "x", "×"), ev)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", escapeText(l.Name), strings.ReplaceAll(l.Input, "x", "×"), escapeText(ev))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

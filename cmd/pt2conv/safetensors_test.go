@@ -146,7 +146,7 @@ func TestSafetensorsCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatal(stderr)
 	}
-	if code, stdout, stderr := pt2conv(t, "verify", fixture("safetensors/vgg_tiny.safetensors"), conv); code != 0 || !strings.Contains(stdout, "all 5 checks passed") {
+	if code, stdout, stderr := pt2conv(t, "verify", fixture("safetensors/vgg_tiny.safetensors"), conv); code != 0 || !strings.Contains(stdout, "proven exactly across formats") || !strings.Contains(stdout, "all 8 checks passed") {
 		t.Errorf("verify across formats: exit %d\n%s%s", code, stdout, stderr)
 	}
 	tests := []struct {

@@ -43,7 +43,7 @@ func Open(path string) (*checkpoint.Checkpoint, error) {
 	switch {
 	case size == 0:
 		return pickle.Open(path) // which names the empty file
-	case bytes.HasPrefix(head, []byte("PK")) || head[0] == 0x80:
+	case pickle.Sniff(bytes.NewReader(head)):
 		return pickle.Open(path)
 	case safetensors.Sniff(head, size):
 		return safetensors.Open(path)
@@ -70,7 +70,7 @@ func readHead(path string) ([]byte, int64, error) {
 	if st.IsDir() {
 		return nil, 0, fmt.Errorf("%s: %w: is a directory (give a file, or a sharded checkpoint's index)", path, ErrNotCheckpoint)
 	}
-	head := make([]byte, 16)
+	head := make([]byte, 263) // through the tar magic at 257, which pickle.Sniff looks for
 	n, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil, 0, err
