@@ -254,8 +254,23 @@ func writeZip(c *checkpoint.Checkpoint, ctx context.Context, z *zipWriter, prefi
 	for i := range recs {
 		sv.total += recs[i].size()
 	}
+	var run *storageRun
+	if _, ok := regularFileAtStart(z.raw); ok {
+		run = findRun(c, checkpoint.Storages(c.Root))
+	}
+	if run != nil {
+		prefix = run.prefix
+	}
 	sv.report()
 	for i := range recs {
+		if run != nil && recs[i].storage != nil {
+			if recs[i].storage == run.storages[0] {
+				if err := sv.run(run, prefix+"/"); err != nil {
+					return z.off, fmt.Errorf("record %s: %w", recs[i].name, err)
+				}
+			}
+			continue
+		}
 		if err := sv.record(prefix+"/", &recs[i]); err != nil {
 			return z.off, fmt.Errorf("record %s: %w", recs[i].name, err)
 		}
