@@ -33,7 +33,7 @@ die() {
 # ---------------------------------------------------------------------------------------------
 # Install what is missing.
 
-apt_packages=(python3-torch python3-numpy debootstrap time gcc libc6-dev)
+apt_packages=(python3-torch python3-numpy debootstrap time gcc libc6-dev xfsprogs btrfs-progs)
 
 install_missing() {
 	local missing=()
