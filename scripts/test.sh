@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (`make test`). On a Debian machine with Go it installs what the
 # tests need and is missing (run as root): PyTorch 1.x from Debian, a C compiler for the race
-# detector, and a Debian trixie chroot with PyTorch 2.x (scripts/torch-chroot.sh). Then it runs
+# detector, XFS and btrfs tools for the copy-on-write tests, and a Debian trixie chroot with
+# PyTorch 2.x (scripts/torch-chroot.sh). Then it runs
 # every check, prints a summary and exits non-zero if any check failed.
 #
 #   PT2CONV_TORCH113      python3 with torch 1.x         (default /usr/bin/python3)

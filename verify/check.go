@@ -7,6 +7,7 @@ import (
 	"github.com/pt2conv/pt2conv/checkpoint"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
 	"strings"
 )
 
@@ -118,7 +119,34 @@ func (r *Report) Passed() bool {
 // consecutive layers. Layers are decoded one at a time; only the bytes of the weights and
 // biases involved are read. It returns ErrNoLayers if there is nothing to check; failed
 // comparisons are reported in the Report, not as an error.
-func Check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
+//
+// Weights of checkpoints mapped with checkpoint.Checkpoint.Map are used in place. A mapped
+// file truncated meanwhile makes reading it fault; Check turns the fault into an error
+// wrapping checkpoint.ErrChanged instead of crashing (on amd64, where every goroutine that
+// reads the weights is its own or internal/sgemm's), and so does a mapped file whose size
+// or modification time changed by the end.
+func Check(orig, conv *checkpoint.Checkpoint, opts Options) (rep *Report, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if _, fault := r.(interface{ Addr() uintptr }); !fault {
+			panic(r)
+		}
+		rep, err = nil, fmt.Errorf("%w: reading %s or %s faulted; was it truncated?", checkpoint.ErrChanged, orig.Name, conv.Name)
+	}()
+	rep, err = check(orig, conv, opts)
+	if err == nil {
+		if err = errors.Join(orig.Unchanged(), conv.Unchanged()); err != nil {
+			rep = nil
+		}
+	}
+	return rep, err
+}
+
+func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
 	layers, err := FindLayers(orig, conv)
 	if err != nil {
@@ -187,10 +215,10 @@ func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer) (*layerData, error) 
 	}
 	d := &layerData{layer: l, dtype: l.linear().Storage.Kind.String()}
 	var err error
-	if d.lin, err = Decode(linCk, l.linear()); err != nil {
+	if d.lin, err = decodeShared(linCk, l.linear()); err != nil {
 		return nil, err
 	}
-	if d.conv, err = Decode(convCk, l.conv()); err != nil {
+	if d.conv, err = decodeShared(convCk, l.conv()); err != nil {
 		return nil, err
 	}
 	// Each form uses its own checkpoint's bias, so a bias lost or changed is caught.

@@ -220,6 +220,7 @@ func convertFile(ctx context.Context, j job, o *convertOptions, progress func(do
 			return fail(exitFailed, fmt.Errorf("%s: reading back the written file: %w", j.out, err))
 		}
 		defer written.Close()
+		mapForVerify(orig, written)
 		rep, err := verify.Check(orig, written, verify.Options{Seed: o.seed})
 		if errors.Is(err, verify.ErrNoLayers) && len(res.Changes) == 0 {
 			rep, err = &verify.Report{}, nil // nothing was converted, so nothing to prove
