@@ -136,7 +136,7 @@ func (sv *saver) run(r *storageRun, prefix string) error {
 		if err != nil {
 			return fmt.Errorf("copying the storages: %w", err)
 		}
-		if cloned < m {
+		if cloned == 0 { // copied, not shared: let the disk start on it
 			osfile.StartWriteback(dst, out+done, m)
 		}
 		done += m
