@@ -201,6 +201,17 @@ if ((HAVE_T26)); then
 		sh "$T26_ROOT" "$T26_IN" "$T26_DIR/vgg16-torch.pt"
 fi
 measure "pt2conv inspect" "$INSPECT_RUNS" 1 : "$PT2CONV" inspect "$VGG"
+# Small files: every zip fixture, converted without layer specs (a re-save) into a directory,
+# against copying them there and syncing each copy.
+SMALL=("$ROOT"/fixtures/*.pt)
+SMALL_DIR=$SCRATCH/small
+measure "cp + fsync, ${#SMALL[@]} fixtures" "$RUNS" 1 'rm -rf "$SMALL_DIR"; mkdir "$SMALL_DIR"' \
+	sh -c 'd=$1; shift; cp "$@" "$d" && sync "$d"/*' sh "$SMALL_DIR" "${SMALL[@]}"
+measure "pt2conv convert, ${#SMALL[@]} fixtures" "$RUNS" 1 'rm -rf "$SMALL_DIR"; mkdir "$SMALL_DIR"' \
+	"$PT2CONV" convert "${SMALL[@]}" --out-dir "$SMALL_DIR"
+SMALL_IN=$(cat "${SMALL[@]}" | wc -c)
+SMALL_OUT=$(cat "$SMALL_DIR"/*.pt | wc -c)
+rm -rf "$SMALL_DIR"
 measure "pt2conv convert, ${BIG_MB} MB" "$BIG_RUNS" 1 'rm -f "$BIG_CONV"' "$PT2CONV" convert "$BIG" -o "$BIG_CONV" "${HEAD[@]}" --force
 # One run is enough to see torch's memory grow with the file; the input is already cached.
 measure "torch $TORCH113_VERSION convert + fsync, ${BIG_MB} MB" 1 0 'rm -f "$BIG_CONV"' \
@@ -345,6 +356,8 @@ conversion_rows() {
 	row "pt2conv convert, ${BIG_MB} MB"
 	row "$T113 convert + fsync, ${BIG_MB} MB"
 	row "pt2conv inspect"
+	row "cp + fsync, ${#SMALL[@]} fixtures"
+	row "pt2conv convert, ${#SMALL[@]} fixtures"
 }
 
 conversion_ratios() {
@@ -359,6 +372,9 @@ conversion_ratios() {
 		"$(ratio "${RSS[pt2conv convert]:-}" "${RSS[$T113 convert + fsync]:-}")"
 	printf '| pt2conv convert peak RSS, %s MB / %s MB file | %s |\n' "$BIG_MB" "$VGG_MB" \
 		"$(ratio "${RSS[pt2conv convert, ${BIG_MB} MB]:-}" "${RSS[pt2conv convert]:-}")"
+	printf '| convert / (cp + fsync), %s fixtures, wall | %s |\n' "${#SMALL[@]}" \
+		"$(ratio "${WALL[pt2conv convert, ${#SMALL[@]} fixtures]:-}" "${WALL[cp + fsync, ${#SMALL[@]} fixtures]:-}")"
+	printf '| %s fixtures: bytes out / bytes in | %s |\n' "${#SMALL[@]}" "$(ratio "$SMALL_OUT" "$SMALL_IN" %.3f)"
 	printf '| %s convert peak RSS, %s MB / %s MB file | %s |\n' "$T113" "$BIG_MB" "$VGG_MB" \
 		"$(ratio "${RSS[$T113 convert + fsync, ${BIG_MB} MB]:-}" "${RSS[$T113 convert + fsync]:-}")"
 }
