@@ -2,6 +2,7 @@ package pickle
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -43,7 +44,7 @@ func findRun(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) *storageR
 		}
 	}
 	sorted := slices.Clone(storages)
-	slices.SortFunc(sorted, func(x, y *checkpoint.Storage) int { return int(x.Offset - y.Offset) })
+	slices.SortFunc(sorted, func(x, y *checkpoint.Storage) int { return cmp.Compare(x.Offset, y.Offset) })
 	r := &storageRun{prefix: a.Prefix, storages: sorted, headers: make([]int64, len(sorted))}
 	r.start = sorted[0].Offset
 	last := sorted[len(sorted)-1]
