@@ -266,8 +266,9 @@ space() {
 # cow FSTYPE MKFS...: formats a loop image, mounts it, copies the inputs in (without
 # sharing: they stand for files written there by torch) and times the copies and pt2conv.
 cow() {
-	local fs=$1 dir="$SCRATCH/$fs" img="$SCRATCH/$fs.img" size=2G
+	local fs=$1
 	shift
+	local dir="$SCRATCH/$fs" img="$SCRATCH/$fs.img" size=2G
 	[[ $fs == xfs ]] && size=8G
 	log "$fs: making a $size image"
 	if ! { mkdir -p "$dir" && truncate -s "$size" "$img" && "$@" "$img" >/dev/null &&
@@ -434,7 +435,6 @@ EOF
 				"$(ratio "${WALL[$fs: pt2conv convert, ${BIG_MB} MB]:-}" "$c")"
 		fi
 	done
-	echo
 }
 
 report() {
@@ -480,6 +480,7 @@ $(conversion_ratios)
 | inspect, median of $INSPECT_RUNS | ${INSPECT_MS} ms ($INSPECT_VERDICT) |
 
 $(cow_report)
+
 ## Verification: the VGG16 head in both forms
 
 \`pt2conv verify --grow 7 --samples 1 ORIGINAL CONVERTED\` runs all its checks on the three
