@@ -241,13 +241,27 @@ func (d *layerData) prepare() {
 	out, k := d.lin.Shape[0], d.lin.Shape[1]
 	d.rowNorm = make([]float64, out)
 	for o := range out {
-		var s float64
-		for _, v := range d.lin.Data[o*k : (o+1)*k] {
-			s += float64(v) * float64(v)
-		}
-		d.rowNorm[o] = math.Sqrt(s)
+		d.rowNorm[o] = math.Sqrt(sumSquares(d.lin.Data[o*k : (o+1)*k]))
 	}
 	d.gamma = tolFactor * math.Sqrt(float64(k+1)) * unitRoundoff
+}
+
+// sumSquares is Σ x², in float64 with four running sums: a single chain of dependent
+// additions would leave the row norms of a large layer bound by addition latency.
+func sumSquares(x []float32) float64 {
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		a, b, c, d := float64(x[i]), float64(x[i+1]), float64(x[i+2]), float64(x[i+3])
+		s0 += a * a
+		s1 += b * b
+		s2 += c * c
+		s3 += d * d
+	}
+	for ; i < len(x); i++ {
+		s0 += float64(x[i]) * float64(x[i])
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 const (

@@ -252,6 +252,7 @@ func decodeShared(c *checkpoint.Checkpoint, t *checkpoint.Tensor) (*Dense, error
 		return Decode(c, t)
 	}
 	view := b[lo*4 : hi*4]
+	c.Prefault(t.Storage) // one call maps the pages instead of a fault per few pages
 	return &Dense{Shape: shape, Data: unsafe.Slice((*float32)(unsafe.Pointer(&view[0])), n)}, nil
 }
 

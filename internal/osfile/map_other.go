@@ -14,3 +14,5 @@ func mapFile(f *os.File, size int) ([]byte, error) {
 }
 
 func unmapFile(data []byte) error { return nil }
+
+func madvisePopulate(b []byte) error { return nil }

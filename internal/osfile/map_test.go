@@ -32,6 +32,8 @@ func TestMap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.Populate(5, 3000)             // inside: maps pages ahead
+	m.Populate(5, int64(len(want))) // past the end: ignored
 	if !bytes.Equal(m.Bytes(), want) {
 		t.Fatalf("mapped bytes differ from the file's")
 	}
