@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Hostile and broken inputs: each must be refused quickly with a classified error, and
@@ -168,13 +167,15 @@ func TestHostileArchives(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start := time.Now()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			c, err := NewReader(bytes.NewReader(tt.data), int64(len(tt.data)), "hostile.pt")
+			runtime.ReadMemStats(&after)
 			if err == nil {
 				t.Fatalf("accepted: %v", c)
 			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("took %v to refuse", d)
+			if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(16<<20+400*len(tt.data)); got > limit {
+				t.Errorf("allocated %d bytes to refuse a %d-byte file (limit %d)", got, len(tt.data), limit)
 			}
 			if !strings.HasPrefix(err.Error(), "hostile.pt: ") || strings.Contains(err.Error(), "\n") {
 				t.Errorf("error %q should be one line starting with the file name", err)
@@ -261,16 +262,20 @@ func TestPickleLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start := time.Now()
+			// A refusal costs memory in proportion to the pickle, never to what it claims:
+			// allocations count where wall time would depend on the machine's load.
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			_, err := decodeRawPickle([]byte(tt.pkl), tt.lim)
+			runtime.ReadMemStats(&after)
 			if tt.want == nil && err != nil || !errors.Is(err, tt.want) {
 				t.Fatalf("error %v does not wrap %v", err, tt.want)
 			}
 			if err != nil && strings.ContainsAny(err.Error(), "\n\r") {
 				t.Errorf("error %q is not one line", err)
 			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("took %v to refuse", d)
+			if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(16<<20+400*len(tt.pkl)); got > limit {
+				t.Errorf("allocated %d bytes to refuse a %d-byte pickle (limit %d)", got, len(tt.pkl), limit)
 			}
 		})
 	}
