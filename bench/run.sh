@@ -11,8 +11,12 @@
 # that produced them. Each command runs once untimed first (so every file it reads is in
 # the page cache), then the number of times set below; the report gives the median wall
 # time, the median CPU time (user + system, which stays honest when other work shares the
-# machine) and the largest peak RSS. Outputs are deleted before each run, untimed, so that
-# no command pays for unlinking the previous run's file.
+# machine) and the largest peak RSS, and for the verification commands the largest peak of
+# anonymous memory (RssAnon: what the process allocates, not the file pages it maps or
+# reads). Outputs are deleted before each run, untimed, so that no command pays for
+# unlinking the previous run's file. As root, the conversion is also timed on an XFS image
+# with reflink and on a btrfs image, mounted from loop files under BENCH_OUT, with the disk
+# space each output added.
 #
 # Environment:
 #   BENCH_RUNS          timed runs of cp and pt2conv convert (default 5)
@@ -21,6 +25,8 @@
 #   BENCH_TORCH_VERIFY_RUNS  timed runs of each torch verification (default 2)
 #   BENCH_INSPECT_RUNS  timed runs of pt2conv inspect (default 30)
 #   BENCH_BIG_RUNS      timed runs of the 2 GB conversion (default 2)
+#   BENCH_COW_RUNS      timed runs of each command on XFS and btrfs (default 5)
+#   BENCH_COW=0         skip the XFS and btrfs rows (they need root, mkfs.xfs, mkfs.btrfs)
 #   BENCH_SGEMM_TIME    -benchtime of the matrix product benchmarks (default 2x)
 #   BENCH_OUT           scratch directory for builds and checkpoints (default bench/out)
 #   TORCH113            python with torch 1.x (default /usr/bin/python3)
@@ -73,7 +79,13 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 SCRATCH=$(mktemp -d "$OUT/run.XXXXXX")
 T26_DIR=
+MOUNTS=()
 cleanup() {
+	local m
+	for m in "${MOUNTS[@]}"; do
+		[[ -n $m ]] || continue
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+	done
 	rm -rf "$SCRATCH"
 	if [[ -n $T26_DIR ]]; then rm -rf "$T26_DIR"; fi
 }
@@ -88,8 +100,10 @@ fi
 
 # --- measurement ------------------------------------------------------------------------
 
-declare -A WALL CPU RSS NOTE
+declare -A WALL CPU RSS NOTE ANON SPACE
 FAILURES=()
+# When ANON=1, measure also records the peak RssAnon (MiB) of the command's own process.
+ANON=0
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f\n", m }'; }
 
@@ -99,12 +113,13 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) m 
 measure() {
 	local label=$1 runs=$2 warmup=$3 prep=$4
 	shift 4
-	local i walls=() cpus=() rss=0 t0 t1
+	local i walls=() cpus=() rss=0 anon=0 t0 t1 wrap=()
+	if ((ANON)); then wrap=("$OUT/peak_anon" -o "$SCRATCH/anon" --); fi
 	log "$label: $warmup warm-up + $runs runs"
 	for ((i = 0; i < warmup + runs; i++)); do
 		eval "$prep"
 		t0=$(date +%s%N)
-		if ! $TIME -v -o "$SCRATCH/time" "$@" >"$SCRATCH/stdout" 2>"$SCRATCH/stderr"; then
+		if ! $TIME -v -o "$SCRATCH/time" "${wrap[@]}" "$@" >"$SCRATCH/stdout" 2>"$SCRATCH/stderr"; then
 			local err
 			err=$(grep -v -e cpuinfo -e UCX "$SCRATCH/stderr" | tail -n 5)
 			log "$label FAILED: $*"
@@ -120,7 +135,12 @@ measure() {
 		local kb
 		kb=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$SCRATCH/time")
 		((kb > rss)) && rss=$kb
+		if ((ANON)); then
+			kb=$(cat "$SCRATCH/anon")
+			((kb > anon)) && anon=$kb
+		fi
 	done
+	if ((ANON)); then ANON[$label]=$(awk -v k="$anon" 'BEGIN { printf "%.1f", k / 1024 }'); fi
 	WALL[$label]=$(printf '%s\n' "${walls[@]}" | median)
 	CPU[$label]=$(printf '%s\n' "${cpus[@]}" | median)
 	RSS[$label]=$(awk -v k="$rss" 'BEGIN { printf "%.0f", k / 1024 }')
@@ -149,6 +169,7 @@ log "building pt2conv"
 PT2CONV=$OUT/pt2conv
 (cd "$ROOT" && CGO_ENABLED=0 $GO build -o "$PT2CONV" ./cmd/pt2conv)
 (cd "$ROOT/bench" && CGO_ENABLED=0 $GO build -o "$OUT/verify_head" verify_head.go)
+(cd "$ROOT/bench" && CGO_ENABLED=0 $GO build -o "$OUT/peak_anon" peak_anon.go)
 
 VGG=$OUT/vgg16.pt
 BIG=$OUT/vgg16-2gb.pt
@@ -194,6 +215,17 @@ if ((HAVE_T26)); then
 		sh "$T26_ROOT" "$T26_IN" "$T26_DIR/vgg16-torch.pt"
 fi
 measure "pt2conv inspect" "$INSPECT_RUNS" 1 : "$PT2CONV" inspect "$VGG"
+# Small files: every zip fixture, converted without layer specs (a re-save) into a directory,
+# against copying them there and syncing each copy.
+SMALL=("$ROOT"/fixtures/*.pt)
+SMALL_DIR=$SCRATCH/small
+measure "cp + fsync, ${#SMALL[@]} fixtures" "$RUNS" 1 'rm -rf "$SMALL_DIR"; mkdir "$SMALL_DIR"' \
+	sh -c 'd=$1; shift; cp "$@" "$d" && sync "$d"/*' sh "$SMALL_DIR" "${SMALL[@]}"
+measure "pt2conv convert, ${#SMALL[@]} fixtures" "$RUNS" 1 'rm -rf "$SMALL_DIR"; mkdir "$SMALL_DIR"' \
+	"$PT2CONV" convert "${SMALL[@]}" --out-dir "$SMALL_DIR"
+SMALL_IN=$(cat "${SMALL[@]}" | wc -c)
+SMALL_OUT=$(cat "$SMALL_DIR"/*.pt | wc -c)
+rm -rf "$SMALL_DIR"
 measure "pt2conv convert, ${BIG_MB} MB" "$BIG_RUNS" 1 'rm -f "$BIG_CONV"' "$PT2CONV" convert "$BIG" -o "$BIG_CONV" "${HEAD[@]}" --force
 # One run is enough to see torch's memory grow with the file; the input is already cached.
 measure "torch $TORCH113_VERSION convert + fsync, ${BIG_MB} MB" 1 0 'rm -f "$BIG_CONV"' \
@@ -203,6 +235,8 @@ rm -f "$BIG_CONV" "$COPY"
 # --- verification -----------------------------------------------------------------------
 
 if ok "pt2conv convert"; then
+	ANON=1
+	measure "pt2conv verify" "$VERIFY_RUNS" 1 : "$PT2CONV" verify "$VGG" "$CONV"
 	measure "pt2conv verify --grow 7, 512x14x14" "$VERIFY_RUNS" 1 : "$PT2CONV" verify --grow 7 --samples 1 "$VGG" "$CONV"
 	measure "pt2conv head, 512x14x14" "$VERIFY_RUNS" 1 : "$OUT/verify_head" -size 14 "$VGG" "$CONV"
 	# The warm-up runs above put both files in the page cache, and torch's runs take long:
@@ -217,8 +251,87 @@ if ok "pt2conv convert"; then
 			chroot "$T26_ROOT" python3 "$T26_IN/torch_verify.py" --size 14 "$T26_IN/vgg16.pt" "$T26_IN/vgg16-conv.pt"
 		measure "torch $TORCH26_VERSION import torch" "$TORCH_VERIFY_RUNS" 1 : chroot "$T26_ROOT" python3 -c 'import torch'
 	fi
+	ANON=0
 else
 	FAILURES+=("verification benchmarks skipped: no converted file")
+fi
+
+# --- copy-on-write file systems ----------------------------------------------------------
+
+COW_RUNS=${BENCH_COW_RUNS:-5}
+COW_FS=()
+# used_kib DIR: the file system's used space in KiB, after syncing it.
+used_kib() {
+	sync -f "$1/."
+	df -k --output=used "$1" | tail -n 1 | tr -d ' '
+}
+
+# space LABEL DIR CMD...: runs CMD once more and records the space it added on DIR's file
+# system (MiB); the output stays until the caller removes it.
+space() {
+	local label=$1 dir=$2 before after
+	shift 2
+	before=$(used_kib "$dir")
+	"$@" >/dev/null 2>&1 || {
+		SPACE[$label]=failed
+		return 0
+	}
+	after=$(used_kib "$dir")
+	SPACE[$label]=$(awk -v k=$((after - before)) 'BEGIN { printf "%.2f", k / 1024 }')
+}
+
+# cow FSTYPE MKFS...: formats a loop image, mounts it, copies the inputs in (without
+# sharing: they stand for files written there by torch) and times the copies and pt2conv.
+cow() {
+	local fs=$1
+	shift
+	local dir="$SCRATCH/$fs" img="$SCRATCH/$fs.img" size=2G
+	[[ $fs == xfs ]] && size=8G
+	log "$fs: making a $size image"
+	if ! { mkdir -p "$dir" && truncate -s "$size" "$img" && "$@" "$img" >/dev/null &&
+		mount -o loop -t "$fs" "$img" "$dir"; }; then
+		FAILURES+=("$fs rows skipped: could not make or mount the image")
+		return 0
+	fi
+	MOUNTS+=("$dir")
+	COW_FS+=("$fs")
+	local in="$dir/vgg16.pt" copy="$dir/copy.pt" conv="$dir/conv.pt"
+	cp --reflink=never "$VGG" "$in" && sync -f "$dir/."
+	measure "$fs: cp" "$COW_RUNS" 1 'rm -f "$copy"' cp "$in" "$copy"
+	measure "$fs: cp --reflink=never" "$COW_RUNS" 1 'rm -f "$copy"' cp --reflink=never "$in" "$copy"
+	measure "$fs: cp + fsync" "$COW_RUNS" 1 'rm -f "$copy"' sh -c 'cp "$1" "$2" && sync "$2"' sh "$in" "$copy"
+	measure "$fs: pt2conv convert" "$COW_RUNS" 1 'rm -f "$conv"' "$PT2CONV" convert "$in" -o "$conv" "${HEAD[@]}" --force
+	rm -f "$copy" "$conv"
+	space "$fs: cp" "$dir" cp "$in" "$copy"
+	rm -f "$copy"
+	space "$fs: cp + fsync" "$dir" sh -c 'cp "$1" "$2" && sync "$2"' sh "$in" "$copy"
+	rm -f "$copy"
+	space "$fs: cp --reflink=never" "$dir" cp --reflink=never "$in" "$copy"
+	rm -f "$copy"
+	space "$fs: pt2conv convert" "$dir" "$PT2CONV" convert "$in" -o "$conv" "${HEAD[@]}" --force
+	rm -f "$conv" "$in"
+	if [[ $fs == xfs ]]; then
+		local big="$dir/big.pt" bigconv="$dir/big_conv.pt"
+		cp --reflink=never "$BIG" "$big" && sync -f "$dir/."
+		measure "$fs: cp, ${BIG_MB} MB" "$COW_RUNS" 1 'rm -f "$copy"' cp "$big" "$copy"
+		measure "$fs: pt2conv convert, ${BIG_MB} MB" "$COW_RUNS" 1 'rm -f "$bigconv"' "$PT2CONV" convert "$big" -o "$bigconv" "${HEAD[@]}" --force
+		rm -f "$copy" "$bigconv"
+		space "$fs: cp, ${BIG_MB} MB" "$dir" cp "$big" "$copy"
+		rm -f "$copy"
+		space "$fs: pt2conv convert, ${BIG_MB} MB" "$dir" "$PT2CONV" convert "$big" -o "$bigconv" "${HEAD[@]}" --force
+		rm -f "$bigconv" "$big"
+	fi
+	umount "$dir" && MOUNTS=("${MOUNTS[@]/$dir/}")
+	rm -f "$img"
+}
+
+if [[ ${BENCH_COW:-1} == 0 ]]; then
+	:
+elif [[ $(id -u) -ne 0 ]]; then
+	FAILURES+=("XFS and btrfs rows skipped: mounting an image needs root")
+else
+	cow xfs mkfs.xfs -q -f -m reflink=1
+	cow btrfs mkfs.btrfs -q -f
 fi
 
 log "sgemm benchmarks"
@@ -266,6 +379,8 @@ conversion_rows() {
 	row "pt2conv convert, ${BIG_MB} MB"
 	row "$T113 convert + fsync, ${BIG_MB} MB"
 	row "pt2conv inspect"
+	row "cp + fsync, ${#SMALL[@]} fixtures"
+	row "pt2conv convert, ${#SMALL[@]} fixtures"
 }
 
 conversion_ratios() {
@@ -280,6 +395,9 @@ conversion_ratios() {
 		"$(ratio "${RSS[pt2conv convert]:-}" "${RSS[$T113 convert + fsync]:-}")"
 	printf '| pt2conv convert peak RSS, %s MB / %s MB file | %s |\n' "$BIG_MB" "$VGG_MB" \
 		"$(ratio "${RSS[pt2conv convert, ${BIG_MB} MB]:-}" "${RSS[pt2conv convert]:-}")"
+	printf '| convert / (cp + fsync), %s fixtures, wall | %s |\n' "${#SMALL[@]}" \
+		"$(ratio "${WALL[pt2conv convert, ${#SMALL[@]} fixtures]:-}" "${WALL[cp + fsync, ${#SMALL[@]} fixtures]:-}")"
+	printf '| %s fixtures: bytes out / bytes in | %s |\n' "${#SMALL[@]}" "$(ratio "$SMALL_OUT" "$SMALL_IN" %.3f)"
 	printf '| %s convert peak RSS, %s MB / %s MB file | %s |\n' "$T113" "$BIG_MB" "$VGG_MB" \
 		"$(ratio "${RSS[$T113 convert + fsync, ${BIG_MB} MB]:-}" "${RSS[$T113 convert + fsync]:-}")"
 }
@@ -308,6 +426,46 @@ MEM_KB=$(awk '/MemTotal/ { print $2 }' /proc/meminfo)
 busy_note() {
 	awk -v a="${LOAD_START%% *}" -v b="${LOAD_END%% *}" -v n="$(nproc)" 'BEGIN {
 		if (a > n || b > n) printf "\nThe machine was busy with other work (load average above its %d cores): every absolute\ntime here is inflated, unevenly; the ratios between rows of this run are the figures to compare.\n", n }'
+}
+
+cow_report() {
+	((${#COW_FS[@]})) || return 0
+	cat <<EOF
+## Conversion on copy-on-write file systems
+
+The same conversion on an XFS image made with \`mkfs.xfs -m reflink=1\` and on a btrfs image,
+each mounted from a loop file, the inputs copied there first without sharing. Plain \`cp\`
+clones the file there (coreutils' default, \`--reflink=auto\`); \`cp --reflink=never\` copies
+its bytes. pt2conv places the storage records at the same offset modulo 4 KiB as in the input
+and clones their whole blocks. Space added is \`df\` before and after one more run, both after
+a sync.
+
+| command | wall (s) | CPU (s) | peak RSS (MiB) | space added (MiB) |
+|---|---:|---:|---:|---:|
+EOF
+	local fs l c
+	for fs in "${COW_FS[@]}"; do
+		for l in "$fs: cp" "$fs: cp --reflink=never" "$fs: cp + fsync" "$fs: pt2conv convert" \
+			"$fs: cp, ${BIG_MB} MB" "$fs: pt2conv convert, ${BIG_MB} MB"; do
+			[[ -n ${WALL[$l]:-} ]] || continue
+			if ! ok "$l"; then
+				printf '| %s | failed | | | |\n' "$l"
+				continue
+			fi
+			printf '| %s | %s | %s | %s | %s |\n' "$l" "${WALL[$l]}" "${CPU[$l]}" "${RSS[$l]}" "${SPACE[$l]:-}"
+		done
+	done
+	printf '\n| ratio | value |\n|---|---:|\n'
+	for fs in "${COW_FS[@]}"; do
+		c=${WALL[$fs: pt2conv convert]:-}
+		printf '| %s: convert / cp, wall | %s |\n' "$fs" "$(ratio "$c" "${WALL[$fs: cp]:-}")"
+		printf '| %s: convert / (cp + fsync), wall | %s |\n' "$fs" "$(ratio "$c" "${WALL[$fs: cp + fsync]:-}")"
+		printf '| %s: convert / cp --reflink=never, wall | %s |\n' "$fs" "$(ratio "$c" "${WALL[$fs: cp --reflink=never]:-}")"
+		if [[ -n ${WALL[$fs: pt2conv convert, ${BIG_MB} MB]:-} ]]; then
+			printf '| %s: convert, %s MB / %s MB file, wall | %s |\n' "$fs" "$BIG_MB" "$VGG_MB" \
+				"$(ratio "${WALL[$fs: pt2conv convert, ${BIG_MB} MB]:-}" "$c")"
+		fi
+	done
 }
 
 report() {
@@ -353,6 +511,8 @@ $(conversion_rows)
 $(conversion_ratios)
 | inspect, median of $INSPECT_RUNS | ${INSPECT_MS} ms ($INSPECT_VERDICT) |
 
+$(cow_report)
+
 ## Verification: the VGG16 head in both forms
 
 \`pt2conv verify --grow 7 --samples 1 ORIGINAL CONVERTED\` proves both files exactly (every value,
@@ -370,14 +530,18 @@ the BLAS it was built against, and a build reporting BLAS_INFO=generic calls the
 libblas, which is only as fast as the package installed there (see Machine). Every torch row
 includes starting python and \`import torch\`; the "import torch" rows time that alone.
 
-| command | wall (s) | CPU (s) | peak RSS (MiB) | last line |
-|---|---:|---:|---:|---|
+\`pt2conv verify ORIGINAL CONVERTED\` is the command with its defaults. pt2conv maps both files
+and uses the float32 weights where they lie, so they count in peak RSS (page cache pages mapped
+in) but not in peak RssAnon, the memory the process allocates itself.
+
+| command | wall (s) | CPU (s) | peak RSS (MiB) | peak RssAnon (MiB) | last line |
+|---|---:|---:|---:|---:|---|
 EOF
 	local l
-	for l in "pt2conv verify --grow 7, 512x14x14" "pt2conv head, 512x14x14" "$T113 head, 512x14x14" \
+	for l in "pt2conv verify" "pt2conv verify --grow 7, 512x14x14" "pt2conv head, 512x14x14" "$T113 head, 512x14x14" \
 		"$T26 head, 512x14x14" "$T113 import torch" "$T26 import torch"; do
 		ok "$l" || continue
-		printf '| %s | %s | %s | %s | %s |\n' "$l" "${WALL[$l]}" "${CPU[$l]}" "${RSS[$l]}" "${NOTE[$l]//|/\\|}"
+		printf '| %s | %s | %s | %s | %s | %s |\n' "$l" "${WALL[$l]}" "${CPU[$l]}" "${RSS[$l]}" "${ANON[$l]:-}" "${NOTE[$l]//|/\\|}"
 	done
 	cat <<EOF
 

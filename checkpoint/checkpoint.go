@@ -31,6 +31,9 @@ type Checkpoint struct {
 	// copyMu serialises copies that move the file offset of src (kernel copies read from
 	// the offset); checkpoints made by WithRoot share their parent's.
 	copyMu *sync.Mutex
+
+	// mapped is set by Map; checkpoints made by WithRoot share their parent's.
+	mapped *mapped
 }
 
 // New makes a checkpoint whose storages' bytes live in src, a source of size bytes. Codecs
@@ -57,10 +60,14 @@ func (c *Checkpoint) StorageReader(s *Storage) *io.SectionReader {
 	return io.NewSectionReader(c.src, s.Offset, s.ByteLen())
 }
 
-// Close releases the file the codec opened.
+// Close releases the file the codec opened, and its mapping.
 func (c *Checkpoint) Close() error {
 	if c.closer == nil {
 		return nil
+	}
+	if c.mapped != nil {
+		c.mapped.m.Close()
+		c.mapped = nil
 	}
 	return c.closer.Close()
 }
@@ -77,6 +84,7 @@ func (c *Checkpoint) WithRoot(root Value) *Checkpoint {
 		size:      c.size,
 		closer:    nil, // the original owns the file
 		copyMu:    c.copyMu,
+		mapped:    c.mapped,
 	}
 }
 

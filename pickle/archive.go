@@ -24,6 +24,12 @@ type Archive struct {
 	Prefix string
 	// Records are the zip's other records in file order; empty for legacy input.
 	Records []Record
+
+	// storageKeys maps the data offset of each of the input's data/ records to its key,
+	// and pklOffset is where data.pkl's bytes lie: Save uses them to tell whether the
+	// storage records form one run it can copy whole (see findRun).
+	storageKeys map[int64]string
+	pklOffset   int64
 }
 
 // ArchiveOf returns the Archive a checkpoint was read with, or nil when it was not read by

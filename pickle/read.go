@@ -125,6 +125,7 @@ func (c *fileReader) readZip(lim Limits) error {
 		return err
 	}
 	c.format, c.arch.Prefix = FormatZip, prefix
+	c.arch.storageKeys = map[int64]string{}
 	seen := map[string]bool{}
 	storageRecords := map[string]zipRecord{}
 	var pkl *zipRecord
@@ -161,6 +162,7 @@ func (c *fileReader) readZip(lim Limits) error {
 		case strings.HasPrefix(rel, "data/"):
 			sawData = true
 			storageRecords[strings.TrimPrefix(rel, "data/")] = rec
+			c.arch.storageKeys[off] = strings.TrimPrefix(rel, "data/")
 		default:
 			c.arch.Records = append(c.arch.Records, Record{Name: rel, BeforeData: !sawData, offset: off, size: rec.size, crc32: f.CRC32})
 		}
@@ -168,6 +170,7 @@ func (c *fileReader) readZip(lim Limits) error {
 	if pkl == nil {
 		return fmt.Errorf("%w: the zip archive has no data.pkl", ErrNotCheckpoint)
 	}
+	c.arch.pklOffset = pkl.offset
 	d := &decoder{record: "data.pkl", storages: map[string]*checkpoint.Storage{}, lim: lim}
 	root, proto, err := c.decodePickle(d, pkl.offset, pkl.size, lim)
 	if err != nil {

@@ -56,6 +56,12 @@ type SaveOptions struct {
 // them inside the kernel (copy_file_range); otherwise they pass through a small buffer and
 // their CRC is computed on the way. Memory use does not grow with the storages' size. It
 // returns the number of bytes written.
+//
+// When the checkpoint was read from a torch zip file, holds exactly that file's storages
+// and w is a regular file at offset 0, the input's storage records are copied as one run,
+// headers included, at an offset congruent modulo osfile.CloneBlock (4 KiB) to theirs, so
+// that file systems that share blocks clone them; the archive then keeps the input's top
+// folder, which the run's record names carry.
 func Write(w io.Writer, c *checkpoint.Checkpoint, opts *WriteOptions) (int64, error) {
 	var progress func(done, total int64)
 	if opts != nil {
@@ -67,8 +73,9 @@ func Write(w io.Writer, c *checkpoint.Checkpoint, opts *WriteOptions) (int64, er
 // Save writes the checkpoint to path, atomically: it writes a temporary file beside path,
 // syncs it, renames it into place and syncs the directory, so that path holds either its
 // old content or the complete new file. The archive's top folder is path's base name
-// without its extension, as torch.save names it ("model" for model.pt). A new file gets
-// mode 0644; a replaced file keeps its mode.
+// without its extension, as torch.save names it ("model" for model.pt), or the input's
+// when the storage records are copied as one run (see Write). A new file gets mode 0644; a
+// replaced file keeps its mode.
 func Save(path string, c *checkpoint.Checkpoint, opts *SaveOptions) (err error) {
 	if opts == nil {
 		opts = &SaveOptions{}
@@ -218,8 +225,23 @@ func writeZip(c *checkpoint.Checkpoint, ctx context.Context, z *zipWriter, prefi
 	for i := range recs {
 		sv.total += recs[i].size()
 	}
+	var run *storageRun
+	if _, ok := regularFileAtStart(z.raw); ok {
+		run = findRun(c, checkpoint.Storages(c.Root))
+	}
+	if run != nil {
+		prefix = run.prefix
+	}
 	sv.report()
 	for i := range recs {
+		if run != nil && recs[i].storage != nil {
+			if recs[i].storage == run.storages[0] {
+				if err := sv.run(run, prefix+"/"); err != nil {
+					return z.off, fmt.Errorf("record %s: %w", recs[i].name, err)
+				}
+			}
+			continue
+		}
 		if err := sv.record(prefix+"/", &recs[i]); err != nil {
 			return z.off, fmt.Errorf("record %s: %w", recs[i].name, err)
 		}

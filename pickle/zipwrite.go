@@ -87,8 +87,15 @@ func (z *zipWriter) wroteRaw(n int64) {
 	z.written += n
 }
 
-// create writes the local header of a record of size bytes; its data follows.
+// create writes the local header of a record of size bytes; its data follows, at a
+// multiple of zipAlignment.
 func (z *zipWriter) create(name string, size int64) error {
+	return z.createAt(name, size, 0, zipAlignment)
+}
+
+// createAt is create with the data placed at an offset congruent to target modulo
+// modulus (a multiple of zipAlignment below 64 KiB, the extra field's limit).
+func (z *zipWriter) createAt(name string, size, target, modulus int64) error {
 	if z.open != nil {
 		return fmt.Errorf("zip: record %q still open", z.open.name)
 	}
@@ -103,7 +110,7 @@ func (z *zipWriter) create(name string, size int64) error {
 	// The data starts after the header, the name, the zip64 field and the padding field's
 	// own 4 bytes; pad that to the alignment.
 	start := offset + localHeaderLen + int64(len(name)) + int64(len(zip64)) + 4
-	pad := (zipAlignment - start%zipAlignment) % zipAlignment
+	pad := ((target-start)%modulus + modulus) % modulus
 
 	var h [localHeaderLen]byte
 	binary.LittleEndian.PutUint32(h[0:], sigLocalHeader)
@@ -114,17 +121,34 @@ func (z *zipWriter) create(name string, size int64) error {
 	z.header(h[:])
 	z.headerString(name)
 	z.header(zip64)
-	var fb [4 + zipAlignment]byte
+	fb := make([]byte, 4+pad)
 	binary.LittleEndian.PutUint16(fb[0:], paddingExtraID)
 	binary.LittleEndian.PutUint16(fb[2:], uint16(pad))
 	for i := 4; i < len(fb); i++ {
 		fb[i] = 'Z'
 	}
-	z.header(fb[:4+pad])
+	z.header(fb)
 	z.entries = append(z.entries, zipEntry{name: name, offset: offset, size: size})
 	z.open = &z.entries[len(z.entries)-1]
 	z.written = 0
 	return nil
+}
+
+// adoptRun accounts for n bytes the caller copied to raw after Flush that complete the open
+// record's data and hold, whole, the records in more (each with its local header, data and
+// data descriptor) but the last one's descriptor: the open record gets crc and the last
+// record of more is left open, for closeRecord to write its descriptor.
+func (z *zipWriter) adoptRun(crc uint32, more []zipEntry, n int64) {
+	z.off += n
+	if len(more) == 0 {
+		z.written += n
+		return
+	}
+	z.open.crc = crc
+	z.open = nil
+	z.entries = append(z.entries, more...)
+	z.open = &z.entries[len(z.entries)-1]
+	z.written = z.open.size
 }
 
 // zip64Extra builds the zip64 extended information field miniz writes: the sizes when

@@ -403,7 +403,7 @@ func (s *sink) flushRaw() error {
 		mu.Lock()
 		defer mu.Unlock()
 		base := s.done
-		err := osfile.CopyRange(s.dst, src, off, n, func(copied int64) error {
+		err := osfile.AppendRange(s.dst, src, off, n, func(copied int64) error {
 			s.done = base + copied
 			s.report()
 			return s.ctx.Err()

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The project's test command (`make test`). On a Debian machine with Go it installs what the
 # tests need and is missing (run as root): PyTorch 1.x from Debian, a C compiler for the race
-# detector, qemu-user-static to run the linux/arm64 tests, and a Debian trixie chroot with
-# PyTorch 2.x and wine 10 (scripts/torch-chroot.sh). Then it runs every check, prints a summary
-# and exits non-zero if any check failed.
+# detector, qemu-user-static to run the linux/arm64 tests, XFS and btrfs tools for the
+# copy-on-write tests, and a Debian trixie chroot with PyTorch 2.x and wine 10
+# (scripts/torch-chroot.sh). Then it runs every check, prints a summary and exits non-zero if
+# any check failed.
 #
 #   PT2CONV_TORCH113      python3 with torch 1.x         (default /usr/bin/python3)
 #   PT2CONV_TORCH26_ROOT  chroot with torch 2.x          (default /opt/torch26)
@@ -34,7 +35,7 @@ die() {
 # ---------------------------------------------------------------------------------------------
 # Install what is missing.
 
-apt_packages=(python3-torch python3-numpy debootstrap time gcc libc6-dev qemu-user-static zip unzip)
+apt_packages=(python3-torch python3-numpy debootstrap time gcc libc6-dev qemu-user-static zip unzip xfsprogs btrfs-progs)
 
 install_missing() {
 	local missing=()

@@ -8,6 +8,7 @@ import (
 	"github.com/pt2conv/pt2conv/rewrite"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
 	"strings"
 )
 
@@ -142,7 +143,34 @@ func (r *Report) Passed() bool {
 // run of consecutive layers. Layers are decoded one at a time; only the bytes of the weights
 // and biases involved are read. It returns ErrNoLayers if there is nothing to check; failed
 // comparisons are reported in the Report, not as an error.
-func Check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
+//
+// Weights of checkpoints mapped with checkpoint.Checkpoint.Map are used in place. A mapped
+// file truncated meanwhile makes reading it fault; Check turns the fault into an error
+// wrapping checkpoint.ErrChanged instead of crashing (on amd64, where every goroutine that
+// reads the weights is its own or internal/sgemm's), and so does a mapped file whose size
+// or modification time changed by the end.
+func Check(orig, conv *checkpoint.Checkpoint, opts Options) (rep *Report, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if _, fault := r.(interface{ Addr() uintptr }); !fault {
+			panic(r)
+		}
+		rep, err = nil, fmt.Errorf("%w: reading %s or %s faulted; was it truncated?", checkpoint.ErrChanged, orig.Name, conv.Name)
+	}()
+	rep, err = check(orig, conv, opts)
+	if err == nil {
+		if err = errors.Join(orig.Unchanged(), conv.Unchanged()); err != nil {
+			rep = nil
+		}
+	}
+	return rep, err
+}
+
+func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
 	layers, err := FindLayers(orig, conv)
 	if err != nil {
@@ -235,10 +263,10 @@ func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer) (*layerData, error) 
 	}
 	d := &layerData{layer: l, dtype: l.linear().Kind().String()}
 	var err error
-	if d.lin, err = Decode(linCk, l.linear()); err != nil {
+	if d.lin, err = decodeShared(linCk, l.linear()); err != nil {
 		return nil, err
 	}
-	if d.conv, err = Decode(convCk, l.conv()); err != nil {
+	if d.conv, err = decodeShared(convCk, l.conv()); err != nil {
 		return nil, err
 	}
 	// Each form uses its own checkpoint's bias, so a bias lost or changed is caught.
@@ -260,6 +288,24 @@ func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer) (*layerData, error) 
 func (d *layerData) prepare() {
 	k := d.lin.Shape[1]
 	d.gamma = tolFactor * math.Sqrt(float64(k+1)) * unitRoundoff
+}
+
+// sumSquares is Σ x², in float64 with four running sums: a single chain of dependent
+// additions would leave the row norms of a large layer bound by addition latency.
+func sumSquares(x []float32) float64 {
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		a, b, c, d := float64(x[i]), float64(x[i+1]), float64(x[i+2]), float64(x[i+3])
+		s0 += a * a
+		s1 += b * b
+		s2 += c * c
+		s3 += d * d
+	}
+	for ; i < len(x); i++ {
+		s0 += float64(x[i]) * float64(x[i])
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 const (

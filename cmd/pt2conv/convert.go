@@ -276,6 +276,7 @@ func convertFile(ctx context.Context, j job, o *convertOptions, progress func(do
 		}
 		// A split that disagrees with the checkpoint's evidence has been warned about in the
 		// plan; here it is reported as assumed rather than failed.
+		mapForVerify(before, written)
 		rep, err := verify.Check(before, written, verify.Options{Seed: o.seed, Assume: true})
 		if errors.Is(err, verify.ErrNoLayers) && len(res.Changes) == 0 {
 			rep, err = &verify.Report{}, nil // nothing was converted, so nothing to prove

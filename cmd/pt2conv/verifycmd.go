@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"github.com/pt2conv/pt2conv/internal/ckptio"
 	"github.com/pt2conv/pt2conv/verify"
 	"github.com/spf13/cobra"
@@ -40,6 +41,7 @@ checkpoint's index. Exit 0 when every check passes, 1 when any fails, 2 on bad i
 				return err
 			}
 			defer conv.Close()
+			mapForVerify(orig, conv)
 			rep, err := verify.Check(orig, conv, opts)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[1], err)
@@ -70,4 +72,17 @@ checkpoint's index. Exit 0 when every check passes, 1 when any fails, 2 on bad i
 	cmd.Flags().BoolVar(&opts.Assume, "assume", false, "accept C×H×W splits that disagree with the checkpoint's evidence")
 	cmd.Flags().IntVar(&opts.Grow, "grow", 2, "the sliding and chain checks run on a C×(H+`N`)×(W+N) input, (N+1)² windows")
 	return cmd
+}
+
+// testHookMapped, when set, runs once the checkpoints are mapped, before they are checked.
+var testHookMapped func()
+
+// mapForVerify maps both files so that verify uses their weights where they lie instead of
+// reading them into memory; a file that cannot be mapped is read as before.
+func mapForVerify(orig, conv *checkpoint.Checkpoint) {
+	_ = orig.Map()
+	_ = conv.Map()
+	if testHookMapped != nil {
+		testHookMapped()
+	}
 }

@@ -6,8 +6,9 @@
 // (SyncDir). A writer that was killed leaves only its temporary file, which
 // RemoveStaleTemps deletes on a later write to the same target once the writer's process
 // is gone. Copies between files go through os.File.ReadFrom, which uses the kernel where it
-// can and a plain buffered copy elsewhere; StartWriteback lets the disk start on copied
-// bytes while copying goes on.
+// can and a plain buffered copy elsewhere, or through CopyRange, which also shares whole
+// blocks with the source on file systems that clone (XFS, btrfs); StartWriteback lets the
+// disk start on copied bytes while copying goes on.
 //
 // What each platform does (the promise is the same everywhere: after Publish and SyncDir
 // return, the target holds the complete new file, also after a power loss; before, it
@@ -20,6 +21,8 @@
 //	directory sync    fsync of the dir      F_FULLFSYNC of dir*   nothing to do: the move was
 //	                                                              written through
 //	file-to-file copy copy_file_range       buffered (32 KiB)     buffered (32 KiB)
+//	CopyRange         FICLONERANGE, then    buffered (1 MiB)      buffered (1 MiB)
+//	                  copy_file_range
 //	early writeback   sync_file_range       none: the sync does it all
 //	stale temp files  kill(pid, 0)          kill(pid, 0)          OpenProcess, exit code
 //

@@ -2,6 +2,7 @@ package sgemm
 
 import (
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -155,8 +156,22 @@ func (p problem) runParallel(nThreads int) {
 	chunks := min(units, nThreads*chunksPerThread)
 	var taken atomic.Int64
 	var wg sync.WaitGroup
+	// A panic in a worker, a memory fault included, is raised again in the caller's
+	// goroutine, where the caller can recover it: operands may be memory-mapped files, and
+	// a file truncated meanwhile makes reading them fault. Workers fault as a panic rather
+	// than crash when the caller asked for that with debug.SetPanicOnFault.
+	var failed atomic.Pointer[any]
+	panicOnFault := debug.SetPanicOnFault(false)
+	debug.SetPanicOnFault(panicOnFault)
 	for range nThreads {
 		wg.Go(func() {
+			debug.SetPanicOnFault(panicOnFault)
+			defer func() {
+				if r := recover(); r != nil {
+					failed.CompareAndSwap(nil, &r)
+					taken.Store(int64(chunks)) // the others stop at their next chunk
+				}
+			}()
 			for {
 				i := int(taken.Add(1) - 1)
 				if i >= chunks {
@@ -173,6 +188,9 @@ func (p problem) runParallel(nThreads int) {
 		})
 	}
 	wg.Wait()
+	if r := failed.Load(); r != nil {
+		panic(*r)
+	}
 }
 
 // rows restricts p to rows [lo, hi) of C.

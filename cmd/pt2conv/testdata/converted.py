@@ -2,6 +2,8 @@
 
 Usage:
   converted.py make-f64 OUT          write a float64 Linear(12, 3) state_dict
+  converted.py make-big OUT          write a 2.6 MB state_dict: conv (64x3x3x3), fc1 Linear(1024,
+                                     640), fc2 Linear(640, 10)
   converted.py check CASES.json      check every case; print "ok N" or exit 1 naming the difference
   converted.py check-each CASES.json print one JSON line per case: null or the difference
 
@@ -153,6 +155,15 @@ def main(argv):
         torch.manual_seed(3)
         fc = torch.nn.Linear(12, 3).double()
         torch.save(collections.OrderedDict([("fc.weight", fc.weight.data), ("fc.bias", fc.bias.data)]), argv[1])
+        return
+    if len(argv) == 2 and argv[0] == "make-big":
+        torch.manual_seed(4)
+        conv = torch.nn.Conv2d(3, 64, 3)
+        fc1, fc2 = torch.nn.Linear(64 * 4 * 4, 640), torch.nn.Linear(640, 10)
+        sd = collections.OrderedDict()
+        for name, m in (("conv", conv), ("fc1", fc1), ("fc2", fc2)):
+            sd[name + ".weight"], sd[name + ".bias"] = m.weight.data, m.bias.data
+        torch.save(sd, argv[1])
         return
     if len(argv) != 2 or argv[0] not in ("check", "check-each"):
         print(__doc__, file=sys.stderr)

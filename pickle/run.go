@@ -1,0 +1,158 @@
+package pickle
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/pt2conv/pt2conv/checkpoint"
+	"github.com/pt2conv/pt2conv/internal/osfile"
+)
+
+// A conversion changes data.pkl only, so the input's storage records (local headers,
+// data, data descriptors) can go to the output unchanged, as one run: one kernel copy
+// instead of one per record, and, with the run placed at an offset congruent modulo
+// osfile.CloneBlock to where it lies in the input, a clone of every whole block on file
+// systems that share blocks. Only data.pkl and the records around the run are written
+// anew. The run's record names keep the input's top folder, so the whole output takes it.
+
+// storageRun is the input's storage records, contiguous, in file order.
+type storageRun struct {
+	prefix   string                // the input's top folder
+	storages []*checkpoint.Storage // in file order
+	headers  []int64               // local header offset of storages[i], for i >= 1
+	start    int64                 // first storage's data
+	end      int64                 // end of the last storage's data
+}
+
+// findRun returns the run of storage records that the output can copy whole, or nil when
+// the storages cannot be copied that way: the input is not a torch zip file, the output
+// holds other storages than the input's records, or other records lie between them.
+func findRun(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) *storageRun {
+	a := ArchiveOf(c)
+	src, _, ok := c.SourceFile()
+	if a == nil || !ok || len(storages) == 0 || len(storages) != len(a.storageKeys) {
+		return nil
+	}
+	for _, s := range storages {
+		if key, ok := a.storageKeys[s.Offset]; !ok || key != s.Key || !s.HasCRC {
+			return nil
+		}
+	}
+	sorted := slices.Clone(storages)
+	slices.SortFunc(sorted, func(x, y *checkpoint.Storage) int { return cmp.Compare(x.Offset, y.Offset) })
+	r := &storageRun{prefix: a.Prefix, storages: sorted, headers: make([]int64, len(sorted))}
+	r.start = sorted[0].Offset
+	last := sorted[len(sorted)-1]
+	r.end = last.Offset + last.ByteLen()
+	inside := func(off int64) bool { return off >= r.start && off < r.end }
+	if inside(a.pklOffset) {
+		return nil
+	}
+	for i := range a.Records {
+		if rec := &a.Records[i]; rec.size >= 0 && inside(rec.offset) {
+			return nil
+		}
+	}
+	for i := 1; i < len(sorted); i++ {
+		prevEnd := sorted[i-1].Offset + sorted[i-1].ByteLen()
+		h, ok := localHeaderBefore(src, prevEnd, sorted[i].Offset, a.Prefix+"/data/"+sorted[i].Key)
+		if !ok {
+			return nil
+		}
+		r.headers[i] = h
+	}
+	return r
+}
+
+// localHeaderBefore finds the local header of the record named name whose data starts at
+// data, right after the data descriptor of the record ending at prevEnd. Descriptors take
+// 12 to 24 bytes (with or without their signature, with 32- or 64-bit sizes), or none.
+func localHeaderBefore(src io.ReaderAt, prevEnd, data int64, name string) (int64, bool) {
+	buf := make([]byte, localHeaderLen+len(name))
+	for _, gap := range []int64{16, 24, 12, 20, 0} {
+		h := prevEnd + gap
+		if h+int64(len(buf)) > data {
+			continue
+		}
+		if _, err := src.ReadAt(buf, h); err != nil {
+			return 0, false
+		}
+		nameLen := int64(binary.LittleEndian.Uint16(buf[26:]))
+		extraLen := int64(binary.LittleEndian.Uint16(buf[28:]))
+		if binary.LittleEndian.Uint32(buf) == sigLocalHeader && nameLen == int64(len(name)) &&
+			bytes.Equal(buf[localHeaderLen:], []byte(name)) && h+localHeaderLen+nameLen+extraLen == data {
+			return h, true
+		}
+	}
+	return 0, false
+}
+
+// regularFileAtStart returns w as a regular file whose offset is 0, where a run may be
+// copied with explicit offsets.
+func regularFileAtStart(w io.Writer) (*os.File, bool) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil, false
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, false
+	}
+	pos, err := f.Seek(0, io.SeekCurrent)
+	return f, err == nil && pos == 0
+}
+
+// run writes the first storage's local header so that its data lands congruent to the
+// input's modulo osfile.CloneBlock, then copies the rest of the run with osfile.CopyRange,
+// in chunks so that the context and progress are looked at.
+func (sv *saver) run(r *storageRun, prefix string) error {
+	src, _, _ := sv.c.SourceFile()
+	dst := sv.z.raw.(*os.File)
+	first := r.storages[0]
+	if err := sv.z.createAt(prefix+"data/"+first.Key, first.ByteLen(), r.start%osfile.CloneBlock, osfile.CloneBlock); err != nil {
+		return err
+	}
+	if err := sv.z.Flush(); err != nil {
+		return err
+	}
+	out := sv.z.off
+	n := r.end - r.start
+	var data int64
+	for _, s := range r.storages {
+		data += s.ByteLen()
+	}
+	base := sv.done
+	for done := int64(0); done < n; {
+		if err := sv.ctx.Err(); err != nil {
+			return err
+		}
+		// Chunks end at multiples of copyChunk in the output, which are whole blocks at both
+		// ends, so each chunk but the first clones from its start.
+		m := min(n-done, copyChunk-(out+done)%copyChunk)
+		cloned, err := osfile.CopyRange(dst, src, out+done, r.start+done, m)
+		if err != nil {
+			return fmt.Errorf("copying the storages: %w", err)
+		}
+		if cloned == 0 { // copied, not shared: let the disk start on it
+			osfile.StartWriteback(dst, out+done, m)
+		}
+		done += m
+		sv.done = base + min(done, data)
+		sv.report()
+	}
+	sv.done = base + data
+	if _, err := dst.Seek(out+n, io.SeekStart); err != nil {
+		return err
+	}
+	shift := out - r.start
+	more := make([]zipEntry, 0, len(r.storages)-1)
+	for i, s := range r.storages[1:] {
+		more = append(more, zipEntry{name: r.prefix + "/data/" + s.Key, offset: r.headers[i+1] + shift, size: s.ByteLen(), crc: s.CRC32})
+	}
+	sv.z.adoptRun(first.CRC32, more, n)
+	return sv.z.closeRecord(r.storages[len(r.storages)-1].CRC32)
+}
