@@ -162,10 +162,10 @@ func Check(orig, conv *checkpoint.Checkpoint, opts Options) (rep *Report, err er
 		rep, err = nil, fmt.Errorf("%w: reading %s or %s faulted; was it truncated?", checkpoint.ErrChanged, orig.Name, conv.Name)
 	}()
 	rep, err = check(orig, conv, opts)
-	if err == nil {
-		if err = errors.Join(orig.Unchanged(), conv.Unchanged()); err != nil {
-			rep = nil
-		}
+	// A file that changed while it was read explains whatever went wrong reading it (a
+	// short read, odd bytes), so that is the error to report.
+	if changed := errors.Join(orig.Unchanged(), conv.Unchanged()); changed != nil {
+		return nil, changed
 	}
 	return rep, err
 }

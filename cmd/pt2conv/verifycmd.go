@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/pt2conv/pt2conv/checkpoint"
 	"github.com/pt2conv/pt2conv/internal/ckptio"
@@ -44,6 +45,9 @@ checkpoint's index. Exit 0 when every check passes, 1 when any fails, 2 on bad i
 			mapForVerify(orig, conv)
 			rep, err := verify.Check(orig, conv, opts)
 			if err != nil {
+				if msg := err.Error(); strings.HasPrefix(msg, args[0]+": ") || strings.HasPrefix(msg, args[1]+": ") {
+					return err // it names its file already
+				}
 				return fmt.Errorf("%s: %w", args[1], err)
 			}
 			if asJSON {
