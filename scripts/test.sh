@@ -163,7 +163,9 @@ arm64_tests() {
 	local rc=0
 	PT2CONV_TEST_EXEC=qemu-aarch64-static PT2CONV_SMALL_SCALE=1 CGO_ENABLED=0 GOARCH=arm64 \
 		go_test arm64 -exec qemu-aarch64-static -count=1 ./... || rc=1
-	if ! diff -u <(sed 's/ \(pass\|fail\)$/ ran/' "$results/native") \
+	# Tests of amd64-only code (build-tagged amd64), which arm64 does not have.
+	local amd64_only='^github.com/pt2conv/pt2conv/internal/sgemm TestSgemmFaultReachesCaller '
+	if ! diff -u <(grep -v -e "$amd64_only" "$results/native" | sed 's/ \(pass\|fail\)$/ ran/') \
 		<(sed 's/ \(pass\|fail\)$/ ran/' "$results/arm64"); then
 		echo "linux/arm64 under emulation did not run the same tests as the native run"
 		rc=1

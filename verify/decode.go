@@ -244,7 +244,7 @@ func checkView(t *checkpoint.Tensor) (lo, hi int64, shape []int, err error) {
 // no copy, no memory of the process's own, and read-only. Check runs on such views.
 func decodeShared(c *checkpoint.Checkpoint, t *checkpoint.Tensor) (*Dense, error) {
 	b, mapped := c.MappedBytes(t.Storage)
-	if !mapped || !littleEndianHost || t.Storage.Kind != checkpoint.Float32 || !t.IsContiguous() {
+	if !weightsInPlace || !mapped || !littleEndianHost || t.Storage.Kind != checkpoint.Float32 || !t.IsContiguous() {
 		return Decode(c, t)
 	}
 	lo, hi, shape, err := checkView(t)
