@@ -412,7 +412,7 @@ func (d *layerData) run(x, rows *Dense, prevTol []float64) (*outputs, error) {
 }
 
 // squaredBlock is how many weight rows squaredProducts squares at a time.
-const squaredBlock = 256
+const squaredBlock = 64
 
 // squaredProducts returns, for each of the nr rows z of data ([nr, k]) and each output o,
 // Σ_i w[o,i]²·f(z_i) ([nr, out]); f nil means z_i is already squared. The weights are

@@ -413,6 +413,19 @@ func (p *prover) storages(orig, conv *checkpoint.Checkpoint) error {
 		if sameSource && sa.Offset == sb.Offset {
 			continue // the very same bytes
 		}
+		if ma, ok := orig.MappedBytes(sa); ok {
+			if mb, ok := conv.MappedBytes(sb); ok {
+				// Both mapped: compare where the bytes lie, with no copy.
+				orig.Prefault(sa)
+				conv.Prefault(sb)
+				if i := firstDifference(ma, mb); i >= 0 {
+					size := int64(sa.Kind.ItemSize())
+					elem := i / size
+					p.byteDifference(sa, elem, ma[elem*size:elem*size+size], mb[elem*size:elem*size+size])
+				}
+				continue
+			}
+		}
 		ra, rb := orig.StorageReader(sa), conv.StorageReader(sb)
 		for off := int64(0); off < n; off += int64(compareChunk) {
 			m := int(min(int64(compareChunk), n-off))
@@ -503,4 +516,21 @@ func brackets(v []int64) string {
 	}
 	b.WriteByte(']')
 	return b.String()
+}
+
+// firstDifference returns the index of the first byte where a and b (of equal length)
+// differ, or -1.
+func firstDifference(a, b []byte) int64 {
+	for off := 0; off < len(a); off += compareChunk {
+		end := min(off+compareChunk, len(a))
+		if bytes.Equal(a[off:end], b[off:end]) {
+			continue
+		}
+		for i := off; ; i++ {
+			if a[i] != b[i] {
+				return int64(i)
+			}
+		}
+	}
+	return -1
 }
