@@ -114,3 +114,29 @@ func FromBytes(root Value, data map[*Storage][]byte) (*Checkpoint, error) {
 func (c *Checkpoint) String() string {
 	return fmt.Sprintf("%s (%s, %d storages)", c.Name, c.Format, len(Storages(c.Root)))
 }
+
+// OpenFile opens the regular file at name and has read make a checkpoint of its bytes; the
+// checkpoint keeps the file open until Close. Codecs' Open functions are this with their
+// own reader; notRegular is the error they wrap when name is not a regular file.
+func OpenFile(name string, notRegular error, read func(r io.ReaderAt, size int64, name string) (*Checkpoint, error)) (*Checkpoint, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w: not a regular file", name, notRegular)
+	}
+	c, err := read(f, st.Size(), name)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	c.SetCloser(f)
+	return c, nil
+}

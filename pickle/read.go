@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"github.com/pt2conv/pt2conv/checkpoint"
 	"io"
-	"os"
 	"path"
 	"strings"
 )
@@ -15,26 +14,7 @@ import (
 // Open opens the checkpoint at name, reading only its pickle and the container's directory.
 // The file stays open for the storages' bytes until Close.
 func Open(name string) (*checkpoint.Checkpoint, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w: not a regular file", name, ErrNotCheckpoint)
-	}
-	c, err := NewReader(f, st.Size(), name)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	c.SetCloser(f)
-	return c, nil
+	return checkpoint.OpenFile(name, ErrNotCheckpoint, NewReader)
 }
 
 // NewReader reads a checkpoint of the given size from r; name is used in errors. Either

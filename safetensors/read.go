@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"math/bits"
-	"os"
 	"sort"
 	"strconv"
 	"unicode/utf8"
@@ -54,26 +53,7 @@ func Sniff(head []byte, size int64) bool {
 // Open opens the safetensors file at name, reading and validating its header only. The
 // file stays open for the tensors' bytes until Close.
 func Open(name string) (*checkpoint.Checkpoint, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w: not a regular file", name, ErrNotSafetensors)
-	}
-	c, err := NewReader(f, st.Size(), name)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	c.SetCloser(f)
-	return c, nil
+	return checkpoint.OpenFile(name, ErrNotSafetensors, NewReader)
 }
 
 // NewReader reads the header of a safetensors file of the given size from r; name is used
