@@ -33,6 +33,13 @@ import torch.nn as nn
 
 RTOL = 1e-5
 
+# The oneDNN (mkldnn) convolution kernels of Debian's torch builds now and then return NaN or a
+# different rounding (seen: the weight gradient of the first conv of the VGG-like model, in one
+# run of eight on the same files, which training then spreads into the weights). Making the
+# checkpoints and judging them both use torch's own native kernels, which give the same
+# numbers every run.
+torch.backends.mkldnn.enabled = False
+
 
 # ---- models: each Linear model has a Conv2d twin with the same state_dict keys ----
 
@@ -292,11 +299,6 @@ def unwrap(name, obj):
 
 
 def check(outdirs):
-    # The oneDNN (mkldnn) convolution kernels of Debian's torch builds now and then return NaN
-    # or a different rounding for a layer pt2conv never touched (seen: the weight gradient of
-    # the first conv of the VGG-like model, in one run of eight on the same files). The judge
-    # computes with torch's own native kernels, which give the same numbers every run.
-    torch.backends.mkldnn.enabled = False
     c = Checker()
     print("torch", torch.__version__)
     for outdir in outdirs:
