@@ -372,10 +372,23 @@ func (d *decoder) call(c *pyCall, depth int) (checkpoint.Value, error) {
 		}
 		state = s
 	}
-	g := c.fn.g
+	out, err := d.build(c.fn, args, state, c.hasState)
+	if err != nil {
+		return nil, err
+	}
+	d.seen[c] = out
+	c.args, c.state = nil, nil // see release
+	return out, nil
+}
+
+// build gives the value a REDUCE of an allowed global makes from its converted arguments
+// and, when the pickle BUILDs it afterwards, its state. It is the one place that knows
+// what each allowed global means.
+func (d *decoder) build(fn *pyGlobal, args []checkpoint.Value, state checkpoint.Value, hasState bool) (checkpoint.Value, error) {
+	g := fn.g
 	var out checkpoint.Value
 	var err error
-	switch c.fn.role {
+	switch fn.role {
 	case roleTensor:
 		out, err = d.tensor(args)
 	case roleTensorV3:
@@ -390,7 +403,7 @@ func (d *decoder) call(c *pyCall, depth int) (checkpoint.Value, error) {
 		out, err = d.bytes(g, args)
 	case roleOpaque:
 		out = &checkpoint.Call{Func: g, Args: &checkpoint.Tuple{Items: args}, State: state}
-		c.hasState = false
+		hasState = false
 	case roleStorage:
 		err = fmt.Errorf("%w: %s: storage class %s called directly", ErrUnsupported, d.record, g)
 	default:
@@ -403,12 +416,10 @@ func (d *decoder) call(c *pyCall, depth int) (checkpoint.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.hasState {
+	if hasState {
 		// torch BUILDs a rebuilt tensor with state only for subclasses and legacy tensors.
 		return nil, fmt.Errorf("%w: %s: %s built with extra state", ErrUnsupported, d.record, g)
 	}
-	d.seen[c] = out
-	c.args, c.state = nil, nil // see release
 	return out, nil
 }
 
