@@ -64,7 +64,8 @@ type SparseTensor struct {
 
 // Parts lists the dense tensors a value is made of: itself for a tensor or parameter, the
 // per-channel scales and zero points of a quantized tensor too, the indices and values of
-// a sparse tensor. Their storages are the value's storages.
+// a sparse tensor, the tensors among a call's arguments (a nested tensor's buffer and
+// sizes) and among a tensor's attributes. Their storages are the value's storages.
 func Parts(v Value) []*Tensor {
 	switch x := v.(type) {
 	case *Tensor:
@@ -90,6 +91,14 @@ func Parts(v Value) []*Tensor {
 			out = append(out, Parts(x.Values)...)
 		}
 		return out
+	case *AttrTensor:
+		return append(Parts(x.Tensor), deepParts(x.State)...)
+	case *Call:
+		var out []*Tensor
+		if x.Args != nil {
+			out = deepParts(x.Args)
+		}
+		return append(out, deepParts(x.State)...)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 //	*Tensor        torch._utils._rebuild_tensor_v2(...)
 //	*Parameter     torch._utils._rebuild_parameter(...)
 //	*SparseTensor  torch._utils._rebuild_sparse_tensor(...)
+//	*AttrTensor    a tensor with Python attributes (torch._tensor._rebuild_from_type_v2)
 //	*Global        an allowed global used as a value (torch.float32, torch.Size, ...)
 //	*Call          an allowed callable applied to arguments that pt2conv keeps as it is
 //
@@ -82,6 +83,10 @@ type Tensor struct {
 	Hooks Value
 	// Extra holds arguments after the sixth (newer torch passes a metadata dict), kept as read.
 	Extra []Value
+	// OldForm is set for a tensor saved in torch 0.3's form, which has no requires_grad and
+	// no hooks (torch._utils._rebuild_tensor(storage, offset, size, stride)); it is written
+	// back in that form.
+	OldForm bool
 }
 
 // Parameter is an nn.Parameter wrapping a tensor (torch._utils._rebuild_parameter), found in
@@ -102,6 +107,8 @@ func AsTensor(v Value) (*Tensor, bool) {
 		return t, true
 	case *Parameter:
 		return t.Data, t.Data != nil
+	case *AttrTensor:
+		return t.Dense()
 	}
 	return nil, false
 }
@@ -313,6 +320,8 @@ func TypeName(v Value) string {
 		return "Parameter"
 	case *SparseTensor:
 		return "sparse Tensor"
+	case *AttrTensor:
+		return "Tensor with attributes"
 	case *Global:
 		return "global " + v.(*Global).String()
 	case *Call:

@@ -111,6 +111,8 @@ type NamedTensor struct {
 	Tensor *Tensor
 	// Parameter is set when the tensor is wrapped in an nn.Parameter.
 	Parameter *Parameter
+	// Attrs is set when the tensor carries Python attributes.
+	Attrs *AttrTensor
 }
 
 // Tensors lists every tensor (and parameter) below root with its path, in file order.
@@ -124,6 +126,10 @@ func Tensors(root Value) []NamedTensor {
 		case *Parameter:
 			if t.Data != nil {
 				out = append(out, NamedTensor{Path: append(Path(nil), path...), Tensor: t.Data, Parameter: t})
+			}
+		case *AttrTensor:
+			if d, ok := t.Dense(); ok {
+				out = append(out, NamedTensor{Path: append(Path(nil), path...), Tensor: d, Attrs: t})
 			}
 		}
 		return nil

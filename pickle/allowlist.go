@@ -17,34 +17,44 @@ var allowedGlobals = map[string]globalRole{
 	"torch._utils._rebuild_sparse_tensor":        roleSparse,
 	"torch._utils._rebuild_parameter":            roleParameter,
 	"torch._utils._rebuild_parameter_with_state": roleParameter,
-	"torch.Size":                                          roleOpaque,
-	"torch.device":                                        roleOpaque,
-	"torch.serialization._get_layout":                     roleOpaque,
-	"torch.Tensor":                                        roleOpaque,
-	"torch.nn.parameter.Parameter":                        roleOpaque,
-	"collections.OrderedDict":                             roleOpaque,
-	"collections.Counter":                                 roleOpaque,
-	"builtins.set":                                        roleOpaque,
-	"builtins.bytearray":                                  roleOpaque,
-	"builtins.complex":                                    roleOpaque,
-	"__builtin__.set":                                     roleOpaque,
-	"__builtin__.bytearray":                               roleOpaque,
-	"__builtin__.complex":                                 roleOpaque,
-	"torch.storage.UntypedStorage":                        roleStorage,
-	"_codecs.encode":                                      roleBytes,
-	"__builtin__.bytes":                                   roleBytes,
-	"builtins.bytes":                                      roleBytes,
-	"torch.per_tensor_affine":                             roleOpaque,
-	"torch.per_tensor_symmetric":                          roleOpaque,
-	"torch.per_channel_affine":                            roleOpaque,
-	"torch.per_channel_symmetric":                         roleOpaque,
-	"torch.per_channel_affine_float_qparams":              roleOpaque,
-	"torch.storage.TypedStorage":                          roleUnsupported,
-	"torch._tensor._rebuild_from_type_v2":                 roleUnsupported,
-	"torch._utils._rebuild_tensor":                        roleUnsupported,
-	"torch._utils._rebuild_meta_tensor_no_storage":        roleUnsupported,
-	"torch._utils._rebuild_nested_tensor":                 roleUnsupported,
-	"torch._utils._rebuild_wrapper_subclass":              roleUnsupported,
+	"torch.Size":                             roleOpaque,
+	"torch.device":                           roleOpaque,
+	"torch.serialization._get_layout":        roleOpaque,
+	"torch.Tensor":                           roleOpaque,
+	"torch.nn.parameter.Parameter":           roleOpaque,
+	"collections.OrderedDict":                roleOpaque,
+	"collections.Counter":                    roleOpaque,
+	"builtins.set":                           roleOpaque,
+	"builtins.bytearray":                     roleOpaque,
+	"builtins.complex":                       roleOpaque,
+	"__builtin__.set":                        roleOpaque,
+	"__builtin__.bytearray":                  roleOpaque,
+	"__builtin__.complex":                    roleOpaque,
+	"torch.storage.UntypedStorage":           roleStorage,
+	"_codecs.encode":                         roleBytes,
+	"__builtin__.bytes":                      roleBytes,
+	"builtins.bytes":                         roleBytes,
+	"torch.per_tensor_affine":                roleOpaque,
+	"torch.per_tensor_symmetric":             roleOpaque,
+	"torch.per_channel_affine":               roleOpaque,
+	"torch.per_channel_symmetric":            roleOpaque,
+	"torch.per_channel_affine_float_qparams": roleOpaque,
+	// The class itself, as a value: torch never writes it as a storage reference (its
+	// persistent ids name torch.<X>Storage or UntypedStorage).
+	"torch.storage.TypedStorage":                   roleOpaque,
+	"torch._tensor._rebuild_from_type_v2":          roleFromType,
+	"torch._utils._rebuild_tensor":                 roleTensorOld,
+	"torch._utils._rebuild_meta_tensor_no_storage": roleMeta,
+	"torch._utils._rebuild_nested_tensor":          roleNested,
+	// Written only for tensor subclasses that have no storage (FakeTensor, functional and
+	// other wrapper subclasses); its arguments name the subclass and a layout
+	// (torch.strided), globals torch's weights_only loader refuses unless the user allows
+	// them, so no file torch reads by default holds it.
+	"torch._utils._rebuild_wrapper_subclass": roleUnsupported,
+	// Written for tensors on xla, maia, mtia or privateuse1 backends, which the CPU builds
+	// of torch that judge pt2conv's files do not have, so no such file can be made and
+	// checked. The numpy form's data is a numpy array, whose globals the weights_only
+	// loader refuses anyway.
 	"torch._utils._rebuild_device_tensor_from_numpy":      roleUnsupported,
 	"torch._utils._rebuild_device_tensor_from_cpu_tensor": roleUnsupported,
 }
@@ -52,12 +62,7 @@ var allowedGlobals = map[string]globalRole{
 // unsupportedWhat names, for the "unsupported" error, what an allowed global builds that
 // pt2conv cannot keep yet.
 var unsupportedWhat = map[string]string{
-	"torch.storage.TypedStorage":                          "a storage referenced as TypedStorage",
-	"torch._tensor._rebuild_from_type_v2":                 "a tensor subclass or a tensor with Python attributes",
-	"torch._utils._rebuild_tensor":                        "a tensor in torch 0.4's form",
-	"torch._utils._rebuild_meta_tensor_no_storage":        "a meta tensor (no storage)",
-	"torch._utils._rebuild_nested_tensor":                 "a nested tensor",
-	"torch._utils._rebuild_wrapper_subclass":              "a wrapper tensor subclass",
+	"torch._utils._rebuild_wrapper_subclass":              "a wrapper tensor subclass (no storage)",
 	"torch._utils._rebuild_device_tensor_from_numpy":      "a device tensor saved through numpy",
 	"torch._utils._rebuild_device_tensor_from_cpu_tensor": "a device tensor saved through a CPU copy",
 }
@@ -73,6 +78,10 @@ const (
 	roleParameter
 	roleBytes
 	roleStorage
+	roleFromType
+	roleTensorOld
+	roleMeta
+	roleNested
 	roleUnsupported
 )
 

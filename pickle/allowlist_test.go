@@ -20,6 +20,21 @@ var allowlistDifferences = map[string]string{
 	"builtins.bytes": "pt2conv only: empty bytes at protocol 2",
 }
 
+// refusedAsUnsupported are the names on both lists that pt2conv nonetheless refuses, with
+// ErrUnsupported naming the construct, each with the reason: no file that torch writes and
+// torch.load(weights_only=True) then reads can hold them. Every other name on the list is
+// read, kept and written back.
+var refusedAsUnsupported = map[string]string{
+	"torch._utils._rebuild_wrapper_subclass": "written only for tensor subclasses without storage " +
+		"(FakeTensor, functional tensors); its arguments name the subclass and torch.strided, which " +
+		"the weights_only loader refuses unless the user allows them",
+	"torch._utils._rebuild_device_tensor_from_numpy": "written only for xla/maia/mtia tensors, " +
+		"and its data is a numpy array, whose globals the weights_only loader refuses",
+	"torch._utils._rebuild_device_tensor_from_cpu_tensor": "written only for tensors on xla, maia " +
+		"or a privateuse1 backend, which no CPU build of torch has, so no such file can be made " +
+		"and checked",
+}
+
 // TestAllowlistMatchesTorch lists the globals the installed torch 2's weights_only unpickler
 // allows (_get_allowed_globals, which includes _tensor_rebuild_functions) next to pt2conv's
 // AllowedGlobals, and fails on every line that differs without a reason above.
@@ -72,6 +87,18 @@ print(json.dumps(sorted(names)))
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	unsupported := map[string]bool{}
+	for _, n := range pickle.UnsupportedGlobals() {
+		unsupported[n] = true
+		if refusedAsUnsupported[n] == "" {
+			t.Errorf("%s is allowed but refused as unsupported, without a reason given here", n)
+		}
+	}
+	for n := range refusedAsUnsupported {
+		if !unsupported[n] {
+			t.Errorf("%s is explained as refused, but pt2conv reads it", n)
+		}
+	}
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-55s %-8s %s\n", "GLOBAL", torch2.Version, "pt2conv")
 	for _, n := range names {
@@ -81,7 +108,11 @@ print(json.dumps(sorted(names)))
 			}
 			return "-"
 		}
-		fmt.Fprintf(&table, "%-55s %-8s %s\n", n, mark(torchHas[n]), mark(ours[n]))
+		ourMark := mark(ours[n])
+		if unsupported[n] {
+			ourMark = "unsupported: " + refusedAsUnsupported[n]
+		}
+		fmt.Fprintf(&table, "%-55s %-8s %s\n", n, mark(torchHas[n]), ourMark)
 		if torchHas[n] != ours[n] {
 			if why, ok := allowlistDifferences[n]; ok {
 				t.Logf("%s differs: %s", n, why)

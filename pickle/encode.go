@@ -208,6 +208,8 @@ func (e *Encoder) value(v checkpoint.Value) error {
 		return e.parameter(v)
 	case *checkpoint.SparseTensor:
 		return e.sparse(v)
+	case *checkpoint.AttrTensor:
+		return e.attrTensor(v)
 	default:
 		return fmt.Errorf("pickle: cannot encode a value of Go type %T", v)
 	}

@@ -34,28 +34,54 @@ func (e *Encoder) tensor(t *checkpoint.Tensor) error {
 	if e.memoized(t) {
 		return e.err
 	}
-	if t.Storage == nil {
-		return fmt.Errorf("pickle: encoding a tensor: no storage")
-	}
-	if len(t.Size) != len(t.Stride) {
-		return fmt.Errorf("pickle: encoding a tensor: %d sizes but %d strides", len(t.Size), len(t.Stride))
+	fn, err := tensorRebuild(t)
+	if err != nil {
+		return err
 	}
 	if err := e.enter(t); err != nil {
 		return err
 	}
 	defer delete(e.building, t)
-	untyped := t.Storage.Kind == checkpoint.Untyped || !t.Storage.Kind.HasClass()
-	switch {
-	case t.Quant != nil:
-		e.global("torch._utils", "_rebuild_qtensor")
-	case untyped:
-		if k := t.Kind(); !k.Valid() || k == checkpoint.Untyped {
-			return fmt.Errorf("pickle: encoding a tensor of storage %q: no dtype", t.Storage.Key)
-		}
-		e.global("torch._utils", "_rebuild_tensor_v3")
-	default:
-		e.global("torch._utils", "_rebuild_tensor_v2")
+	e.global("torch._utils", fn)
+	if err := e.tensorArgs(t); err != nil {
+		return err
 	}
+	e.write(opReduce)
+	e.objects[t] = e.put()
+	return e.err
+}
+
+// tensorRebuild names the torch._utils function a tensor is written with.
+func tensorRebuild(t *checkpoint.Tensor) (string, error) {
+	if t.Storage == nil {
+		return "", fmt.Errorf("pickle: encoding a tensor: no storage")
+	}
+	if len(t.Size) != len(t.Stride) {
+		return "", fmt.Errorf("pickle: encoding a tensor: %d sizes but %d strides", len(t.Size), len(t.Stride))
+	}
+	switch {
+	case t.OldForm:
+		if t.Quant != nil || untypedView(t) || t.RequiresGrad || t.Hooks != nil || len(t.Extra) > 0 {
+			return "", fmt.Errorf("pickle: encoding a tensor of storage %q in torch 0.3's form, which cannot hold its dtype, requires_grad or hooks", t.Storage.Key)
+		}
+		return "_rebuild_tensor", nil
+	case t.Quant != nil:
+		return "_rebuild_qtensor", nil
+	case untypedView(t):
+		if k := t.Kind(); !k.Valid() || k == checkpoint.Untyped {
+			return "", fmt.Errorf("pickle: encoding a tensor of storage %q: no dtype", t.Storage.Key)
+		}
+		return "_rebuild_tensor_v3", nil
+	}
+	return "_rebuild_tensor_v2", nil
+}
+
+func untypedView(t *checkpoint.Tensor) bool {
+	return t.Storage.Kind == checkpoint.Untyped || !t.Storage.Kind.HasClass()
+}
+
+// tensorArgs writes the argument tuple of the function tensorRebuild names.
+func (e *Encoder) tensorArgs(t *checkpoint.Tensor) error {
 	e.write(opMark)
 	e.storage(t.Storage)
 	e.int(t.Offset)
@@ -64,6 +90,11 @@ func (e *Encoder) tensor(t *checkpoint.Tensor) error {
 	}
 	if err := e.tupleItems(int64sValues(t.Stride)); err != nil {
 		return err
+	}
+	if t.OldForm {
+		e.write(opTuple)
+		e.put()
+		return e.err
 	}
 	if t.Quant != nil {
 		if err := e.quantizer(t.Quant); err != nil {
@@ -74,7 +105,7 @@ func (e *Encoder) tensor(t *checkpoint.Tensor) error {
 	if err := e.hooks(t.Hooks); err != nil {
 		return err
 	}
-	if untyped && t.Quant == nil {
+	if untypedView(t) && t.Quant == nil {
 		e.global("torch", t.Kind().DType())
 	}
 	for _, x := range t.Extra {
@@ -84,8 +115,6 @@ func (e *Encoder) tensor(t *checkpoint.Tensor) error {
 	}
 	e.write(opTuple)
 	e.put()
-	e.write(opReduce)
-	e.objects[t] = e.put()
 	return e.err
 }
 
@@ -115,6 +144,17 @@ func (e *Encoder) sparse(sp *checkpoint.SparseTensor) error {
 	}
 	defer delete(e.building, sp)
 	e.global("torch._utils", "_rebuild_sparse_tensor")
+	if err := e.sparseArgs(sp); err != nil {
+		return err
+	}
+	e.write(opReduce)
+	e.objects[sp] = e.put()
+	return e.err
+}
+
+// sparseArgs writes (_get_layout("torch.<layout>"), data), the arguments of
+// _rebuild_sparse_tensor.
+func (e *Encoder) sparseArgs(sp *checkpoint.SparseTensor) error {
 	e.global("torch.serialization", "_get_layout")
 	e.str("torch." + sp.Layout)
 	e.write(opTuple1)
@@ -134,8 +174,67 @@ func (e *Encoder) sparse(sp *checkpoint.SparseTensor) error {
 	}
 	e.write(opTuple2)
 	e.put()
+	return e.err
+}
+
+// attrTensor writes a tensor with Python attributes as Tensor.__reduce_ex__ does:
+// torch._tensor._rebuild_from_type_v2(rebuild function, class, its arguments, state).
+func (e *Encoder) attrTensor(a *checkpoint.AttrTensor) error {
+	if e.memoized(a) {
+		return e.err
+	}
+	if a.Class == nil {
+		return fmt.Errorf("pickle: encoding a tensor with attributes: no class")
+	}
+	if err := e.enter(a); err != nil {
+		return err
+	}
+	defer delete(e.building, a)
+	e.global("torch._tensor", "_rebuild_from_type_v2")
+	e.write(opMark)
+	switch x := a.Tensor.(type) {
+	case *checkpoint.Tensor:
+		fn, err := tensorRebuild(x)
+		if err != nil {
+			return err
+		}
+		e.global("torch._utils", fn)
+		e.global(a.Class.Module, a.Class.Name)
+		if err := e.tensorArgs(x); err != nil {
+			return err
+		}
+	case *checkpoint.SparseTensor:
+		if x.Values == nil {
+			return fmt.Errorf("pickle: encoding a sparse tensor: no values")
+		}
+		e.global("torch._utils", "_rebuild_sparse_tensor")
+		e.global(a.Class.Module, a.Class.Name)
+		if err := e.sparseArgs(x); err != nil {
+			return err
+		}
+	case *checkpoint.Call:
+		if x.Func == nil || x.State != nil {
+			return fmt.Errorf("pickle: encoding a tensor with attributes: a call that is not a rebuild")
+		}
+		e.global(x.Func.Module, x.Func.Name)
+		e.global(a.Class.Module, a.Class.Name)
+		args := x.Args
+		if args == nil {
+			args = &checkpoint.Tuple{}
+		}
+		if err := e.tupleItems(args.Items); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("pickle: encoding a tensor with attributes: it wraps a %s", checkpoint.TypeName(a.Tensor))
+	}
+	if err := e.value(a.State); err != nil {
+		return err
+	}
+	e.write(opTuple)
+	e.put()
 	e.write(opReduce)
-	e.objects[sp] = e.put()
+	e.objects[a] = e.put()
 	return e.err
 }
 

@@ -426,11 +426,17 @@ func TestFixturesWithinLimits(t *testing.T) {
 // Globals torch's safe loader allows but pt2conv cannot keep are refused as unsupported,
 // naming the construct, and never with the "runs pickled code" message meant for code.
 func TestAllowedButUnsupported(t *testing.T) {
+	const v2 = "ctorch._utils\n_rebuild_tensor_v2\n"
 	tests := []struct{ name, pkl, want string }{
-		{"nested tensor", "\x80\x02ctorch._utils\n_rebuild_nested_tensor\n)R.", "a nested tensor"},
-		{"tensor subclass", "\x80\x02ctorch._tensor\n_rebuild_from_type_v2\n)R.", "a tensor subclass or a tensor with Python attributes"},
-		{"meta tensor", "\x80\x02ctorch._utils\n_rebuild_meta_tensor_no_storage\n)R.", "a meta tensor"},
+		{"wrapper subclass", "\x80\x02ctorch._utils\n_rebuild_wrapper_subclass\n)R.", "a wrapper tensor subclass"},
+		{"device tensor via numpy", "\x80\x02ctorch._utils\n_rebuild_device_tensor_from_numpy\n)R.", "a device tensor saved through numpy"},
+		{"device tensor via cpu", "\x80\x02ctorch._utils\n_rebuild_device_tensor_from_cpu_tensor\n)R.", "a device tensor saved through a CPU copy"},
+		{"tensor subclass", "\x80\x02ctorch._tensor\n_rebuild_from_type_v2\n(" + v2 + "ctorch\nFloatTensor\n)NtR.", "a tensor of class torch.FloatTensor"},
+		{"attributes on a parameter rebuild", "\x80\x02ctorch._tensor\n_rebuild_from_type_v2\n(ctorch._utils\n_rebuild_parameter\nctorch\nTensor\n)NtR.",
+			"a tensor with Python attributes rebuilt by torch._utils._rebuild_parameter"},
+		{"tensor built with state", "\x80\x02ctorch._utils\n_rebuild_meta_tensor_no_storage\n(ctorch\nfloat32\n))\x89tR}b.", "built with extra state"},
 		{"frozenset", "\x80\x04(\x91.", "frozenset"},
+		{"parameter by NEWOBJ", "\x80\x02ctorch.nn.parameter\nParameter\n)\x81.", "an nn.Parameter created by NEWOBJ"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -441,6 +447,28 @@ func TestAllowedButUnsupported(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "code") {
 				t.Errorf("error %q does not name %q, or speaks of code", err, tt.want)
+			}
+		})
+	}
+}
+
+// Rebuild calls torch allows but whose arguments are not what torch writes are corrupt.
+func TestMalformedRebuilds(t *testing.T) {
+	tests := []struct{ name, pkl, want string }{
+		{"nested tensor without parts", "\x80\x02ctorch._utils\n_rebuild_nested_tensor\n)R.", "nested tensor with 0 parts"},
+		{"nested tensor of numbers", "\x80\x02ctorch._utils\n_rebuild_nested_tensor\n(K\x01K\x02K\x03K\x04tR.", "not dense tensors"},
+		{"meta tensor without arguments", "\x80\x02ctorch._utils\n_rebuild_meta_tensor_no_storage\n)R.", "malformed meta tensor"},
+		{"meta tensor of negative size", "\x80\x02ctorch._utils\n_rebuild_meta_tensor_no_storage\n(ctorch\nfloat32\nJ\xff\xff\xff\xff\x85K\x01\x85\x89tR.", "malformed meta tensor"},
+		{"attributes without arguments", "\x80\x02ctorch._tensor\n_rebuild_from_type_v2\n)R.", "_rebuild_from_type_v2 with 0 arguments"},
+		{"attributes without a class", "\x80\x02ctorch._tensor\n_rebuild_from_type_v2\n(K\x01K\x02)NtR.", "without a function, class and arguments"},
+		{"NEWOBJ of a tensor", "\x80\x02ctorch\nTensor\n)\x81.", "NEWOBJ of torch.Tensor"},
+		{"old form without a storage", "\x80\x02ctorch._utils\n_rebuild_tensor\n(NK\x00)\x29tR.", "without a typed storage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeRawPickle([]byte(tt.pkl), DefaultLimits)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v: want ErrCorrupt naming %q", err, tt.want)
 			}
 		})
 	}

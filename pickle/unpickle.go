@@ -313,16 +313,15 @@ func (d *decoder) convert(v any, depth int) (checkpoint.Value, error) {
 	return nil, fmt.Errorf("%w: %s: unexpected value of Go type %T", ErrUnsupported, d.record, v)
 }
 
+// global is an allowed global used as a value rather than called: torch's loader hands out
+// the object itself, whatever it is (a dtype, a class, the rebuild function that
+// _rebuild_from_type_v2 is given), so pt2conv keeps its name.
 func (d *decoder) global(x *pyGlobal) (checkpoint.Value, error) {
-	switch x.role {
-	case roleOpaque, roleStorage:
-		if out, ok := d.seen[x]; ok {
-			return out, nil
-		}
-		d.seen[x] = x.g
-		return x.g, nil
+	if out, ok := d.seen[x]; ok {
+		return out, nil
 	}
-	return nil, fmt.Errorf("%w: %s: %s used as a value", ErrUnsupported, d.record, x.g)
+	d.seen[x] = x.g
+	return x.g, nil
 }
 
 type entryIter func(yield func(k, v any) error) error
@@ -399,6 +398,14 @@ func (d *decoder) build(fn *pyGlobal, args []checkpoint.Value, state checkpoint.
 		out, err = d.sparse(args)
 	case roleParameter:
 		out, err = d.parameter(g, args)
+	case roleFromType:
+		out, err = d.fromType(args)
+	case roleTensorOld:
+		out, err = d.oldTensor(args)
+	case roleMeta:
+		out, err = d.meta(g, args)
+	case roleNested:
+		out, err = d.nested(g, args)
 	case roleBytes:
 		out, err = d.bytes(g, args)
 	case roleOpaque:

@@ -88,6 +88,7 @@ type applier struct {
 	containers map[containerKey]checkpoint.Value
 	tensors    map[tensorKey]*checkpoint.Tensor
 	params     map[tensorKey]*checkpoint.Parameter
+	attrs      map[tensorKey]*checkpoint.AttrTensor
 }
 
 func (a *applier) rebuild(path checkpoint.Path, v checkpoint.Value, n *trie) (checkpoint.Value, error) {
@@ -218,6 +219,20 @@ func (a *applier) replaceTensor(path checkpoint.Path, v checkpoint.Value, ch *Ch
 		nt.Stride = slices.Clone(ch.NewStride)
 		t = &nt
 		a.tensors[key] = t
+	}
+	if at, ok := v.(*checkpoint.AttrTensor); ok {
+		// The attributes stay with the tensor, as torch keeps them across a view.
+		if a.attrs == nil {
+			a.attrs = map[tensorKey]*checkpoint.AttrTensor{}
+		}
+		na := a.attrs[key]
+		if na == nil {
+			cp := *at
+			cp.Tensor = t
+			na = &cp
+			a.attrs[key] = na
+		}
+		return na, nil
 	}
 	prm, isParam := v.(*checkpoint.Parameter)
 	if !isParam {

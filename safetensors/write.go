@@ -69,6 +69,10 @@ func StateDict(root checkpoint.Value) ([]checkpoint.NamedTensor, error) {
 			flat = false
 			break
 		}
+		if _, ok := e.Value.(*checkpoint.AttrTensor); ok && flat {
+			// Writing the data alone would drop the attributes without a word.
+			return nil, fmt.Errorf("%w: tensor %q carries Python attributes, which a safetensors file cannot hold", ErrUnsupported, name)
+		}
 		out = append(out, checkpoint.NamedTensor{Path: checkpoint.Path{name}, Tensor: t})
 	}
 	if flat {

@@ -120,6 +120,19 @@ class Comparer:
             raise Differ("%s: value %s vs %s" % (where, short(a), short(b)))
 
     def compare_tensors(self, a, b, where):
+        # Python attributes set on the tensor (w.note = ...), which torch saves with it.
+        self.compare(dict(getattr(a, "__dict__", {})), dict(getattr(b, "__dict__", {})), join(where, "(attributes)"))
+        if a.device != b.device:
+            raise Differ("%s: device %s vs %s" % (where, a.device, b.device))
+        if a.is_meta:  # a shape and a dtype, no data
+            if (a.dtype, tuple(a.shape), a.stride(), a.storage_offset(), a.requires_grad) != (
+                    b.dtype, tuple(b.shape), b.stride(), b.storage_offset(), b.requires_grad):
+                raise Differ("%s: meta tensor %s vs %s" % (where, describe_tensor(a), describe_tensor(b)))
+            return
+        if a.is_nested != b.is_nested:
+            raise Differ("%s: nested %s vs %s" % (where, a.is_nested, b.is_nested))
+        if a.is_nested:
+            return self.compare_nested(a, b, where)
         if (a.layout, a.is_quantized) != (b.layout, b.is_quantized):
             raise Differ("%s: layout %s%s vs %s%s" % (where, a.layout, " quantized" * a.is_quantized,
                                                       b.layout, " quantized" * b.is_quantized))
@@ -160,6 +173,15 @@ class Comparer:
         else:
             parts = [("ccol_indices", lambda t: t.ccol_indices()), ("row_indices", lambda t: t.row_indices()),
                      ("values", lambda t: t.values())]
+        for name, part in parts:
+            self.compare_tensors(part(a), part(b), "%s/%s" % (where, name))
+
+    def compare_nested(self, a, b, where):
+        """Nested tensors: dtype, then the buffer and the sizes, strides and offsets of the parts."""
+        if (a.dtype, a.requires_grad) != (b.dtype, b.requires_grad):
+            raise Differ("%s: nested tensor %s vs %s" % (where, a.dtype, b.dtype))
+        parts = [("sizes", lambda t: t._nested_tensor_size()), ("strides", lambda t: t._nested_tensor_strides()),
+                 ("offsets", lambda t: t._nested_tensor_storage_offsets()), ("buffer", lambda t: t.values())]
         for name, part in parts:
             self.compare_tensors(part(a), part(b), "%s/%s" % (where, name))
 
@@ -243,6 +265,8 @@ def cmd_describe(path):
 
 
 def walk(obj, path, out):
+    if isinstance(obj, torch.Tensor) and (obj.is_meta or obj.is_nested):
+        return  # no data of their own to describe
     if isinstance(obj, torch.Tensor):
         t = obj.detach().contiguous()
         if t.dtype == torch.bfloat16:

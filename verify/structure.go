@@ -187,6 +187,11 @@ func (p *prover) value(path string, a, b checkpoint.Value) {
 		p.tensor(path, x.Data, y.Data)
 	case *checkpoint.Tensor:
 		p.tensor(path, x, b.(*checkpoint.Tensor))
+	case *checkpoint.AttrTensor:
+		y := b.(*checkpoint.AttrTensor)
+		p.value(join(path, "(class)"), x.Class, y.Class)
+		p.value(join(path, "(attributes)"), x.State, y.State)
+		p.value(path, x.Tensor, y.Tensor)
 	default:
 		p.s.Values++
 		if !samePlain(a, b) {
@@ -292,6 +297,9 @@ func (p *prover) tensor(path string, a, b *checkpoint.Tensor) {
 	}
 	if a.RequiresGrad != b.RequiresGrad {
 		p.differ(path, "requires_grad %v, was %v", b.RequiresGrad, a.RequiresGrad)
+	}
+	if a.OldForm != b.OldForm {
+		p.differ(path, "saved in torch 0.3's form: %v, was %v", b.OldForm, a.OldForm)
 	}
 	p.value(join(path, "(hooks)"), a.Hooks, b.Hooks)
 	p.items(join(path, "(extra)"), a.Extra, b.Extra)
