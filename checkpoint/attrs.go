@@ -31,3 +31,15 @@ func deepParts(v Value) []*Tensor {
 	})
 	return out
 }
+
+// IsTensor reports whether v is a tensor of any kind: dense or quantized, a parameter, sparse,
+// one with attributes, or one kept as its rebuild call (Call.Tensor).
+func IsTensor(v Value) bool {
+	switch x := v.(type) {
+	case *Tensor, *Parameter, *SparseTensor, *AttrTensor:
+		return true
+	case *Call:
+		return x.Tensor
+	}
+	return false
+}

@@ -62,6 +62,9 @@ type Call struct {
 	Func  *Global
 	Args  *Tuple
 	State Value
+	// Tensor is set when the call rebuilds a tensor that pt2conv keeps as it is, such as a
+	// meta tensor (a shape, no data) or a nested tensor.
+	Tensor bool
 }
 
 // Tensor is a view into a Storage, as torch._utils._rebuild_tensor_v2 describes it.

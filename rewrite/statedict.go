@@ -73,7 +73,7 @@ func looksLikeStateDict(entries []checkpoint.Entry) bool {
 			if k == "weight" || strings.HasSuffix(k, ".weight") {
 				weights++
 			}
-		} else if _, ok := e.Value.(*checkpoint.SparseTensor); ok {
+		} else if checkpoint.IsTensor(e.Value) { // sparse, meta, nested: counted, never converted
 			tensors++
 		}
 	}

@@ -187,6 +187,20 @@ func (p *prover) value(path string, a, b checkpoint.Value) {
 		p.tensor(path, x.Data, y.Data)
 	case *checkpoint.Tensor:
 		p.tensor(path, x, b.(*checkpoint.Tensor))
+	case *checkpoint.SparseTensor:
+		y := b.(*checkpoint.SparseTensor)
+		if x.Layout != y.Layout || x.HasCoalesced != y.HasCoalesced || len(x.Indices) != len(y.Indices) || (x.Values == nil) != (y.Values == nil) {
+			p.differ(path, "sparse tensor %s, was %s", y.Layout, x.Layout)
+			return
+		}
+		p.value(join(path, "(size)"), x.Size, y.Size)
+		p.value(join(path, "(coalesced)"), x.Coalesced, y.Coalesced)
+		for i := range x.Indices {
+			p.tensor(join(path, fmt.Sprintf("(indices %d)", i)), x.Indices[i], y.Indices[i])
+		}
+		if x.Values != nil {
+			p.tensor(join(path, "(values)"), x.Values, y.Values)
+		}
 	case *checkpoint.AttrTensor:
 		y := b.(*checkpoint.AttrTensor)
 		p.value(join(path, "(class)"), x.Class, y.Class)
@@ -297,6 +311,24 @@ func (p *prover) tensor(path string, a, b *checkpoint.Tensor) {
 	}
 	if a.RequiresGrad != b.RequiresGrad {
 		p.differ(path, "requires_grad %v, was %v", b.RequiresGrad, a.RequiresGrad)
+	}
+	if a.Kind() != b.Kind() {
+		p.differ(path, "dtype %s, was %s", b.Kind(), a.Kind())
+		return
+	}
+	if (a.Quant == nil) != (b.Quant == nil) {
+		p.differ(path, "quantized: %v, was %v", b.Quant != nil, a.Quant != nil)
+		return
+	}
+	if q, r := a.Quant, b.Quant; q != nil {
+		if q.Scheme != r.Scheme {
+			p.differ(path, "quantization scheme %s, was %s", r.Scheme, q.Scheme)
+		}
+		p.value(join(path, "(scale)"), q.Scale, r.Scale)
+		p.value(join(path, "(zero point)"), q.ZeroPoint, r.ZeroPoint)
+		p.value(join(path, "(scales)"), q.Scales, r.Scales)
+		p.value(join(path, "(zero points)"), q.ZeroPoints, r.ZeroPoints)
+		p.value(join(path, "(axis)"), q.Axis, r.Axis)
 	}
 	if a.OldForm != b.OldForm {
 		p.differ(path, "saved in torch 0.3's form: %v, was %v", b.OldForm, a.OldForm)

@@ -101,6 +101,33 @@ func TestProve(t *testing.T) {
 			s := entry(c, "fc.weight").Storage
 			s.Kind = checkpoint.Int32
 		}, "model/fc.weight: dtype int32, was float32"},
+		{"attributes kept", func(o, c *ckBuilder, root *checkpoint.Dict) {
+			withAttrs(o, 0, "a")
+			withAttrs(c, 0, "a")
+		}, ""},
+		{"attribute changed", func(o, c *ckBuilder, root *checkpoint.Dict) {
+			withAttrs(o, 0, "a")
+			withAttrs(c, 0, "b")
+		}, `model/fc.weight/(attributes)/note: "a" in the original, "b" in the converted file`},
+		{"attributes dropped", func(o, c *ckBuilder, root *checkpoint.Dict) { withAttrs(o, 0, "a") },
+			"model/fc.weight: a Tensor with attributes in the original, a Tensor in the converted file"},
+		{"sparse kept", func(o, c *ckBuilder, root *checkpoint.Dict) {
+			withSparse(o, "sparse_coo")
+			withSparse(c, "sparse_coo")
+		}, ""},
+		{"sparse layout", func(o, c *ckBuilder, root *checkpoint.Dict) {
+			withSparse(o, "sparse_coo")
+			withSparse(c, "sparse_csr")
+		}, "model/sp: sparse tensor sparse_csr, was sparse_coo"},
+		{"sparse values", func(o, c *ckBuilder, root *checkpoint.Dict) {
+			withSparse(o, "sparse_coo")
+			withSparse(c, "sparse_coo")
+			setFloat(c, "fc.bias", 3, 9)
+		}, "element [1] differs"},
+		{"quantizer", func(o, c *ckBuilder, root *checkpoint.Dict) {
+			entry(o, "fc.bias").Quant = &checkpoint.Quantizer{Scheme: "per_tensor_affine", Scale: 0.5, ZeroPoint: int64(0)}
+			entry(c, "fc.bias").Quant = &checkpoint.Quantizer{Scheme: "per_tensor_affine", Scale: 0.25, ZeroPoint: int64(0)}
+		}, "model/fc.bias/(scale): 0.5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,4 +163,23 @@ func BenchmarkProveManyTensors(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/tensor")
 		})
 	}
+}
+
+// withAttrs gives the i-th tensor of b's state_dict a Python attribute note=value.
+func withAttrs(b *ckBuilder, i int, value string) {
+	e := &b.dict.Entries[i]
+	e.Value = &checkpoint.AttrTensor{
+		Tensor: e.Value,
+		Class:  &checkpoint.Global{Module: "torch", Name: "Tensor"},
+		State:  &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "note", Value: value}}},
+	}
+}
+
+// withSparse adds a sparse tensor "sp" whose values are a view of fc.bias's storage.
+func withSparse(b *ckBuilder, layout string) {
+	bias := b.dict.Entries[1].Value.(*checkpoint.Tensor)
+	values := &checkpoint.Tensor{Storage: bias.Storage, Offset: 2, Size: []int64{2}, Stride: []int64{1}}
+	b.dict.Entries = append(b.dict.Entries, checkpoint.Entry{Key: "sp", Value: &checkpoint.SparseTensor{
+		Layout: layout, Indices: []*checkpoint.Tensor{values}, Values: values,
+		Size: &checkpoint.Tuple{Items: []checkpoint.Value{int64(4)}}}})
 }

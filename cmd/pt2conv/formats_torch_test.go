@@ -13,8 +13,9 @@ import (
 )
 
 // TestConvertNextToOtherTensors converts Linears of torch 2's dtypes (float8, uint16), Linears
-// at the root of dicts, frozen parameters and a Linear full of NaN payloads, and Linears that
-// sit next to quantized and sparse tensors, and has every torch that can load the original
+// at the root of dicts, frozen parameters, a Linear full of NaN payloads, a Linear with Python
+// attributes and Linears in torch 0.3's form, and Linears that sit next to quantized, sparse,
+// meta and nested tensors, and has every torch that can load the original
 // check the result (testdata/converted_formats.py): the converted weights keep their bits,
 // everything else is exactly the original.
 func TestConvertNextToOtherTensors(t *testing.T) {
@@ -37,6 +38,14 @@ func TestConvertNextToOtherTensors(t *testing.T) {
 		{"nested_modules_t26.pt", []string{"head/.=2x2x2", "tail/fc/.", `odd keys/a\*b`, "ema/0=5x2"},
 			map[string][]int64{"head/weight": {2, 2, 2, 2}, "tail/fc/weight": {4, 6, 1, 1}, "odd keys/a*b.weight": {2, 3, 1, 1}, "ema/0.weight": {8, 1, 5, 2}}},
 		{"mlp_proto1_legacy.pt", []string{"0=5x2"}, map[string][]int64{"0.weight": {8, 1, 5, 2}}},
+		// A Linear whose weight and bias carry Python attributes, next to a quantized, a
+		// float8, a sparse and a meta tensor with attributes of their own.
+		{"tensor_attrs_t26.pt", []string{"fc=2x2x2"}, map[string][]int64{"fc.weight": {3, 2, 2, 2}}},
+		{"meta.pt", []string{"fc"}, map[string][]int64{"fc.weight": {4, 6, 1, 1}}},
+		{"meta_t26.pt", []string{"fc=3x2x1"}, map[string][]int64{"fc.weight": {4, 3, 2, 1}}},
+		{"nested_t26.pt", []string{"fc=3x2x1"}, map[string][]int64{"fc.weight": {4, 3, 2, 1}}},
+		{"old_form.pt", []string{"fc"}, map[string][]int64{"fc.weight": {4, 6, 1, 1}}},
+		{"old_form_legacy_t26.pt", []string{"fc=2x3"}, map[string][]int64{"fc.weight": {4, 1, 2, 3}}},
 	}
 	type pyCase struct {
 		Orig   string             `json:"orig"`

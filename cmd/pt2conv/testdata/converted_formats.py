@@ -5,8 +5,9 @@ Usage: converted_formats.py SCRIPTS_DIR CASES.json
 A case is {"orig": path, "conv": path, "shapes": {"key/path": new shape}}. Each converted tensor
 must have its new shape, its dtype and its elements bit for bit (float8, uint16, NaN payloads
 included). Seen back in its original shape over the same storage, the converted file must then
-hold exactly what the original holds (scripts/torchcheck.py: quantized, sparse and every other
-tensor untouched, key order, storage sharing). Files this torch cannot load are reported as
+hold exactly what the original holds (scripts/torchcheck.py: quantized, sparse, meta, nested and
+every other tensor untouched, Python attributes of the converted tensors too, key order, storage
+sharing). Files this torch cannot load are reported as
 skipped. Prints "ok N skipped M" or exits 1 naming the first difference.
 """
 
@@ -63,6 +64,8 @@ def check(case):
         back = torch.as_strided(y.detach(), x.shape, x.stride(), x.storage_offset())
         if isinstance(y, torch.nn.Parameter):
             back = torch.nn.Parameter(back, requires_grad=y.requires_grad)
+        for attr, value in vars(y).items():  # Python attributes, compared with the original's below
+            setattr(back, attr, value)
         put(b, key, back)
     c = torchcheck.Comparer()
     try:
