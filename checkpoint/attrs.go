@@ -39,7 +39,7 @@ func IsTensor(v Value) bool {
 	case *Tensor, *Parameter, *SparseTensor, *AttrTensor:
 		return true
 	case *Call:
-		return x.Tensor
+		return x.Tensor != ""
 	}
 	return false
 }

@@ -62,9 +62,9 @@ type Call struct {
 	Func  *Global
 	Args  *Tuple
 	State Value
-	// Tensor is set when the call rebuilds a tensor that pt2conv keeps as it is, such as a
-	// meta tensor (a shape, no data) or a nested tensor.
-	Tensor bool
+	// Tensor names the tensor the call rebuilds, when it is one that pt2conv keeps as the
+	// call it is: "meta tensor" (a shape, no data), "nested tensor". Empty for other calls.
+	Tensor string
 }
 
 // Tensor is a view into a Storage, as torch._utils._rebuild_tensor_v2 describes it.
@@ -328,6 +328,9 @@ func TypeName(v Value) string {
 	case *Global:
 		return "global " + v.(*Global).String()
 	case *Call:
+		if c := v.(*Call); c.Tensor != "" {
+			return c.Tensor
+		}
 		return v.(*Call).Func.String() + "(...)"
 	}
 	return fmt.Sprintf("%T", v)

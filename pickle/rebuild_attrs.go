@@ -68,7 +68,7 @@ func (d *decoder) meta(g *checkpoint.Global, args []checkpoint.Value) (checkpoin
 			return nil, bad
 		}
 	}
-	return &checkpoint.Call{Func: g, Args: &checkpoint.Tuple{Items: args}, Tensor: true}, nil
+	return &checkpoint.Call{Func: g, Args: &checkpoint.Tuple{Items: args}, Tensor: "meta tensor"}, nil
 }
 
 // nested reads _rebuild_nested_tensor(buffer, sizes, strides, offsets): a nested tensor,
@@ -83,7 +83,7 @@ func (d *decoder) nested(g *checkpoint.Global, args []checkpoint.Value) (checkpo
 			return nil, fmt.Errorf("%w: %s: nested tensor whose parts are not dense tensors", ErrCorrupt, d.record)
 		}
 	}
-	return &checkpoint.Call{Func: g, Args: &checkpoint.Tuple{Items: args}, Tensor: true}, nil
+	return &checkpoint.Call{Func: g, Args: &checkpoint.Tuple{Items: args}, Tensor: "nested tensor"}, nil
 }
 
 // oldTensor reads _rebuild_tensor(storage, offset, size, stride), torch 0.3's form of a

@@ -279,8 +279,18 @@ func noMatchError(sp Spec, dicts []*stateDict, dir Direction) error {
 			}
 		}
 	}
+	why := ""
+	for _, d := range dicts {
+		for _, e := range d.entries {
+			k, _ := e.Key.(string)
+			if _, dense := checkpoint.AsTensor(e.Value); !dense && checkpoint.IsTensor(e.Value) && k == sp.Layer+".weight" {
+				// A weight is there, but with no dense data to view (meta, nested, sparse).
+				why = fmt.Sprintf(" (%s is a %s, which has no dense data to convert)", k, checkpoint.TypeName(e.Value))
+			}
+		}
+	}
 	return &LayerError{Layer: sp.Layer, Err: ErrNoMatch,
-		Detail: fmt.Sprintf("no %d-D weight matches; %s layers here: %s", dir.fromRank(), dir.fromKind(), nameList(names))}
+		Detail: fmt.Sprintf("no %d-D weight matches%s; %s layers here: %s", dir.fromRank(), why, dir.fromKind(), nameList(names))}
 }
 
 // tiedWarnings names weights converted under one key while the same tensor also appears,

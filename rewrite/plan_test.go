@@ -152,6 +152,12 @@ func TestNewPlanErrors(t *testing.T) {
 			ErrNoMatch, "--layer fc9: no 2-D weight matches; Linear layers here: classifier.0, classifier.3, classifier.6"},
 		{planCase{name: "glob matches nothing", root: func(b *builder) checkpoint.Value { return b.mlp() }, specs: []string{"fc*"}},
 			ErrNoMatch, "--layer fc*: no 2-D weight matches; Linear layers here: 0, 2, 4"},
+		{planCase{name: "meta weight", root: func(b *builder) checkpoint.Value {
+			kv := b.linear(nil, "fc", 2, 4)
+			meta := &checkpoint.Call{Func: &checkpoint.Global{Module: "torch._utils", Name: "_rebuild_meta_tensor_no_storage"}, Tensor: "meta tensor"}
+			return newStateDict(append(kv, "lazy.weight", meta)...)
+		}, specs: []string{"lazy"}},
+			ErrNoMatch, "--layer lazy: no 2-D weight matches (lazy.weight is a meta tensor, which has no dense data to convert); Linear layers here: fc"},
 		{planCase{name: "reverse no match", root: func(b *builder) checkpoint.Value { return b.mlp() }, specs: []string{"*"}, opts: Options{Direction: ToLinear}},
 			ErrNoMatch, "--layer *: no 4-D weight matches; Conv2d layers here: none"},
 		{planCase{name: "conv named", root: func(b *builder) checkpoint.Value { return b.vgg("") }, specs: []string{"features.0"}},
