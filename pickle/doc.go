@@ -4,9 +4,11 @@
 // Open reads torch's zip container (torch >= 1.6) and the legacy stream format, with
 // pickle protocols 1 to 5, and everything torch's weights_only loader allows in them
 // (AllowedGlobals): tensors of every dtype, including torch 2's float8 and uint16/32/64 over
-// untyped storages (_rebuild_tensor_v3), parameters, quantized and sparse tensors, and plain
-// Python values. What torch allows and pt2conv cannot keep yet fails with ErrUnsupported,
-// naming it. Only data.pkl and the container's directory are read; tensor
+// untyped storages (_rebuild_tensor_v3), parameters, quantized and sparse tensors, tensors
+// with Python attributes (_rebuild_from_type_v2), meta and nested tensors, tensors in torch
+// 0.3's form, and plain Python values. The few names on torch's list that no file torch
+// writes on a CPU can hold (wrapper subclasses, device tensors) fail with ErrUnsupported,
+// naming what they build. Only data.pkl and the container's directory are read; tensor
 // bytes stay in the file, referenced by Storage values, until Save copies them or a caller
 // decodes them through checkpoint.Checkpoint.StorageReader. The pickle runs through gopickle's
 // machine with hooks that record, never execute: a global outside the allowlist of torch's
