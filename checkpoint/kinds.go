@@ -65,7 +65,8 @@ type SparseTensor struct {
 // Parts lists the dense tensors a value is made of: itself for a tensor or parameter, the
 // per-channel scales and zero points of a quantized tensor too, the indices and values of
 // a sparse tensor, the tensors among a call's arguments (a nested tensor's buffer and
-// sizes) and among a tensor's attributes. Their storages are the value's storages.
+// sizes) and among a tensor's or parameter's attributes. Their storages are the value's
+// storages.
 func Parts(v Value) []*Tensor {
 	switch x := v.(type) {
 	case *Tensor:
@@ -79,9 +80,13 @@ func Parts(v Value) []*Tensor {
 		}
 		return out
 	case *Parameter:
+		// _rebuild_parameter_with_state's state holds the parameter's attributes, which
+		// may be tensors.
+		out := deepParts(&Tuple{Items: x.Extra})
 		if x.Data != nil {
-			return Parts(x.Data)
+			out = append(Parts(x.Data), out...)
 		}
+		return out
 	case *SparseTensor:
 		var out []*Tensor
 		for _, t := range x.Indices {

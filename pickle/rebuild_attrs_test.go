@@ -13,6 +13,7 @@ import (
 func TestRebuildsRoundTrip(t *testing.T) {
 	f32 := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 8}
 	i64 := &checkpoint.Storage{Kind: checkpoint.Int64, Key: "1", Location: "cpu", Len: 4}
+	u8 := &checkpoint.Storage{Kind: checkpoint.Uint8, Key: "2", Location: "cpu", Len: 4}
 	dense := func(s *checkpoint.Storage, off int64, size ...int64) *checkpoint.Tensor {
 		stride := make([]int64, len(size))
 		n := int64(1)
@@ -42,6 +43,8 @@ func TestRebuildsRoundTrip(t *testing.T) {
 		{Key: "nested", Value: nested},
 		{Key: "old", Value: old},
 		{Key: "class", Value: &checkpoint.Global{Module: "torch.storage", Name: "TypedStorage"}},
+		{Key: "parameter", Value: &checkpoint.Parameter{Data: dense(f32, 0, 2), Hooks: &checkpoint.OrderedDict{}, WithState: true,
+			Extra: []checkpoint.Value{attrs("mask", dense(u8, 0, 4))}}},
 	}}
 	got, err := decodeRawPickle(encode(t, root), DefaultLimits)
 	if err != nil {
@@ -52,15 +55,11 @@ func TestRebuildsRoundTrip(t *testing.T) {
 		t.Error("a tensor with attributes referenced twice is no longer one object")
 	}
 	// The decoder makes storages of its own; compare with the originals' fields.
-	if n := len(checkpoint.Storages(got)); n != 2 {
-		t.Errorf("%d storages, want 2 (those of the attributes and the nested tensor's parts count)", n)
+	if n := len(checkpoint.Storages(got)); n != 3 {
+		t.Errorf("%d storages, want 3 (those of attributes and of the nested tensor's parts count)", n)
 	}
 	for _, s := range checkpoint.Storages(got) {
-		if s.Key == "0" {
-			*s = *f32
-		} else {
-			*s = *i64
-		}
+		*s = *map[string]*checkpoint.Storage{"0": f32, "1": i64, "2": u8}[s.Key]
 	}
 	want := root
 	for i := range want.Entries {
