@@ -65,6 +65,10 @@ func StateDict(root checkpoint.Value) ([]checkpoint.NamedTensor, error) {
 	for _, e := range entries {
 		name, isStr := e.Key.(string)
 		t, isTensor := checkpoint.AsTensor(e.Value)
+		if isStr && !isTensor && checkpoint.IsTensor(e.Value) && flat && allTensors(entries) {
+			// A sparse, meta or nested tensor: a safetensors file holds dense data only.
+			return nil, fmt.Errorf("%w: tensor %q is a %s, which a safetensors file cannot hold", ErrUnsupported, name, checkpoint.TypeName(e.Value))
+		}
 		if !isStr || !isTensor {
 			flat = false
 			break
@@ -83,6 +87,16 @@ func StateDict(root checkpoint.Value) ([]checkpoint.NamedTensor, error) {
 		return nil, fmt.Errorf("%w: the checkpoint holds no dict of tensors to write", ErrNotStateDict)
 	}
 	return nil, fmt.Errorf("%w: the checkpoint nests other values with its tensors; choose the state_dict to write with --state-dict KEY: %s", ErrNotStateDict, strings.Join(found, ", "))
+}
+
+// allTensors reports whether every entry is a tensor of some kind under a string key.
+func allTensors(entries []checkpoint.Entry) bool {
+	for _, e := range entries {
+		if _, ok := e.Key.(string); !ok || !checkpoint.IsTensor(e.Value) {
+			return false
+		}
+	}
+	return true
 }
 
 // StateDictPaths lists the paths of the non-empty dicts below root whose keys are strings

@@ -231,3 +231,33 @@ func TestWriteRefuses(t *testing.T) {
 		t.Errorf("view past its storage: %v", err)
 	}
 }
+
+// A state_dict holding a tensor with no dense data of its own, or with Python attributes, is
+// refused by name rather than written without it or them.
+func TestStateDictRefusesWhatItCannotHold(t *testing.T) {
+	s := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 2}
+	dense := &checkpoint.Tensor{Storage: s, Size: []int64{2}, Stride: []int64{1}}
+	tests := []struct {
+		value checkpoint.Value
+		want  string
+	}{
+		{&checkpoint.Call{Func: &checkpoint.Global{Module: "torch._utils", Name: "_rebuild_meta_tensor_no_storage"}, Tensor: "meta tensor"},
+			`tensor "x" is a meta tensor, which a safetensors file cannot hold`},
+		{&checkpoint.SparseTensor{Layout: "sparse_coo", Indices: []*checkpoint.Tensor{dense}, Values: dense},
+			`tensor "x" is a sparse Tensor, which a safetensors file cannot hold`},
+		{&checkpoint.AttrTensor{Tensor: dense, Class: &checkpoint.Global{Module: "torch", Name: "Tensor"}},
+			`tensor "x" carries Python attributes`},
+	}
+	for _, tt := range tests {
+		root := &checkpoint.OrderedDict{Entries: []checkpoint.Entry{{Key: "w", Value: dense}, {Key: "x", Value: tt.value}}}
+		_, err := StateDict(root)
+		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want ErrUnsupported: %s", checkpoint.TypeName(tt.value), err, tt.want)
+		}
+	}
+	// Next to a plain value the dict is no state_dict at all: that is the error, as before.
+	root := &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "x", Value: tests[0].value}, {Key: "epoch", Value: int64(3)}}}
+	if _, err := StateDict(root); !errors.Is(err, ErrNotStateDict) {
+		t.Errorf("meta tensor next to an int: %v, want ErrNotStateDict", err)
+	}
+}
