@@ -31,6 +31,7 @@ type convertFlags struct {
 	seed         uint64
 	format       string
 	stateDict    string
+	renames      []string
 }
 
 func newConvertCommand() *cobra.Command {
@@ -85,6 +86,7 @@ that is moved into place only when every shard is written.`,
 	fl.IntVarP(&f.jobs, "jobs", "j", 1, "convert `N` files at a time")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the random inputs used by --verify")
 	fl.StringVar(&f.format, "format", "", "output `FORMAT`: pt or safetensors (default: by the output's extension)")
+	fl.StringArrayVar(&f.renames, "rename", nil, "rename state_dict keys starting with module `OLD=NEW`, after converting (classifier.0=fc6; module= drops a prefix; repeatable)")
 	fl.StringVar(&f.stateDict, "state-dict", "", "write only the state_dict stored under `KEY` (e.g. model); needed for a safetensors output of a training checkpoint")
 	return cmd
 }
@@ -100,6 +102,7 @@ type convertOptions struct {
 	// format overrides the output's extension ("pt", "safetensors"; "" to follow it).
 	format    string
 	stateDict string
+	renames   []rewrite.Rename
 	jobs      int
 }
 
@@ -124,6 +127,13 @@ func (f *convertFlags) options() (*convertOptions, error) {
 			return nil, fmt.Errorf("--layer %s: %w", s, err)
 		}
 		o.specs = append(o.specs, sp)
+	}
+	for _, s := range f.renames {
+		r, err := rewrite.ParseRename(s)
+		if err != nil {
+			return nil, fmt.Errorf("--rename %s: %w", s, err)
+		}
+		o.renames = append(o.renames, r)
 	}
 	if f.planFile != "" {
 		pf, err := os.Open(f.planFile)
@@ -188,15 +198,16 @@ func (f *convertFlags) jobsFor(args []string) ([]job, error) {
 
 // fileResult is one file's outcome; it is also the JSON report's per-file object.
 type fileResult struct {
-	Input    string           `json:"input"`
-	Output   string           `json:"output,omitempty"`
-	DryRun   bool             `json:"dry_run,omitempty"`
-	Changes  []rewrite.Change `json:"changes"`
-	Warnings []string         `json:"warnings,omitempty"`
-	Bytes    int64            `json:"bytes"`
-	Seconds  float64          `json:"seconds"`
-	Verify   *verify.Report   `json:"verify,omitempty"`
-	Error    string           `json:"error,omitempty"`
+	Input    string            `json:"input"`
+	Output   string            `json:"output,omitempty"`
+	DryRun   bool              `json:"dry_run,omitempty"`
+	Changes  []rewrite.Change  `json:"changes"`
+	Warnings []string          `json:"warnings,omitempty"`
+	Bytes    int64             `json:"bytes"`
+	Seconds  float64           `json:"seconds"`
+	Renamed  []rewrite.Renamed `json:"renamed,omitempty"`
+	Verify   *verify.Report    `json:"verify,omitempty"`
+	Error    string            `json:"error,omitempty"`
 	exit     int
 }
 
@@ -224,6 +235,11 @@ func convertFile(ctx context.Context, j job, o *convertOptions, progress func(do
 	if ckptio.ShardedOf(orig) != nil && j.out != "" && !ckptio.IsIndex(j.out) {
 		return fail(exitBadInput, fmt.Errorf("%s is a sharded checkpoint: give -o DIR/NAME.index.json or --out-dir DIR", j.in))
 	}
+	// Renames are checked before the plan, so a dry run reports them too; they apply after it,
+	// so --layer names the input's modules.
+	if _, res.Renamed, err = rewrite.RenameKeys(orig, o.renames); err != nil {
+		return fail(exitBadInput, fmt.Errorf("%s: %w", j.in, err))
+	}
 	converted := orig
 	if len(o.specs) > 0 {
 		plan, err := rewrite.NewPlan(orig, o.specs, o.rewrite)
@@ -241,6 +257,9 @@ func convertFile(ctx context.Context, j job, o *convertOptions, progress func(do
 	} else if o.dryRun {
 		res.Seconds = time.Since(start).Seconds()
 		return res
+	}
+	if converted, _, err = rewrite.RenameKeys(converted, o.renames); err != nil {
+		return fail(exitBadInput, fmt.Errorf("%s: %w", j.in, err))
 	}
 	if o.stateDict != "" {
 		if converted, err = ckptio.SelectStateDict(converted, o.stateDict); err != nil {
@@ -268,7 +287,11 @@ func convertFile(ctx context.Context, j job, o *convertOptions, progress func(do
 			return fail(exitFailed, fmt.Errorf("%s: reading back the written file: %w", j.out, err))
 		}
 		defer written.Close()
-		before := orig
+		// The written file is proven against the input with the same keys renamed.
+		before, _, err := rewrite.RenameKeys(orig, o.renames)
+		if err != nil {
+			return fail(exitBadInput, fmt.Errorf("%s: %w", j.in, err))
+		}
 		if o.stateDict != "" {
 			if before, err = ckptio.SelectStateDict(orig, o.stateDict); err != nil {
 				return fail(exitBadInput, fmt.Errorf("%s: %w", j.in, err))
