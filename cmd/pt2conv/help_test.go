@@ -1,9 +1,13 @@
 package main
 
 import (
+	"io"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
 // TestHelp: convert --help explains what a user has to know to write a command (spec forms,
@@ -73,5 +77,30 @@ func TestCompletion(t *testing.T) {
 				t.Errorf("%q: completions hold %q:\n%s", tt.args, not, out)
 			}
 		}
+	}
+}
+
+// The README's synopsis names every flag of every command.
+func TestReadmeListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(readme), "## Commands\n\n```\n")
+	synopsis, _, _ := strings.Cut(rest, "```")
+	if synopsis == "" {
+		t.Fatal("README has no synopsis under ## Commands")
+	}
+	root := newRootCommand(io.Discard, io.Discard)
+	for _, name := range []string{"inspect", "convert", "verify"} {
+		cmd, _, err := root.Find([]string{name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			if f.Name != "help" && !strings.Contains(synopsis, "--"+f.Name) && (f.Shorthand == "" || !strings.Contains(synopsis, "-"+f.Shorthand+" ")) {
+				t.Errorf("README's synopsis lacks %s --%s", name, f.Name)
+			}
+		})
 	}
 }
