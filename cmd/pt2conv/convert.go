@@ -67,7 +67,7 @@ for that file). Errors go to stderr, one line each, with what to do.`,
   pt2conv convert vgg16.pth -o fcn.pth --layer classifier.0=auto --layer classifier.3 --layer classifier.6 --verify
   pt2conv convert vgg16.pth -o fcn.pth --layer classifier.0=512x7x7 --layer classifier.3 --layer classifier.6 \
       --rename classifier.0=fc6 --rename classifier.3=fc7 --rename classifier.6=score
-  pt2conv convert last.ckpt -o last_conv.ckpt --layer model.classifier.0=auto --layer model.classifier.3 \\
+  pt2conv convert last.ckpt -o last_conv.ckpt --layer model.classifier.0=auto --layer model.classifier.3 \
       --optimizer-key optimizer_states/0
   pt2conv convert runs/*.pt --out-dir converted -j 4 --plan head.yaml --json
   pt2conv convert train.pt -o model.safetensors --state-dict model
