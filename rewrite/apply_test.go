@@ -26,7 +26,7 @@ func fingerprint(root checkpoint.Value) string {
 
 func lookup(t *testing.T, root checkpoint.Value, path ...string) checkpoint.Value {
 	t.Helper()
-	_, v, ok := lookupPath(root, strings.Join(path, "/"))
+	_, v, ok := checkpoint.Lookup(root, strings.Join(path, "/"))
 	if !ok {
 		t.Fatalf("%s not found", strings.Join(path, "/"))
 	}

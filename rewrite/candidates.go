@@ -17,6 +17,9 @@ type Candidate struct {
 	// (in x 1 x 1).
 	Spec string
 	Rule string
+	// NotLinear says why the weight is probably an embedding table (or tied to one) and
+	// not a Linear to convert; "" for a Linear.
+	NotLinear string
 }
 
 // Candidates lists every 2-D "<module>.weight" of every state_dict in c, in file order.
@@ -25,6 +28,24 @@ type Candidate struct {
 func Candidates(c *checkpoint.Checkpoint) []Candidate {
 	var out []Candidate
 	dicts := findStateDicts(c.Root)
+	// 2-D tensors per storage view, to see tied weights.
+	type view struct {
+		s   *checkpoint.Storage
+		off int64
+	}
+	views := map[view]int{}
+	counted := map[any]bool{}
+	for _, d := range dicts {
+		if counted[d.obj] {
+			continue // one dict under two paths ties nothing
+		}
+		counted[d.obj] = true
+		for _, w := range d.weights() {
+			if w.rank() == 2 {
+				views[view{w.tensor.Storage, w.tensor.Offset}]++
+			}
+		}
+	}
 	// How many weights, in all state_dicts, sit in each module: a bare module name is a
 	// spec that selects exactly one layer when the count is one. Counted once, so listing
 	// candidates stays linear in the number of tensors.
@@ -49,6 +70,7 @@ func Candidates(c *checkpoint.Checkpoint) []Candidate {
 				HasBias: keys[w.module+".bias"] || (w.module == "" && keys["bias"]),
 				Spec:    moduleName(w.module), Rule: "in x 1 x 1",
 			}
+			cand.NotLinear = notLinear(w, cand.HasBias, views[view{w.tensor.Storage, w.tensor.Offset}] > 1)
 			if perModule[w.module] != 1 {
 				cand.Spec = LayerSpecName(d.path, w.module)
 			}

@@ -35,3 +35,59 @@ func TestCandidates(t *testing.T) {
 		})
 	}
 }
+
+// Embedding tables and layers tied to them are marked, Linears are not.
+func TestCandidatesNotLinear(t *testing.T) {
+	b := newBuilder()
+	wte := b.tensor(50, 8)
+	shared := b.tensor(6, 4)
+	sd := newStateDict(
+		"transformer.wte.weight", wte, // GPT-2's token embedding
+		"embeddings.word_embeddings.weight", b.tensor(30, 8),
+		"proj.weight", b.tensor(8, 8), // a bias-less Linear
+		"fc.weight", b.tensor(3, 8), "fc.bias", b.tensor(3),
+		"decoder.weight", shared, "out.weight", shared, // tied, neither named like an embedding
+		"big.weight", b.tensor(8192, 16), // vocabulary-sized, bias-less
+		"lm_head.weight", wte,
+	)
+	// The same dict under two paths does not make its weights look tied.
+	c := b.checkpoint(t, dict("model", sd, "ema", sd))
+	got := map[string]string{}
+	for _, cand := range Candidates(c) {
+		if cand.Dict.String() == "model" {
+			got[cand.Layer] = cand.NotLinear
+		}
+	}
+	want := map[string]string{
+		"transformer.wte":            "named like an embedding",
+		"embeddings.word_embeddings": "named like an embedding",
+		"proj":                       "",
+		"fc":                         "",
+		"decoder":                    "shares its storage",
+		"out":                        "shares its storage",
+		"big":                        "vocabulary-sized",
+		"lm_head":                    "named like an embedding",
+	}
+	for layer, w := range want {
+		if g, ok := got[layer]; !ok || (w == "") != (g == "") || !strings.Contains(g, w) {
+			t.Errorf("%s: NotLinear %q, want %q", layer, g, w)
+		}
+	}
+}
+
+func TestOptimizersAndStateDicts(t *testing.T) {
+	b := newBuilder()
+	sd := b.vgg("")
+	c := b.checkpoint(t, dict("state_dict", sd, "optimizer_states", list(b.adam(sd)), "epoch", int64(1)))
+	opts := Optimizers(c)
+	if len(opts) != 1 {
+		t.Fatalf("found %d optimizers, want 1", len(opts))
+	}
+	o := opts[0]
+	if o.Path.String() != "optimizer_states/0" || o.Params != 12 || strings.Join(o.State, ",") != "step,exp_avg,exp_avg_sq" || o.Tensors != 36 {
+		t.Errorf("got %+v", o)
+	}
+	if got := fmt.Sprint(StateDicts(c)); got != "[state_dict]" {
+		t.Errorf("StateDicts = %s", got)
+	}
+}

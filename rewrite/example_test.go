@@ -106,3 +106,33 @@ func ExampleApply() {
 	// model/classifier.0.weight [16 8 3 3] [72 9 3 1] storage 2
 	// model/classifier.2.weight [10 16] [16 1] storage 4
 }
+
+// RenameKeys gives converted layers the names of the conv modules they load into, after
+// the plan is applied.
+func ExampleRenameKeys() {
+	c := vggHead()
+	plan, err := rewrite.NewPlan(c, []rewrite.Spec{{Layer: "classifier.0", Mode: rewrite.ShapeAuto}, {Layer: "classifier.2"}}, rewrite.Options{})
+	if err != nil {
+		panic(err)
+	}
+	conv, err := rewrite.Apply(c, plan)
+	if err != nil {
+		panic(err)
+	}
+	renamed, counts, err := rewrite.RenameKeys(conv, []rewrite.Rename{{Old: "classifier.0", New: "fc6"}, {Old: "classifier.2", New: "score"}})
+	if err != nil {
+		panic(err)
+	}
+	for _, nt := range checkpoint.Tensors(renamed.Root) {
+		fmt.Println(nt.Path, nt.Tensor.Size)
+	}
+	fmt.Println(counts)
+	// Output:
+	// model/features.0.weight [8 3 3 3]
+	// model/features.0.bias [8]
+	// model/fc6.weight [16 8 3 3]
+	// model/fc6.bias [16]
+	// model/score.weight [10 16 1 1]
+	// model/score.bias [10]
+	// [classifier.0 -> fc6 (2 keys) classifier.2 -> score (2 keys)]
+}

@@ -145,7 +145,7 @@ func planOptimizer(root checkpoint.Value, dicts []*stateDict, p *Plan, opts Opti
 		p.Warnings = append(p.Warnings, optimizerWarnings(root, p)...)
 		return nil
 	}
-	optPath, v, ok := lookupPath(root, opts.OptimizerKey)
+	optPath, v, ok := checkpoint.Lookup(root, opts.OptimizerKey)
 	if !ok {
 		return fmt.Errorf("%w: optimizer key %q is not in the checkpoint", ErrOptimizer, opts.OptimizerKey)
 	}
@@ -288,35 +288,6 @@ func signature(d *stateDict) string {
 
 // pathKey is a map key for a path; unlike Path.String it keeps keys holding "/" apart.
 func pathKey(p checkpoint.Path) string { return strings.Join(p, "\x00") }
-
-// lookupPath finds key in the root dict, or follows it as a "/"-separated path.
-func lookupPath(root checkpoint.Value, key string) (checkpoint.Path, checkpoint.Value, bool) {
-	if entries, ok := entriesOf(root); ok {
-		if v, ok := lookupKey(entries, key); ok {
-			return checkpoint.Path{key}, v, true
-		}
-	}
-	var path checkpoint.Path
-	v := root
-	for _, part := range strings.Split(key, "/") {
-		entries, ok := entriesOf(v)
-		if !ok {
-			return nil, nil, false
-		}
-		found := false
-		for _, e := range entries {
-			if checkpoint.KeyString(e.Key) == part {
-				v, found = e.Value, true
-				break
-			}
-		}
-		if !found {
-			return nil, nil, false
-		}
-		path = append(path, part)
-	}
-	return path, v, true
-}
 
 // optimizerWarnings finds optimizer state_dicts holding tensors shaped like a converted
 // weight, which a resumed training would load with the old shapes.

@@ -137,10 +137,12 @@ go build -o "$results/testsummary" scripts/testsummary.go || die "cannot build s
 
 # go_test NAME ARGS...: go test -json ARGS..., printed as plain go test prints, with the names
 # and results of all top-level tests written to $results/NAME.
+# -timeout: the command's tests, which run real torch and, under emulation, every instruction
+# of the conversions, take longer than go test's default 10 minutes on two cores.
 go_test() {
 	local name=$1
 	shift
-	go test -json "$@" | "$results/testsummary" -list "$results/$name"
+	go test -json -timeout 40m "$@" | "$results/testsummary" -list "$results/$name"
 }
 
 # The six release platforms build and vet, without cgo as released.

@@ -31,24 +31,45 @@ type convertFlags struct {
 	seed         uint64
 	format       string
 	stateDict    string
+	renames      []string
 }
 
 func newConvertCommand() *cobra.Command {
 	var f convertFlags
 	cmd := &cobra.Command{
-		Use:   "convert IN -o OUT | convert IN... --out-dir DIR",
+		Use:   "convert IN -o OUT | IN... --out-dir DIR",
 		Short: "Rewrite Linear layers as Conv2d (or back) and write a new checkpoint",
 		Long: `convert reads each IN — a .pt/.pth/.bin file, a .safetensors file, or a sharded checkpoint's
 index (*.index.json), recognised by content — rewrites the chosen layers and writes the result.
 The output format follows OUT's extension (.safetensors: safetensors; anything else: torch's
 zip format) unless --format says otherwise; with no --layer the checkpoint is only re-saved, so
-convert also converts between formats. A sharded input is written as a sharded set: every shard
-under its own name (renamed for the output format) and a new index, into a temporary directory
-that is moved into place only when every shard is written.`,
-		Example: `  pt2conv convert vgg.pth -o vgg_fcn.pth --layer classifier.0=512x7x7 --layer classifier.3 --layer classifier.6 --verify
-  pt2conv convert ckpt.pt -o conv.pt --layer fc6=auto --layer fc7 --optimizer-key optimizer
+convert also converts between formats. A sharded input is written as a sharded set.
+
+Layer specs (--layer SPEC, repeatable, or a list in --plan FILE):
+  NAME           in×1×1: a 1×1 convolution (the FCs after the first)
+  NAME=CxHxW     Conv2d(C, out, (H, W)); C·H·W must equal the Linear's in
+  NAME=HxW       C = in/(H·W)
+  NAME=auto      C from the nearest conv weight (or norm layer after the last conv) before the
+                 layer, H = W = √(in/C); in×1×1 right after a Linear that feeds it
+NAME is the module name before ".weight" in the state_dict keys (classifier.0, module.fc6),
+matched in every state_dict of the checkpoint; model/classifier.0 names the one under "model".
+'*' matches any run of characters: quote it ('classifier.*') so the shell does not expand it.
+pt2conv inspect FILE --candidates prints the specs of a checkpoint's Linear layers.
+
+Inputs may be shell globs (runs/*.pt); with several inputs give --out-dir DIR.
+--rename OLD=NEW renames keys after converting, so they match your Conv2d modules' names.
+--optimizer-key KEY and --state-dict KEY take paths through dicts and lists
+(optimizer, train/optimizer, optimizer_states/0).
+
+Exit codes: 0 done; 1 --verify found a difference; 2 bad input or usage (nothing written
+for that file). Errors go to stderr, one line each, with what to do.`,
+		Example: `  pt2conv inspect vgg16.pth --candidates
+  pt2conv convert vgg16.pth -o fcn.pth --layer classifier.0=auto --layer classifier.3 --layer classifier.6 --verify
+  pt2conv convert vgg16.pth -o fcn.pth --layer classifier.0=512x7x7 --layer classifier.3 --layer classifier.6 \
+      --rename classifier.0=fc6 --rename classifier.3=fc7 --rename classifier.6=score
+  pt2conv convert last.ckpt -o last_conv.ckpt --layer model.classifier.0=auto --layer model.classifier.3 \
+      --optimizer-key optimizer_states/0
   pt2conv convert runs/*.pt --out-dir converted -j 4 --plan head.yaml --json
-  pt2conv convert model.pt -o model.safetensors
   pt2conv convert train.pt -o model.safetensors --state-dict model
   pt2conv convert model.safetensors.index.json --out-dir ane --layer '*' -j 2 --verify`,
 		Args: cobra.MinimumNArgs(1),
@@ -72,20 +93,22 @@ that is moved into place only when every shard is written.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&f.out, "output", "o", "", "output file (one input)")
-	fl.StringVar(&f.outDir, "out-dir", "", "output directory (any number of inputs; base names are kept)")
-	fl.StringArrayVar(&f.layers, "layer", nil, "layer `SPEC`: NAME, NAME=CxHxW, NAME=HxW or NAME=auto; * globs (repeatable)")
-	fl.StringVar(&f.planFile, "plan", "", "JSON or YAML `FILE` with a list of layer specs")
-	fl.StringVar(&f.optimizerKey, "optimizer-key", "", "reshape the optimizer state stored under `KEY` too (e.g. optimizer)")
-	fl.StringVar(&f.to, "to", "conv", "direction: conv (Linear -> Conv2d) or linear (Conv2d -> Linear)")
+	fl.StringVarP(&f.out, "output", "o", "", "write the result to `FILE` (one input)")
+	fl.StringVar(&f.outDir, "out-dir", "", "write each result into `DIR` under its input's base name (any number of inputs)")
+	fl.StringArrayVar(&f.layers, "layer", nil, "convert the layer `SPEC`: NAME, NAME=CxHxW, NAME=HxW or NAME=auto; * globs (repeatable)")
+	fl.StringVar(&f.planFile, "plan", "", "read layer specs from `FILE`, a JSON or YAML list")
+	fl.StringVar(&f.optimizerKey, "optimizer-key", "", "reshape the optimizer state at `KEY` with the weights (optimizer, optimizer_states/0)")
+	fl.StringVar(&f.to, "to", "conv", "`DIRECTION`: conv (Linear to Conv2d) or linear (Conv2d back to Linear)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan and write nothing")
 	fl.BoolVar(&f.verify, "verify", false, "read the written file back and prove every converted layer numerically")
 	fl.BoolVar(&f.force, "force", false, "replace an existing output file")
 	fl.BoolVar(&f.asJSON, "json", false, "print a JSON report instead of text")
 	fl.IntVarP(&f.jobs, "jobs", "j", 1, "convert `N` files at a time")
-	fl.Uint64Var(&f.seed, "seed", 1, "seed of the random inputs used by --verify")
-	fl.StringVar(&f.format, "format", "", "output `FORMAT`: pt or safetensors (default: by the output's extension)")
-	fl.StringVar(&f.stateDict, "state-dict", "", "write only the state_dict stored under `KEY` (e.g. model); needed for a safetensors output of a training checkpoint")
+	fl.Uint64Var(&f.seed, "seed", 1, "seed `N` of the random inputs --verify uses")
+	fl.StringVar(&f.format, "format", "", "write `FORMAT` pt or safetensors (default: by the output's extension)")
+	fl.StringArrayVar(&f.renames, "rename", nil, "rename keys of module prefix OLD to NEW after converting (`OLD=NEW`: classifier.0=fc6; module= drops a prefix; repeatable)")
+	fl.StringVar(&f.stateDict, "state-dict", "", "write only the state_dict at `KEY` (model, state_dict); a safetensors output of a training checkpoint needs it")
+	registerConvertCompletions(cmd)
 	return cmd
 }
 
@@ -100,6 +123,7 @@ type convertOptions struct {
 	// format overrides the output's extension ("pt", "safetensors"; "" to follow it).
 	format    string
 	stateDict string
+	renames   []rewrite.Rename
 	jobs      int
 }
 
@@ -124,6 +148,13 @@ func (f *convertFlags) options() (*convertOptions, error) {
 			return nil, fmt.Errorf("--layer %s: %w", s, err)
 		}
 		o.specs = append(o.specs, sp)
+	}
+	for _, s := range f.renames {
+		r, err := rewrite.ParseRename(s)
+		if err != nil {
+			return nil, fmt.Errorf("--rename %s: %w", s, err)
+		}
+		o.renames = append(o.renames, r)
 	}
 	if f.planFile != "" {
 		pf, err := os.Open(f.planFile)
@@ -188,15 +219,16 @@ func (f *convertFlags) jobsFor(args []string) ([]job, error) {
 
 // fileResult is one file's outcome; it is also the JSON report's per-file object.
 type fileResult struct {
-	Input    string           `json:"input"`
-	Output   string           `json:"output,omitempty"`
-	DryRun   bool             `json:"dry_run,omitempty"`
-	Changes  []rewrite.Change `json:"changes"`
-	Warnings []string         `json:"warnings,omitempty"`
-	Bytes    int64            `json:"bytes"`
-	Seconds  float64          `json:"seconds"`
-	Verify   *verify.Report   `json:"verify,omitempty"`
-	Error    string           `json:"error,omitempty"`
+	Input    string            `json:"input"`
+	Output   string            `json:"output,omitempty"`
+	DryRun   bool              `json:"dry_run,omitempty"`
+	Changes  []rewrite.Change  `json:"changes"`
+	Warnings []string          `json:"warnings,omitempty"`
+	Bytes    int64             `json:"bytes"`
+	Seconds  float64           `json:"seconds"`
+	Renamed  []rewrite.Renamed `json:"renamed,omitempty"`
+	Verify   *verify.Report    `json:"verify,omitempty"`
+	Error    string            `json:"error,omitempty"`
 	exit     int
 }
 
@@ -224,6 +256,11 @@ func convertFile(ctx context.Context, j job, o *convertOptions, progress func(do
 	if ckptio.ShardedOf(orig) != nil && j.out != "" && !ckptio.IsIndex(j.out) {
 		return fail(exitBadInput, fmt.Errorf("%s is a sharded checkpoint: give -o DIR/NAME.index.json or --out-dir DIR", j.in))
 	}
+	// Renames are checked before the plan, so a dry run reports them too; they apply after it,
+	// so --layer names the input's modules.
+	if _, res.Renamed, err = rewrite.RenameKeys(orig, o.renames); err != nil {
+		return fail(exitBadInput, fmt.Errorf("%s: %w", j.in, err))
+	}
 	converted := orig
 	if len(o.specs) > 0 {
 		plan, err := rewrite.NewPlan(orig, o.specs, o.rewrite)
@@ -241,6 +278,9 @@ func convertFile(ctx context.Context, j job, o *convertOptions, progress func(do
 	} else if o.dryRun {
 		res.Seconds = time.Since(start).Seconds()
 		return res
+	}
+	if converted, _, err = rewrite.RenameKeys(converted, o.renames); err != nil {
+		return fail(exitBadInput, fmt.Errorf("%s: %w", j.in, err))
 	}
 	if o.stateDict != "" {
 		if converted, err = ckptio.SelectStateDict(converted, o.stateDict); err != nil {
@@ -268,7 +308,11 @@ func convertFile(ctx context.Context, j job, o *convertOptions, progress func(do
 			return fail(exitFailed, fmt.Errorf("%s: reading back the written file: %w", j.out, err))
 		}
 		defer written.Close()
-		before := orig
+		// The written file is proven against the input with the same keys renamed.
+		before, _, err := rewrite.RenameKeys(orig, o.renames)
+		if err != nil {
+			return fail(exitBadInput, fmt.Errorf("%s: %w", j.in, err))
+		}
 		if o.stateDict != "" {
 			if before, err = ckptio.SelectStateDict(orig, o.stateDict); err != nil {
 				return fail(exitBadInput, fmt.Errorf("%s: %w", j.in, err))

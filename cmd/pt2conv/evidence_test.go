@@ -20,7 +20,7 @@ func TestSplitEvidence(t *testing.T) {
 	out := func(name string) string { return filepath.Join(dir, name) }
 	steps := []step{
 		{[]string{"inspect", fixture("densenet_tiny.pt")}, 0,
-			[]string{"--layer classifier  auto: C=128 from norm layer features.norm5.running_mean"}, nil},
+			[]string{"classifier  128  10   yes   128×1×1  auto: C=128 from norm layer features.norm5.running_mean", "--layer classifier"}, nil},
 		{[]string{"convert", fixture("densenet_tiny.pt"), "-o", out("dense.pt"), "--layer", "classifier=32x2x2"}, 0, nil,
 			[]string{"warning", "classifier: classifier=32x2x2 assumes its input is 32x2x2, but the checkpoint suggests 128x1x1"}},
 		{[]string{"verify", fixture("densenet_tiny.pt"), out("dense.pt")}, 1,
@@ -31,7 +31,7 @@ func TestSplitEvidence(t *testing.T) {
 		{[]string{"convert", fixture("densenet_tiny.pt"), "-o", out("dense_auto.pt"), "--layer", "classifier=auto", "--verify"}, 0,
 			[]string{"(10, 128, 1, 1)", "agrees: C=128 from norm layer features.norm5.running_mean", "checks passed"}, nil},
 		{[]string{"inspect", fixture("googlenet_tiny.pt")}, 0,
-			[]string{"--layer fc              in x 1 x 1 (auto: 24 inputs / 4 channels of norm layer inception5b.branch4.1.bn.running_mean = 6, not a square; passed over Linear aux2.fc2 (10 outputs, not 24), Linear aux1.fc2 (10 outputs, not 24))"}, nil},
+			[]string{"fc        24   10   yes   24×1×1  in x 1 x 1 (auto: 24 inputs / 4 channels of norm layer inception5b.branch4.1.bn.running_mean = 6, not a square; passed over Linear aux2.fc2 (10 outputs, not 24), Linear aux1.fc2 (10 outputs, not 24))"}, nil},
 		{[]string{"convert", fixture("split435.pt"), "-o", out("split.pt"), "--layer", "fc1=4x5x3", "--verify"}, 0,
 			[]string{"fc1    4×5×3          none (60 inputs / 4 channels of conv.weight = 15, not a square): the split is assumed"}, nil},
 		{[]string{"convert", fixture("vgg_tiny.pt"), "-o", out("vgg.pt"), "--layer", "classifier.*"}, 0, nil,

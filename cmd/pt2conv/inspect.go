@@ -3,10 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/pt2conv/pt2conv/checkpoint"
 	"io"
 	"strings"
-	"text/tabwriter"
+
+	"github.com/pt2conv/pt2conv/checkpoint"
 
 	"github.com/pt2conv/pt2conv/internal/ckptio"
 	"github.com/pt2conv/pt2conv/pickle"
@@ -29,6 +29,19 @@ type inspectReport struct {
 	// Metadata is a safetensors file's __metadata__ or a sharded index's metadata.
 	Metadata map[string]any `json:"metadata,omitempty"`
 	Shards   []string       `json:"shards,omitempty"`
+	// StateDicts and Optimizers are what --state-dict and --optimizer-key can name.
+	StateDicts []string        `json:"state_dicts"`
+	Optimizers []optimizerInfo `json:"optimizers"`
+
+	// other summarizes the root dict's remaining entries for the text report.
+	other []contentRow
+}
+
+type optimizerInfo struct {
+	Path    string   `json:"path"`
+	Params  int      `json:"params"`
+	State   []string `json:"state"`
+	Tensors int      `json:"tensors"`
 }
 
 type tensorInfo struct {
@@ -52,10 +65,12 @@ type candidateInfo struct {
 	Bias   bool   `json:"bias"`
 	Spec   string `json:"spec"`
 	Rule   string `json:"rule"`
+	// NotLinear says why the weight is probably an embedding table, not a Linear; "" else.
+	NotLinear string `json:"not_linear"`
 }
 
 func newInspectCommand() *cobra.Command {
-	var asJSON bool
+	var asJSON, onlyCandidates bool
 	cmd := &cobra.Command{
 		Use: "inspect FILE",
 		Long: `inspect lists a checkpoint's tensors and the Linear layers that can become convolutions.
@@ -73,10 +88,12 @@ FILE is a .pt/.pth/.bin file, a .safetensors file or a sharded checkpoint's inde
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), rep)
 			}
-			return printInspect(cmd.OutOrStdout(), rep)
+			out := cmd.OutOrStdout()
+			return printInspect(out, rep, inspectView{candidatesOnly: onlyCandidates, width: outputWidth(out)})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema in the README)")
+	cmd.Flags().BoolVar(&onlyCandidates, "candidates", false, "list only the Linear layers, with a pt2conv convert command that converts them")
 	return cmd
 }
 
@@ -86,6 +103,8 @@ func buildInspectReport(c *checkpoint.Checkpoint) *inspectReport {
 		Format:     c.Format,
 		Tensors:    []tensorInfo{},
 		Candidates: []candidateInfo{},
+		StateDicts: []string{},
+		Optimizers: []optimizerInfo{},
 	}
 	if a := pickle.ArchiveOf(c); a != nil {
 		rep.PickleProtocol, rep.Prefix = a.Protocol, a.Prefix
@@ -124,10 +143,24 @@ func buildInspectReport(c *checkpoint.Checkpoint) *inspectReport {
 	for _, cand := range rewrite.Candidates(c) {
 		rep.Candidates = append(rep.Candidates, candidateInfo{
 			Layer: cand.Layer, Dict: cand.Dict.String(), Weight: cand.Weight.String(), In: cand.In, Out: cand.Out,
-			Bias: cand.HasBias, Spec: cand.Spec, Rule: cand.Rule,
+			Bias: cand.HasBias, Spec: cand.Spec, Rule: cand.Rule, NotLinear: cand.NotLinear,
 		})
 	}
+	for _, p := range rewrite.StateDicts(c) {
+		rep.StateDicts = append(rep.StateDicts, p.String())
+	}
+	for _, o := range rewrite.Optimizers(c) {
+		rep.Optimizers = append(rep.Optimizers, optimizerInfo{Path: o.Path.String(), Params: o.Params, State: nonNilStrings(o.State), Tensors: o.Tensors})
+	}
+	rep.other = otherContents(c.Root, rep)
 	return rep
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func nonNil(s []int64) []int64 {
@@ -135,63 +168,6 @@ func nonNil(s []int64) []int64 {
 		return []int64{}
 	}
 	return s
-}
-
-func printInspect(w io.Writer, rep *inspectReport) error {
-	switch {
-	case rep.PickleProtocol > 0:
-		fmt.Fprintf(w, "%s: %s checkpoint, pickle protocol %d\n\n", escapeText(rep.File), rep.Format, rep.PickleProtocol)
-	case len(rep.Shards) > 0:
-		fmt.Fprintf(w, "%s: %s checkpoint, %d shards\n\n", escapeText(rep.File), rep.Format, len(rep.Shards))
-	default:
-		fmt.Fprintf(w, "%s: %s checkpoint\n\n", escapeText(rep.File), rep.Format)
-	}
-	if len(rep.Metadata) > 0 {
-		b, _ := json.Marshal(rep.Metadata)
-		fmt.Fprintf(w, "metadata: %s\n\n", escapeText(string(b)))
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	if len(rep.Shards) > 0 {
-		fmt.Fprintln(tw, "TENSOR\tDTYPE\tSHAPE\tSTRIDE\tOFFSET\tSTORAGE\tBYTES\tSHARD")
-	} else {
-		fmt.Fprintln(tw, "TENSOR\tDTYPE\tSHAPE\tSTRIDE\tOFFSET\tSTORAGE\tBYTES")
-	}
-	for _, t := range rep.Tensors {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d", escapeText(t.Path), t.DType, dims(t.Shape), dims(t.Stride), t.Offset, escapeText(t.Storage), t.Bytes)
-		if len(rep.Shards) > 0 {
-			fmt.Fprintf(tw, "\t%s", escapeText(t.Shard))
-		}
-		fmt.Fprintln(tw)
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "\n%d tensors in %d storages, %s\n", len(rep.Tensors), rep.Storages, humanBytes(rep.StorageBytes))
-	if len(rep.Candidates) == 0 {
-		fmt.Fprintln(w, "\nNo Linear layers (2-D .weight tensors) found.")
-		return nil
-	}
-	fmt.Fprintln(w, "\nLinear layers that can become Conv2d:")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "LAYER\tIN\tOUT\tBIAS\tCONVERT WITH\tWHY")
-	for _, c := range rep.Candidates {
-		layer := c.Layer
-		if layer == "" {
-			layer = "." // the weight at the dict's root
-		}
-		if c.Dict != "" {
-			layer = c.Dict + "/" + layer
-		}
-		bias := "yes"
-		if !c.Bias {
-			bias = "no (bias-less)"
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t--layer %s\t%s\n", escapeText(layer), c.In, c.Out, bias, shellQuote(c.Spec), escapeText(c.Rule))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintln(w, "\nEach spec assumes the input's CxHxW (CxHxW in the spec, in x 1 x 1 without one): a checkpoint\n"+
-		"holds no graph, so C comes from the tensors before the layer (WHY) and H = W is assumed.")
-	return err
 }
 
 func dims(d []int64) string {

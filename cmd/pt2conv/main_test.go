@@ -47,7 +47,7 @@ func golden(t *testing.T, name, got string) {
 }
 
 func TestInspectGolden(t *testing.T) {
-	for _, name := range []string{"vgg_tiny.pt", "train_sgd.pt", "nobias.pt", "dtypes.pt"} {
+	for _, name := range []string{"vgg_tiny.pt", "train_sgd.pt", "nobias.pt", "dtypes.pt", "lightning.pt"} {
 		t.Run(name, func(t *testing.T) {
 			code, out, errs := pt2conv(t, "inspect", fixture(name))
 			if code != 0 {

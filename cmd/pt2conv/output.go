@@ -177,6 +177,9 @@ func printResult(w io.Writer, r *fileResult) {
 	if len(r.Changes) > 0 {
 		printPlan(w, r.Changes)
 	}
+	if len(r.Renamed) > 0 && r.Error == "" {
+		printRenamed(w, r.Renamed)
+	}
 	switch {
 	case r.DryRun:
 		fmt.Fprintf(w, "dry run: %d tensors would change; nothing written\n", len(r.Changes))
@@ -190,6 +193,15 @@ func printResult(w io.Writer, r *fileResult) {
 		fmt.Fprintln(w)
 		printVerify(w, r.Verify)
 	}
+}
+
+// printRenamed says which keys --rename changed: the plan above names the input's keys.
+func printRenamed(w io.Writer, renamed []rewrite.Renamed) {
+	parts := make([]string, len(renamed))
+	for i, r := range renamed {
+		parts[i] = r.String()
+	}
+	fmt.Fprintf(w, "renamed: %s\n", escapeText(strings.Join(parts, ", ")))
 }
 
 func printPlan(w io.Writer, changes []rewrite.Change) {

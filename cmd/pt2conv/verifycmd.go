@@ -30,6 +30,8 @@ Then it runs Linear and Conv2d on seeded random inputs, on sliding windows of a 
 and through chains of converted layers, and compares the results against a float32
 rounding-error tolerance. Either file may be a .pt, a .safetensors file or a sharded
 checkpoint's index. Exit 0 when every check passes, 1 when any fails, 2 on bad input.`,
+		Example: `  pt2conv verify vgg16.pth fcn.pth
+  pt2conv verify vgg16.pth fcn.pth --grow 4 --samples 8 --seed 7 --json`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			orig, err := ckptio.Open(args[0])
@@ -71,8 +73,8 @@ checkpoint's index. Exit 0 when every check passes, 1 when any fails, 2 on bad i
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON report")
-	cmd.Flags().Uint64Var(&opts.Seed, "seed", 1, "seed of the random inputs")
-	cmd.Flags().IntVar(&opts.Samples, "samples", 2, "random inputs per check")
+	cmd.Flags().Uint64Var(&opts.Seed, "seed", 1, "seed `N` of the random inputs")
+	cmd.Flags().IntVar(&opts.Samples, "samples", 2, "run each check on `N` random inputs")
 	cmd.Flags().BoolVar(&opts.Assume, "assume", false, "accept C×H×W splits that disagree with the checkpoint's evidence")
 	cmd.Flags().IntVar(&opts.Grow, "grow", 2, "the sliding and chain checks run on a C×(H+`N`)×(W+N) input, (N+1)² windows")
 	return cmd

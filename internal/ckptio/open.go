@@ -183,23 +183,11 @@ func Save(path string, c *checkpoint.Checkpoint, f Format, opts SaveOptions) err
 }
 
 // SelectStateDict returns c with its root replaced by the dict at key, a "/"-separated
-// path of dict keys ("model", "train/state_dict").
+// path of dict keys and list indices ("model", "train/state_dict", "models/0").
 func SelectStateDict(c *checkpoint.Checkpoint, key string) (*checkpoint.Checkpoint, error) {
-	v := c.Root
-	for _, k := range strings.Split(key, "/") {
-		entries, _, ok := checkpoint.Children(v)
-		var next checkpoint.Value
-		found := false
-		for _, e := range entries {
-			if checkpoint.KeyString(e.Key) == k {
-				next, found = e.Value, true
-				break
-			}
-		}
-		if !ok || !found {
-			return nil, fmt.Errorf("--state-dict %s: no key %q in the checkpoint; state_dicts found: %s", key, k, stateDictList(c.Root))
-		}
-		v = next
+	_, v, ok := checkpoint.Lookup(c.Root, key)
+	if !ok {
+		return nil, fmt.Errorf("--state-dict %s: no key %q in the checkpoint; state_dicts found: %s", key, key, stateDictList(c.Root))
 	}
 	switch v.(type) {
 	case *checkpoint.Dict, *checkpoint.OrderedDict:

@@ -209,6 +209,20 @@ func (tr *Torch) Output(script string, args ...string) ([]byte, error) {
 	return out, nil
 }
 
+// Command returns a command that runs program with args where this torch's interpreter runs
+// (inside its chroot, when it has one), with PYTHON naming the interpreter, for scripts that
+// drive python themselves. program and the paths among args must be as the interpreter sees
+// them (see TempDir).
+func (tr *Torch) Command(ctx context.Context, program string, args ...string) *exec.Cmd {
+	argv := append([]string{program}, args...)
+	if tr.root != "" {
+		argv = append([]string{"chroot", tr.root}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "PYTHON="+tr.python, "UCX_LOG_LEVEL=fatal", "PYTHONDONTWRITEBYTECODE=1")
+	return cmd
+}
+
 // dropNoise removes start-up noise lines from a script's standard output.
 func dropNoise(out []byte) []byte {
 	if !bytes.Contains(out, []byte("UCX")) && !bytes.Contains(out, []byte("cpuinfo")) {
