@@ -20,15 +20,15 @@ type inspectReport struct {
 	File           string          `json:"file"`
 	Format         string          `json:"format"`
 	PickleProtocol int             `json:"pickle_protocol"`
-	Prefix         string          `json:"archive_prefix,omitempty"`
-	Records        []string        `json:"records,omitempty"`
+	Prefix         string          `json:"archive_prefix"`
+	Records        []string        `json:"records"`
 	Tensors        []tensorInfo    `json:"tensors"`
 	Storages       int             `json:"storages"`
 	StorageBytes   int64           `json:"storage_bytes"`
 	Candidates     []candidateInfo `json:"linear_candidates"`
 	// Metadata is a safetensors file's __metadata__ or a sharded index's metadata.
-	Metadata map[string]any `json:"metadata,omitempty"`
-	Shards   []string       `json:"shards,omitempty"`
+	Metadata map[string]any `json:"metadata"`
+	Shards   []string       `json:"shards"`
 }
 
 type tensorInfo struct {
@@ -39,8 +39,8 @@ type tensorInfo struct {
 	Offset    int64   `json:"offset"`
 	Storage   string  `json:"storage"`
 	Bytes     int64   `json:"bytes"`
-	Parameter bool    `json:"parameter,omitempty"`
-	Shard     string  `json:"shard,omitempty"`
+	Parameter bool    `json:"parameter"`
+	Shard     string  `json:"shard"`
 }
 
 type candidateInfo struct {
@@ -62,16 +62,16 @@ func newInspectCommand() *cobra.Command {
 FILE is a .pt/.pth/.bin file, a .safetensors file or a sharded checkpoint's index
 (*.index.json), recognised by content; for an index every tensor is listed with its shard.`,
 		Short: "List a checkpoint's tensors and the Linear layers that can become convolutions",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsInspect,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := ckptio.Open(args[0])
 			if err != nil {
-				return err
+				return inputError(args[0], err)
 			}
 			defer c.Close()
 			rep := buildInspectReport(c)
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), rep)
+				return writeJSON(cmd.OutOrStdout(), newInspectDocument(args[0], rep, nil))
 			}
 			return printInspect(cmd.OutOrStdout(), rep)
 		},
@@ -215,10 +215,4 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
