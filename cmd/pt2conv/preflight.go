@@ -80,10 +80,10 @@ func checkDir(dir string) error {
 // prepareOutDir makes --out-dir and its parents; a dry run only checks that they can be
 // made.
 func prepareOutDir(dir string, dryRun bool) error {
+	if err := creatable(dir); err != nil {
+		return withKind(kindIO, fmt.Errorf("--out-dir %s: %w", dir, err))
+	}
 	if dryRun {
-		if err := creatable(dir); err != nil {
-			return withKind(kindIO, fmt.Errorf("--out-dir %s: %w", dir, err))
-		}
 		return nil
 	}
 	if err := os.MkdirAll(dir, 0o777); err != nil {
