@@ -213,6 +213,30 @@ func (e *PlanError) Unwrap() error { return e.Err }
 // yamlLine finds the line number in a YAML parser's message ("yaml: line 3: ...").
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
+// yamlParserProblems are the messages of yaml.v3's parser, as opposed to its scanner: the
+// parser's line numbers count from 0 and the scanner's from 1, and a line of 0 is left out.
+var yamlParserProblems = []string{"did not find expected ',' or ']'", "did not find expected ',' or '}'",
+	"did not find expected '-' indicator", "did not find expected <document start>", "did not find expected key",
+	"did not find expected node content", "found incompatible YAML document", "found undefined tag handle",
+	"found duplicate %TAG directive", "found duplicate %YAML directive"}
+
+// yamlErrorLine is the 1-based line of a yaml.v3 syntax error and its message without it.
+func yamlErrorLine(msg string) (int, string) {
+	m := yamlLine.FindStringSubmatch(msg)
+	if m == nil {
+		return 1, strings.TrimPrefix(msg, "yaml: ")
+	}
+	line, _ := strconv.Atoi(m[1])
+	msg = msg[len(m[0]):]
+	for _, p := range yamlParserProblems {
+		if msg == p {
+			line++
+			break
+		}
+	}
+	return line, msg
+}
+
 // ReadPlan is ParsePlan keeping each spec's line, so that a spec that later matches nothing
 // can be reported where it is written.
 func ReadPlan(r io.Reader) ([]PlanEntry, error) {
@@ -225,13 +249,8 @@ func ReadPlan(r io.Reader) ([]PlanEntry, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := err.Error()
-		line := 0
-		if m := yamlLine.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = msg[len(m[0]):]
-		}
-		return nil, &PlanError{Line: line, Err: fmt.Errorf("%w: plan is neither YAML nor JSON: %s", ErrSpec, strings.TrimPrefix(msg, "yaml: "))}
+		line, msg := yamlErrorLine(err.Error())
+		return nil, &PlanError{Line: line, Err: fmt.Errorf("%w: plan is neither YAML nor JSON: %s", ErrSpec, msg)}
 	}
 	list := &doc
 	if list.Kind == yaml.DocumentNode && len(list.Content) == 1 {

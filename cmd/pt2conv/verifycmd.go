@@ -76,7 +76,12 @@ func runVerify(original, converted string, opts verify.Options) (*verify.Report,
 		return rep, errors.New(converted + ": no converted layers found: no tensor is 2-D in one file and 4-D in the other with the same elements")
 	}
 	if !rep.Passed() {
-		why := "see the report"
+		why := "the converted layers do not compute what the originals do"
+		for _, l := range rep.Layers {
+			if l.Status == verify.EvidenceDisagrees {
+				why = fmt.Sprintf("%s assumes its input is %s, but %s; if the model does feed it that, pass --assume to accept the split", l.Name, l.Input, l.Evidence)
+			}
+		}
 		if st := rep.Structure; st != nil && !st.Passed() {
 			why = fmt.Sprintf("%d differences from the original, first %s", len(st.Differences)+st.More, st.Differences[0])
 		}
