@@ -188,4 +188,3 @@ torch.save(m.state_dict(), sys.argv[2])`, filepath.Join(seen, "model.pt"), filep
 		t.Errorf("os.system: %s", err)
 	}
 }
-
