@@ -71,12 +71,12 @@ type Change struct {
 	// features.28.weight", ...
 	Rule string `json:"rule"`
 	// Optimizer marks an optimizer state tensor reshaped with its parameter.
-	Optimizer bool   `json:"optimizer,omitempty"`
+	Optimizer bool   `json:"optimizer"`
 	Spec      string `json:"spec"` // the spec that selected the layer
 	// Evidence is what the checkpoint says about the layer's input (Linear → Conv2d only).
 	// The C×H×W split is an assumption about the model: a split the evidence contradicts
 	// gets a warning.
-	Evidence *Evidence `json:"evidence,omitempty"`
+	Evidence *Evidence `json:"evidence"`
 }
 
 // NewPlan finds the weights the specs select, in every state_dict of the checkpoint, and

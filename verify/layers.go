@@ -32,7 +32,7 @@ type Layer struct {
 	// Evidence is what the original checkpoint says about that input (rewrite.Evidence), and
 	// Status how the split compares: EvidenceAgrees, EvidenceDisagrees, EvidenceAssumed
 	// (disagrees, accepted by Options.Assume) or EvidenceNone.
-	Evidence string `json:"evidence,omitempty"`
+	Evidence string `json:"evidence"`
 	Status   string `json:"evidence_status"`
 }
 

@@ -31,7 +31,7 @@ type Structure struct {
 	// Differences lists what departs from the original, by path; at most maxDifferences.
 	Differences []Difference `json:"differences"`
 	// More counts differences found beyond those listed.
-	More int `json:"more_differences,omitempty"`
+	More int `json:"more_differences"`
 	// TensorsOnly is set when the two files are of formats whose trees differ (a torch file
 	// and a safetensors file): then only the tensors are compared, by name, dtype, shape and
 	// elements in row-major order, since containers, plain values and storage sharing cannot
