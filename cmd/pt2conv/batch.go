@@ -78,6 +78,7 @@ func runConvert(ctx context.Context, cmd *cobra.Command, jobs []job, o *convertO
 			overall.Abort(true)
 		}
 		bars.Wait()
+		rep.stdout, rep.stderr = stdout, stderr // the bars are gone
 	}
 	return rep.finish()
 }
