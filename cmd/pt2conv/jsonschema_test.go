@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -156,4 +157,56 @@ func TestJSONFieldsAlwaysPresent(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestJSONDocumented: every field of every pinned document is named in the README's
+// "JSON output" section.
+func TestJSONDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	start := strings.Index(text, "## JSON output")
+	end := strings.Index(text[start+1:], "\n## ")
+	if start < 0 || end < 0 {
+		t.Fatal("README has no JSON output section")
+	}
+	section := text[start : start+1+end]
+	goldens, _ := filepath.Glob("testdata/json/*.json")
+	if len(goldens) == 0 {
+		t.Fatal("no golden documents")
+	}
+	for _, g := range goldens {
+		b, err := os.ReadFile(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range fieldNames(v, nil) {
+			if !strings.Contains(section, `"`+k+`"`) {
+				t.Errorf("%s: field %q is not in the README's JSON output section", g, k)
+			}
+		}
+	}
+}
+
+func fieldNames(v any, names []string) []string {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if !slices.Contains(names, k) {
+				names = append(names, k)
+			}
+			names = fieldNames(e, names)
+		}
+	case []any:
+		for _, e := range x {
+			names = fieldNames(e, names)
+		}
+	}
+	return names
 }
