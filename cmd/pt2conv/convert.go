@@ -82,7 +82,7 @@ that is moved into place only when every shard is written.`,
 	fl.BoolVar(&f.verify, "verify", false, "read the written file back and prove every converted layer numerically")
 	fl.BoolVar(&f.force, "force", false, "replace an existing output file")
 	fl.BoolVar(&f.skipExisting, "skip-existing", false, "leave an existing output file as it is and go on with the other inputs")
-	fl.BoolVar(&f.asJSON, "json", false, "print one JSON document instead of text (schema in the README)")
+	fl.BoolVar(&f.asJSON, "json", false, "print a JSON report instead of text")
 	fl.BoolVar(&f.jsonLines, "json-lines", false, "print one JSON line per file as it finishes, then a summary line")
 	fl.IntVarP(&f.jobs, "jobs", "j", 1, "convert `N` files at a time")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the random inputs used by --verify")

@@ -43,7 +43,7 @@ checkpoint's index. Exit 0 when every check passes, 1 when any fails, 2 on bad i
 			return err
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema in the README)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON report")
 	cmd.Flags().Uint64Var(&opts.Seed, "seed", 1, "seed of the random inputs")
 	cmd.Flags().IntVar(&opts.Samples, "samples", 2, "random inputs per check")
 	cmd.Flags().BoolVar(&opts.Assume, "assume", false, "accept C×H×W splits that disagree with the checkpoint's evidence")
