@@ -156,7 +156,7 @@ func normalizeChanges(changes []rewrite.Change) []rewrite.Change {
 
 // errorDocument is the document of a command that failed before it could make its own:
 // a usage error, or a flag cobra could not parse.
-func errorDocument(command string, args []string, err error) any {
+func errorDocument(command string, args []string, dryRun bool, err error) any {
 	switch command {
 	case "inspect":
 		file := ""
@@ -174,7 +174,7 @@ func errorDocument(command string, args []string, err error) any {
 		}
 		return newVerifyDocument(a, b, nil, err)
 	case "convert":
-		return &convertDocument{SchemaVersion: schemaVersion, Command: command, Files: []*fileResult{},
+		return &convertDocument{SchemaVersion: schemaVersion, Command: command, DryRun: dryRun, Files: []*fileResult{},
 			ExitCode: exitCodeOf(err), Error: errorInfoOf(err)}
 	}
 	return struct {

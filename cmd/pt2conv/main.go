@@ -58,10 +58,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if cmd != root {
 			name = cmd.Name()
 		}
-		doc := errorDocument(name, cmd.Flags().Args(), err)
+		dryRun, _ := cmd.Flags().GetBool("dry-run")
+		doc := errorDocument(name, cmd.Flags().Args(), dryRun, err)
 		if lines && name == "convert" {
 			_ = writeJSONLine(stdout, summaryLine{SchemaVersion: schemaVersion, Command: name, Type: "summary",
-				ExitCode: exitCodeOf(err), Error: errorInfoOf(err)})
+				DryRun: dryRun, Files: 0, ExitCode: exitCodeOf(err), Error: errorInfoOf(err)})
 		} else {
 			_ = writeJSON(stdout, doc)
 		}
