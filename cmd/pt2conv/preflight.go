@@ -40,6 +40,9 @@ func checkOutput(j job, o *convertOptions) (skip bool, err error) {
 		if !o.force {
 			return false, withKind(kindExists, fmt.Errorf("%s: %w", j.in, existsError(j.out)))
 		}
+		if err := writable(filepath.Dir(j.out)); err != nil { // the new file is moved in beside it
+			return false, withKind(kindIO, fmt.Errorf("%s: cannot replace %s: %w", j.in, j.out, err))
+		}
 		return false, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return false, withKind(kindIO, fmt.Errorf("%s: output %w", j.in, err))
@@ -74,7 +77,7 @@ func checkDir(dir string) error {
 	case !st.IsDir():
 		return fmt.Errorf("%s is not a directory", dir)
 	}
-	return nil
+	return writable(dir)
 }
 
 // prepareOutDir makes --out-dir and its parents; a dry run only checks that they can be
@@ -99,7 +102,7 @@ func creatable(dir string) error {
 		st, err := os.Stat(d)
 		switch {
 		case err == nil && st.IsDir():
-			return nil
+			return writable(d)
 		case err == nil:
 			return fmt.Errorf("%s is a file, not a directory", d)
 		case !errors.Is(err, fs.ErrNotExist):
