@@ -170,9 +170,12 @@ func fileBar(bars *mpb.Progress, name string, overall *mpb.Bar) (*mpb.Bar, fileH
 			decor.Any(func(decor.Statistics) string { return *stage.Load() }, decor.WCSyncSpaceR)),
 		mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f"), decor.Percentage(decor.WCSyncSpace)),
 		mpb.BarRemoveOnComplete())
+	var mu sync.Mutex // the shards of a sharded checkpoint report from several goroutines
 	var last int64
 	return bar, fileHooks{
 		progress: func(done, total int64) {
+			mu.Lock()
+			defer mu.Unlock()
 			bar.SetTotal(total, false)
 			bar.SetCurrent(done)
 			if overall != nil {
