@@ -111,6 +111,8 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"convert", in, "-o", out, "-j", "4"}, "-j 4 does nothing with -o"},
 		{[]string{"convert", in, "-o", out, "--seed", "3"}, "add --verify or drop --seed"},
+		{[]string{"convert", in, "-o", out, "--to", "linear"}, "add --layer SPEC or drop them"},
+		{[]string{"convert", in, "-o", out, "--optimizer-key", "optimizer"}, "add --layer SPEC or drop them"},
 		{[]string{"convert", in, "-o", out, "--dry-run", "--verify"}, "--dry-run writes none"},
 		{[]string{"convert", in, "--out-dir", out, "--force", "--skip-existing"}, "give one"},
 		{[]string{"convert", in, "-o", out, "--json", "--json-lines"}, "give one"},

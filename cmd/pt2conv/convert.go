@@ -170,6 +170,8 @@ func (f *convertFlags) checkCombination(cmd *cobra.Command) error {
 		return errors.New("--json prints one document and --json-lines one line per file: give one")
 	case f.dryRun && f.verify:
 		return errors.New("--verify reads back the written file and --dry-run writes none: drop one")
+	case len(f.layers) == 0 && f.planFile == "" && (changed("to") || changed("optimizer-key")):
+		return errors.New("--to and --optimizer-key act on the layers --layer or --plan choose; with none the checkpoint is only saved again: add --layer SPEC or drop them")
 	case changed("seed") && !f.verify:
 		return errors.New("--seed sets the random inputs of --verify: add --verify or drop --seed")
 	case changed("jobs") && f.out != "" && !ckptio.IsIndex(f.out):
