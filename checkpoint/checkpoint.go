@@ -130,7 +130,10 @@ func OpenFile(name string, notRegular error, read func(r io.ReaderAt, size int64
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%s: %w: not a regular file", name, notRegular)
+		if st.IsDir() {
+			return nil, fmt.Errorf("%s: %w: is a directory; give a checkpoint file in it (or a sharded checkpoint's *.index.json)", name, notRegular)
+		}
+		return nil, fmt.Errorf("%s: %w: not a regular file (a device, pipe or socket); give a checkpoint file", name, notRegular)
 	}
 	c, err := read(f, st.Size(), name)
 	if err != nil {

@@ -3,6 +3,7 @@ package pickle
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors that Open and NewReader wrap, so that callers can tell bad input apart with
@@ -30,5 +31,26 @@ type GlobalError struct {
 }
 
 func (e *GlobalError) Error() string {
-	return fmt.Sprintf("refusing global %s.%s in %s (pt2conv never runs pickled code; only tensors, storages and plain Python values are allowed)", e.Module, e.Name, e.Record)
+	msg := fmt.Sprintf("refusing global %s.%s in %s (pt2conv never runs pickled code; only tensors, storages and plain Python values are allowed)", e.Module, e.Name, e.Record)
+	if e.looksLikeModel() {
+		msg += "; a whole model saved with torch.save(model)? save its weights instead: torch.save(model.state_dict(), PATH)"
+	}
+	return msg
+}
+
+// looksLikeModel reports whether the global is a Python class outside the standard
+// library's process, file and code machinery: what torch.save(model) pickles (the model's
+// nn.Module classes), as opposed to a pickle that reaches for os.system or eval.
+func (e *GlobalError) looksLikeModel() bool {
+	if e.Name == "" || e.Name[0] < 'A' || e.Name[0] > 'Z' {
+		return false
+	}
+	root, _, _ := strings.Cut(e.Module, ".")
+	switch root {
+	case "os", "posix", "nt", "sys", "subprocess", "builtins", "__builtin__", "copy_reg", "copyreg", "shutil",
+		"socket", "pty", "importlib", "runpy", "code", "ctypes", "io", "pickle", "types", "functools",
+		"operator", "multiprocessing", "threading", "pathlib", "tempfile", "webbrowser", "codecs":
+		return false
+	}
+	return true
 }

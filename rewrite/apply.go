@@ -205,8 +205,8 @@ func (a *applier) replaceTensor(path checkpoint.Path, v checkpoint.Value, ch *Ch
 		return nil, fmt.Errorf("%w: %s is a %T, not a tensor", ErrStalePlan, path, v)
 	}
 	if !slices.Equal(old.Size, ch.OldSize) || !slices.Equal(old.Stride, ch.OldStride) {
-		return nil, fmt.Errorf("%w: %s has sizes %v strides %v, the plan expects %v %v",
-			ErrStalePlan, path, old.Size, old.Stride, ch.OldSize, ch.OldStride)
+		return nil, fmt.Errorf("%w: %s has sizes %s strides %s, the plan expects %s %s",
+			ErrStalePlan, path, shape(old.Size), shape(old.Stride), shape(ch.OldSize), shape(ch.OldStride))
 	}
 	if err := checkView(ch); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrStalePlan, path, err)
@@ -255,11 +255,11 @@ func (a *applier) replaceTensor(path checkpoint.Path, v checkpoint.Value, ch *Ch
 // elements and touch exactly the elements the old ones did.
 func checkView(ch *Change) error {
 	if len(ch.NewSize) != len(ch.NewStride) {
-		return fmt.Errorf("new sizes %v and strides %v differ in length", ch.NewSize, ch.NewStride)
+		return fmt.Errorf("new sizes %s and strides %s differ in length", shape(ch.NewSize), shape(ch.NewStride))
 	}
 	want, ok := viewOf(ch.OldSize, ch.OldStride, ch.NewSize)
 	if !ok || !slices.Equal(want, ch.NewStride) {
-		return fmt.Errorf("%v strides %v is not a view of %v strides %v", ch.NewSize, ch.NewStride, ch.OldSize, ch.OldStride)
+		return fmt.Errorf("%s strides %s is not a view of %s strides %s", shape(ch.NewSize), shape(ch.NewStride), shape(ch.OldSize), shape(ch.OldStride))
 	}
 	return nil
 }

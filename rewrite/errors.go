@@ -36,6 +36,9 @@ type LayerError struct {
 	Dict   checkpoint.Path // the state_dict, when known
 	Err    error
 	Detail string // the message after the layer name; it carries the numbers
+	// SpecIndex is the index, in the specs given to NewPlan, of the spec the error is
+	// about, so that a caller can say where that spec was written.
+	SpecIndex int
 }
 
 func (e *LayerError) Error() string {

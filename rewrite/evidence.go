@@ -15,19 +15,19 @@ import (
 // H and W can never be read from a checkpoint: when in/C is a square, H = W is assumed.
 type Evidence struct {
 	// Source is the key of the tensor the channel count comes from ("" when none was found).
-	Source string `json:"source,omitempty"`
+	Source string `json:"source"`
 	// Kind is "conv", "norm" or "linear" (Source is a Linear whose outputs equal in).
-	Kind string `json:"kind,omitempty"`
+	Kind string `json:"kind"`
 	// Channels is the count Source carries.
-	Channels int64 `json:"channels,omitempty"`
+	Channels int64 `json:"channels"`
 	// Skipped names Linear layers passed over: their outputs cannot feed this layer's
 	// inputs, so they belong to another branch (an auxiliary head).
-	Skipped []string `json:"skipped,omitempty"`
+	Skipped []string `json:"skipped"`
 	// Fixed is set when the evidence gives a shape, C×H×W.
 	Fixed bool  `json:"fixed"`
-	C     int64 `json:"c,omitempty"`
-	H     int64 `json:"h,omitempty"`
-	W     int64 `json:"w,omitempty"`
+	C     int64 `json:"c"`
+	H     int64 `json:"h"`
+	W     int64 `json:"w"`
 	// Rule explains the shape (or its absence) in one line, for reports.
 	Rule string `json:"rule"`
 }

@@ -1,6 +1,7 @@
 package rewrite_test
 
 import (
+	"errors"
 	"fmt"
 	"github.com/pt2conv/pt2conv/checkpoint"
 	"strings"
@@ -65,6 +66,23 @@ func ExampleParsePlan() {
 	fmt.Println(specs)
 	// Output:
 	// [classifier.0=auto classifier.3=4096x1x1 classifier.6]
+}
+
+func ExampleReadPlan() {
+	plan := "- classifier.0=auto\n- classifier.3\n- classifier.6=7\n"
+	_, err := rewrite.ReadPlan(strings.NewReader(plan))
+	var pe *rewrite.PlanError
+	if errors.As(err, &pe) {
+		fmt.Printf("head.yaml:%d: %v\n", pe.Line, pe.Err)
+	}
+	entries, _ := rewrite.ReadPlan(strings.NewReader("- classifier.0=auto\n- classifier.3\n"))
+	for _, e := range entries {
+		fmt.Printf("head.yaml:%d: %s\n", e.Line, e.Spec)
+	}
+	// Output:
+	// head.yaml:3: invalid layer spec "classifier.6=7": shape has 1 dimensions (want CxHxW, HxW or auto)
+	// head.yaml:1: classifier.0=auto
+	// head.yaml:2: classifier.3
 }
 
 func ExampleNewPlan() {

@@ -132,7 +132,7 @@ func (o *optimizer) mapParams(d *stateDict) (map[int64]*param, error) {
 		p := m[idx]
 		if err == nil && len(t.Size) > 0 && !slices.Equal(t.Size, p.tensor.Size) {
 			err = fmt.Errorf("state %d/%s is %s but parameter %d of state_dict %q (%s) is %s",
-				idx, name, brackets(t.Size), idx, d.path.String(), p.keys[0], brackets(p.tensor.Size))
+				idx, name, shape(t.Size), idx, d.path.String(), p.keys[0], shape(p.tensor.Size))
 		}
 	})
 	return m, err
@@ -268,7 +268,7 @@ func optimizerChange(opt *optimizer, idx int64, name string, t *checkpoint.Tenso
 		size, stride, ok := linearView(t.Size, t.Stride)
 		if !ok {
 			return Change{}, &LayerError{Layer: ch.Layer, Dict: ch.Dict, Err: ErrNotViewable,
-				Detail: fmt.Sprintf("optimizer state %s %s with strides %s cannot be seen as 2-D without moving bytes", oc.Path, dims(t.Size), brackets(t.Stride))}
+				Detail: fmt.Sprintf("optimizer state %s %s with strides %s cannot be seen as 2-D without moving bytes", oc.Path, shape(t.Size), shape(t.Stride))}
 		}
 		oc.NewSize, oc.NewStride = size, stride
 		return oc, nil
@@ -297,7 +297,7 @@ func optimizerWarnings(root checkpoint.Value, p *Plan) []string {
 	}
 	oldSizes := make(map[string]bool, len(p.Changes))
 	for _, ch := range p.Changes {
-		oldSizes[brackets(ch.OldSize)] = true
+		oldSizes[shape(ch.OldSize)] = true
 	}
 	var out []string
 	_ = checkpoint.Walk(root, func(path checkpoint.Path, v checkpoint.Value) error {
@@ -310,7 +310,7 @@ func optimizerWarnings(root checkpoint.Value, p *Plan) []string {
 		}
 		hit := false
 		opt.stateTensors(func(_ int64, _ string, t *checkpoint.Tensor) {
-			hit = hit || oldSizes[brackets(t.Size)]
+			hit = hit || oldSizes[shape(t.Size)]
 		})
 		if hit {
 			key := path.String()

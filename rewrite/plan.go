@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"errors"
 	"fmt"
 	"github.com/pt2conv/pt2conv/checkpoint"
 	"sort"
@@ -70,12 +71,12 @@ type Change struct {
 	// features.28.weight", ...
 	Rule string `json:"rule"`
 	// Optimizer marks an optimizer state tensor reshaped with its parameter.
-	Optimizer bool   `json:"optimizer,omitempty"`
+	Optimizer bool   `json:"optimizer"`
 	Spec      string `json:"spec"` // the spec that selected the layer
 	// Evidence is what the checkpoint says about the layer's input (Linear → Conv2d only).
 	// The C×H×W split is an assumption about the model: a split the evidence contradicts
 	// gets a warning.
-	Evidence *Evidence `json:"evidence,omitempty"`
+	Evidence *Evidence `json:"evidence"`
 }
 
 // NewPlan finds the weights the specs select, in every state_dict of the checkpoint, and
@@ -99,7 +100,7 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 		}
 	}
 	var warnings []string
-	for _, sp := range specs {
+	for si, sp := range specs {
 		matched := false
 		name, err := parseLayerName(sp.Layer)
 		if err != nil {
@@ -119,20 +120,20 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 					if glob {
 						continue
 					}
-					return nil, rankError(w, sp, opts.Direction)
+					return nil, atSpec(rankError(w, sp, opts.Direction), si)
 				}
 				matched = true
 				ch, err := planWeight(w, sp, opts.Direction)
 				if err != nil {
-					return nil, err
+					return nil, atSpec(err, si)
 				}
 				if warn := checkEvidence(w, &ch, opts.Direction); warn != "" {
 					warnings = append(warnings, warn)
 				}
 				key := w.path().String()
 				if prev := claims[key]; prev != nil {
-					return nil, &LayerError{Layer: w.module, Dict: d.path, Err: ErrConflict,
-						Detail: fmt.Sprintf("selected by two specs, %q and %q", prev.spec, sp.String())}
+					return nil, &LayerError{Layer: w.module, Dict: d.path, Err: ErrConflict, SpecIndex: si,
+						Detail: fmt.Sprintf("selected by two specs, %q and %q; keep one of them", prev.spec, sp.String())}
 				}
 				cl := &claim{spec: sp.String(), change: ch, order: [2]int{d.order, w.index}}
 				claims[key] = cl
@@ -140,7 +141,7 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 			}
 		}
 		if !matched {
-			return nil, noMatchError(sp, dicts, opts.Direction)
+			return nil, atSpec(noMatchError(sp, dicts, opts.Direction), si)
 		}
 	}
 	sort.SliceStable(claimed, func(i, j int) bool {
@@ -156,6 +157,15 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 		return nil, err
 	}
 	return p, nil
+}
+
+// atSpec records in a *LayerError which spec it is about.
+func atSpec(err error, index int) error {
+	var le *LayerError
+	if errors.As(err, &le) {
+		le.SpecIndex = index
+	}
+	return err
 }
 
 // claim records which spec selected a weight and what becomes of it.
@@ -186,12 +196,12 @@ func planWeight(w *weight, sp Spec, dir Direction) (Change, error) {
 			return fail(ErrShape, "auto applies to Linear → Conv2d only")
 		case sp.Mode == ShapeCHW && (sp.C != t.Size[1] || sp.H != t.Size[2] || sp.W != t.Size[3]),
 			sp.Mode == ShapeHW && (sp.H != t.Size[2] || sp.W != t.Size[3]):
-			return fail(ErrShape, "spec says %s but the Conv2d weight is %s", sp, dims(t.Size))
+			return fail(ErrShape, "spec says %s but the Conv2d weight is %s", sp, shape(t.Size))
 		}
 		size, stride, ok := linearView(t.Size, t.Stride)
 		if !ok {
 			return fail(ErrNotViewable, "Conv2d weight %s with strides %s cannot be seen as %dx%d without moving bytes (its C, kH, kW dimensions are not laid out one after another)",
-				dims(t.Size), brackets(t.Stride), t.Size[0], t.Size[1]*t.Size[2]*t.Size[3])
+				shape(t.Size), shape(t.Stride), t.Size[0], t.Size[1]*t.Size[2]*t.Size[3])
 		}
 		ch.NewSize, ch.NewStride = size, stride
 		ch.Rule = fmt.Sprintf("C*kH*kW = %s = %d", dims(t.Size[1:]), size[1])
@@ -264,8 +274,15 @@ func dtypeOf(t *checkpoint.Tensor) string {
 }
 
 func rankError(w *weight, sp Spec, dir Direction) error {
+	hint := ""
+	switch {
+	case dir == ToConv && w.rank() == 4:
+		hint = "; already converted? --to linear turns it back into a Linear weight"
+	case dir == ToLinear && w.rank() == 2:
+		hint = "; it is a Linear weight already: leave out --to linear to make it a Conv2d"
+	}
 	return &LayerError{Layer: w.module, Dict: w.dict.path, Err: ErrRank,
-		Detail: fmt.Sprintf("weight %s is %d-D %s; a %s weight is %d-D", w.key, w.rank(), brackets(w.tensor.Size), dir.fromKind(), dir.fromRank())}
+		Detail: fmt.Sprintf("weight %s is %d-D %s; a %s weight is %d-D%s", w.key, w.rank(), shape(w.tensor.Size), dir.fromKind(), dir.fromRank(), hint)}
 }
 
 func noMatchError(sp Spec, dicts []*stateDict, dir Direction) error {

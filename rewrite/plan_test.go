@@ -161,11 +161,11 @@ func TestNewPlanErrors(t *testing.T) {
 		{planCase{name: "reverse no match", root: func(b *builder) checkpoint.Value { return b.mlp() }, specs: []string{"*"}, opts: Options{Direction: ToLinear}},
 			ErrNoMatch, "--layer *: no 4-D weight matches; Conv2d layers here: none"},
 		{planCase{name: "conv named", root: func(b *builder) checkpoint.Value { return b.vgg("") }, specs: []string{"features.0"}},
-			ErrRank, "features.0: weight features.0.weight is 4-D [4 3 3 3]; a Linear weight is 2-D"},
+			ErrRank, "features.0: weight features.0.weight is 4-D (4, 3, 3, 3); a Linear weight is 2-D; already converted? --to linear"},
 		{planCase{name: "linear named in reverse", root: func(b *builder) checkpoint.Value { return b.vgg("") }, specs: []string{"classifier.0"}, opts: Options{Direction: ToLinear}},
-			ErrRank, "classifier.0: weight classifier.0.weight is 2-D [16 72]; a Conv2d weight is 4-D"},
+			ErrRank, "classifier.0: weight classifier.0.weight is 2-D (16, 72); a Conv2d weight is 4-D"},
 		{planCase{name: "batchnorm named", root: func(b *builder) checkpoint.Value { return b.bnMLP() }, specs: []string{"bn1"}},
-			ErrRank, "bn1: weight bn1.weight is 1-D [16]"},
+			ErrRank, "bn1: weight bn1.weight is 1-D (16)"},
 		{planCase{name: "CxHxW wrong", root: func(b *builder) checkpoint.Value { return b.vgg("") }, specs: []string{"classifier.0=8x3x2"}},
 			ErrShape, "classifier.0: 8x3x2 = 48 inputs, the weight has 72"},
 		{planCase{name: "CxHxW overflows", root: func(b *builder) checkpoint.Value { return b.vgg("") }, specs: []string{"classifier.0=4611686018427387904x4x1"}},
@@ -195,13 +195,13 @@ func TestNewPlanErrors(t *testing.T) {
 		{planCase{name: "reverse auto", root: func(b *builder) checkpoint.Value { return b.convHead() }, specs: []string{"classifier.0=auto"}, opts: Options{Direction: ToLinear}},
 			ErrShape, "classifier.0: auto applies to Linear → Conv2d only"},
 		{planCase{name: "reverse wrong shape", root: func(b *builder) checkpoint.Value { return b.convHead() }, specs: []string{"classifier.0=8x1x9"}, opts: Options{Direction: ToLinear}},
-			ErrShape, "classifier.0: spec says classifier.0=8x1x9 but the Conv2d weight is 16x8x3x3"},
+			ErrShape, "classifier.0: spec says classifier.0=8x1x9 but the Conv2d weight is (16, 8, 3, 3)"},
 		{planCase{name: "reverse channels_last", root: func(b *builder) checkpoint.Value {
 			w := b.tensor(16, 8, 3, 3)
 			w.Stride = []int64{72, 1, 24, 8} // torch.channels_last
 			return newStateDict("classifier.0.weight", w)
 		}, specs: []string{"classifier.0"}, opts: Options{Direction: ToLinear}},
-			ErrNotViewable, "classifier.0: Conv2d weight 16x8x3x3 with strides [72 1 24 8] cannot be seen as 16x72"},
+			ErrNotViewable, "classifier.0: Conv2d weight (16, 8, 3, 3) with strides (72, 1, 24, 8) cannot be seen as 16x72"},
 		{planCase{name: "no state_dict", root: func(b *builder) checkpoint.Value { return dict("epoch", int64(3)) }, specs: []string{"fc"}},
 			ErrNoStateDict, "no state_dict found"},
 		{planCase{name: "optimizer key missing", root: func(b *builder) checkpoint.Value { return dict("model", b.vgg("")) },
@@ -223,7 +223,7 @@ func TestNewPlanErrors(t *testing.T) {
 			sd.Entries[0], sd.Entries[1] = sd.Entries[1], sd.Entries[0] // bias before weight
 			return dict("model", sd, "optimizer", opt)
 		}, specs: []string{"0"}, opts: Options{OptimizerKey: "optimizer"}},
-			ErrOptimizer, `state 0/momentum_buffer is [32 48] but parameter 0 of state_dict "model" (0.bias) is [32]`},
+			ErrOptimizer, `state 0/momentum_buffer is (32, 48) but parameter 0 of state_dict "model" (0.bias) is (32)`},
 		{planCase{name: "optimizer two candidates", root: func(b *builder) checkpoint.Value {
 			sd := b.mlp()
 			other := b.mlp()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -175,18 +176,81 @@ func (sp Spec) IsGlob() bool {
 // ParsePlan reads a plan file: a YAML or JSON list whose items are spec strings
 // ("classifier.0=512x7x7") or objects {layer: classifier.0, shape: 512x7x7}, where shape is
 // a string (CxHxW, HxW, auto) or a list of two or three integers and may be left out.
-// A top-level object with a "layers" list is accepted too.
+// A top-level object with a "layers" list is accepted too. Its errors are *PlanError.
 func ParsePlan(r io.Reader) ([]Spec, error) {
+	entries, err := ReadPlan(r)
+	if err != nil {
+		return nil, err
+	}
+	specs := make([]Spec, len(entries))
+	for i, e := range entries {
+		specs[i] = e.Spec
+	}
+	return specs, nil
+}
+
+// PlanEntry is one spec of a plan file and the line it is on.
+type PlanEntry struct {
+	Spec
+	Line int
+}
+
+// PlanError is a mistake in a plan file. It wraps ErrSpec, or the error reading the plan.
+type PlanError struct {
+	Line int // 1-based; 0 when the mistake has no line
+	Err  error
+}
+
+func (e *PlanError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("line %d: %v", e.Line, e.Err)
+	}
+	return e.Err.Error()
+}
+
+func (e *PlanError) Unwrap() error { return e.Err }
+
+// yamlLine finds the line number in a YAML parser's message ("yaml: line 3: ...").
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// yamlParserProblems are the messages of yaml.v3's parser, as opposed to its scanner: the
+// parser's line numbers count from 0 and the scanner's from 1, and a line of 0 is left out.
+var yamlParserProblems = []string{"did not find expected ',' or ']'", "did not find expected ',' or '}'",
+	"did not find expected '-' indicator", "did not find expected <document start>", "did not find expected key",
+	"did not find expected node content", "found incompatible YAML document", "found undefined tag handle",
+	"found duplicate %TAG directive", "found duplicate %YAML directive"}
+
+// yamlErrorLine is the 1-based line of a yaml.v3 syntax error and its message without it.
+func yamlErrorLine(msg string) (int, string) {
+	m := yamlLine.FindStringSubmatch(msg)
+	if m == nil {
+		return 1, strings.TrimPrefix(msg, "yaml: ")
+	}
+	line, _ := strconv.Atoi(m[1])
+	msg = msg[len(m[0]):]
+	for _, p := range yamlParserProblems {
+		if msg == p {
+			line++
+			break
+		}
+	}
+	return line, msg
+}
+
+// ReadPlan is ParsePlan keeping each spec's line, so that a spec that later matches nothing
+// can be reported where it is written.
+func ReadPlan(r io.Reader) ([]PlanEntry, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, fmt.Errorf("reading plan: %w", err)
+		return nil, &PlanError{Err: fmt.Errorf("reading plan: %w", err)}
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("%w: the plan is empty", ErrSpec)
+		return nil, &PlanError{Err: fmt.Errorf("%w: the plan is empty; list one spec per line (- classifier.0=auto)", ErrSpec)}
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%w: plan is neither YAML nor JSON: %v", ErrSpec, err)
+		line, msg := yamlErrorLine(err.Error())
+		return nil, &PlanError{Line: line, Err: fmt.Errorf("%w: plan is neither YAML nor JSON: %s", ErrSpec, msg)}
 	}
 	list := &doc
 	if list.Kind == yaml.DocumentNode && len(list.Content) == 1 {
@@ -198,17 +262,17 @@ func ParsePlan(r io.Reader) ([]Spec, error) {
 		}
 	}
 	if list.Kind != yaml.SequenceNode {
-		return nil, fmt.Errorf("%w: a plan is a list of specs (line %d)", ErrSpec, list.Line)
+		return nil, &PlanError{Line: list.Line, Err: fmt.Errorf("%w: a plan is a list of specs, one per line (- classifier.0=auto)", ErrSpec)}
 	}
-	specs := make([]Spec, 0, len(list.Content))
+	entries := make([]PlanEntry, 0, len(list.Content))
 	for _, item := range list.Content {
 		sp, err := planItem(item)
 		if err != nil {
-			return nil, fmt.Errorf("plan line %d: %w", item.Line, err)
+			return nil, &PlanError{Line: item.Line, Err: err}
 		}
-		specs = append(specs, sp)
+		entries = append(entries, PlanEntry{Spec: sp, Line: item.Line})
 	}
-	return specs, nil
+	return entries, nil
 }
 
 func planItem(n *yaml.Node) (Spec, error) {

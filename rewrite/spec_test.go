@@ -99,6 +99,13 @@ func TestParsePlan(t *testing.T) {
 		{name: "unknown field", in: "- {layer: fc6, size: 7x7}\n", err: `unknown field "size"`},
 		{name: "no layer", in: "- {shape: 7x7}\n", err: "no layer"},
 		{name: "bad yaml", in: "- [\n", err: "neither YAML nor JSON"},
+		{name: "flow sequence left open", in: "- a\n- [b\n", err: "line 2: invalid layer spec: plan is neither YAML nor JSON: did not find expected ',' or ']'"},
+		{name: "json without a comma", in: "[\"a\",\n \"b\"\n \"c\"]\n", err: "line 3: "},
+		{name: "mapping in a scalar", in: "- a\n- b\n  c: d\n", err: "line 3: "},
+		{name: "tab", in: "- a\n-\tb\n", err: "line 2: "},
+		{name: "quote left open", in: "- a\n- b\n- 'c\n", err: "line 3: "},
+		{name: "first line", in: "\t- a\n", err: "line 1: "},
+		{name: "bad spec on line 3", in: "- a\n- b\n- c=7\n", err: "line 3: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -131,7 +131,7 @@ type tensorIdentity struct {
 }
 
 func identityOf(t *checkpoint.Tensor) tensorIdentity {
-	return tensorIdentity{t.Storage, t.Offset, brackets(t.Size) + brackets(t.Stride)}
+	return tensorIdentity{t.Storage, t.Offset, shape(t.Size) + shape(t.Stride)}
 }
 
 // params lists the dict's parameters in model.parameters() order.

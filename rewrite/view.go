@@ -1,7 +1,6 @@
 package rewrite
 
 import (
-	"fmt"
 	"math/big"
 	"slices"
 	"strconv"
@@ -87,5 +86,11 @@ func dims(s []int64) string {
 	return strings.Join(parts, "x")
 }
 
-// brackets formats sizes or strides as [512 7 7].
-func brackets(s []int64) string { return fmt.Sprint(s) }
+// shape formats sizes or strides as the command line prints them: (1000, 512, 1, 1).
+func shape(s []int64) string {
+	parts := make([]string, len(s))
+	for i, v := range s {
+		parts[i] = itoa(v)
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}

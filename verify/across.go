@@ -68,7 +68,7 @@ func proveTensors(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure
 		}
 		if !slices.Equal(ta.Size, tb.Size) {
 			if !converted[path] || ta.NumElements() != tb.NumElements() {
-				differ(path, "shape %v, was %v (not a conversion of a converted layer)", tb.Size, ta.Size)
+				differ(path, "shape %s, was %s (not a conversion of a converted layer)", shapeText(tb.Size), shapeText(ta.Size))
 				continue
 			}
 			s.Reshaped++

@@ -217,10 +217,10 @@ func checkView(t *checkpoint.Tensor) (lo, hi int64, shape []int, err error) {
 	shape = make([]int, len(t.Size))
 	for i, s := range t.Size {
 		if s < 0 {
-			return 0, 0, nil, fmt.Errorf("tensor size %v has a negative dimension", t.Size)
+			return 0, 0, nil, fmt.Errorf("tensor size %s has a negative dimension", shapeText(t.Size))
 		}
 		if s > 0 && n > maxElements/s {
-			return 0, 0, nil, fmt.Errorf("tensor size %v: more than %d elements", t.Size, int64(maxElements))
+			return 0, 0, nil, fmt.Errorf("tensor size %s: more than %d elements", shapeText(t.Size), int64(maxElements))
 		}
 		n *= s
 		shape[i] = int(s)
@@ -233,8 +233,8 @@ func checkView(t *checkpoint.Tensor) (lo, hi int64, shape []int, err error) {
 	// Elements of the tensor's dtype that fit in the storage (an untyped storage counts bytes).
 	held := t.Storage.ByteLen() / item
 	if n > 0 && (t.Offset < 0 || lo < 0 || hi > held) {
-		return 0, 0, nil, fmt.Errorf("tensor at offset %d size %v stride %v touches elements [%d, %d) of storage %q holding %d: %w",
-			t.Offset, t.Size, t.Stride, lo, hi, t.Storage.Key, held, ErrOutOfBounds)
+		return 0, 0, nil, fmt.Errorf("tensor at offset %d size %s stride %s touches elements [%d, %d) of storage %q holding %d: %w",
+			t.Offset, shapeText(t.Size), shapeText(t.Stride), lo, hi, t.Storage.Key, held, ErrOutOfBounds)
 	}
 	return lo, hi, shape, nil
 }

@@ -32,7 +32,7 @@ type Layer struct {
 	// Evidence is what the original checkpoint says about that input (rewrite.Evidence), and
 	// Status how the split compares: EvidenceAgrees, EvidenceDisagrees, EvidenceAssumed
 	// (disagrees, accepted by Options.Assume) or EvidenceNone.
-	Evidence string `json:"evidence,omitempty"`
+	Evidence string `json:"evidence"`
 	Status   string `json:"evidence_status"`
 }
 
@@ -149,7 +149,7 @@ func lookupBias(tensors map[string]*checkpoint.Tensor, key string, out int, file
 		return nil, nil
 	}
 	if len(t.Size) != 1 || int(t.Size[0]) != out {
-		return nil, fmt.Errorf("%s in %s has size %v, want [%d]: %w", key, file, t.Size, out, ErrShape)
+		return nil, fmt.Errorf("%s in %s has size %s, want (%d): %w", key, file, shapeText(t.Size), out, ErrShape)
 	}
 	return t, nil
 }

@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pt2conv/pt2conv/checkpoint"
@@ -30,7 +31,7 @@ type Structure struct {
 	// Differences lists what departs from the original, by path; at most maxDifferences.
 	Differences []Difference `json:"differences"`
 	// More counts differences found beyond those listed.
-	More int `json:"more_differences,omitempty"`
+	More int `json:"more_differences"`
 	// TensorsOnly is set when the two files are of formats whose trees differ (a torch file
 	// and a safetensors file): then only the tensors are compared, by name, dtype, shape and
 	// elements in row-major order, since containers, plain values and storage sharing cannot
@@ -338,7 +339,7 @@ func (p *prover) tensor(path string, a, b *checkpoint.Tensor) {
 	switch {
 	case slices.Equal(a.Size, b.Size):
 		if !slices.Equal(a.Stride, b.Stride) || a.Offset != b.Offset {
-			p.differ(path, "view size %v stride %v offset %d, was stride %v offset %d", b.Size, b.Stride, b.Offset, a.Stride, a.Offset)
+			p.differ(path, "view size %s stride %s offset %d, was stride %s offset %d", shapeText(b.Size), shapeText(b.Stride), b.Offset, shapeText(a.Stride), a.Offset)
 			return
 		}
 	case p.layers[path] || p.shapes[[2]string{brackets(a.Size), brackets(b.Size)}]:
@@ -348,12 +349,12 @@ func (p *prover) tensor(path string, a, b *checkpoint.Tensor) {
 			return
 		}
 		if i, pa, pb, same := sameOrder(a, b); !same {
-			p.differ(path, "the new view %v stride %v reads storage element %d at flat index %d, the original view %v stride %v reads element %d: the elements are not in the same order",
-				b.Size, b.Stride, pb, i, a.Size, a.Stride, pa)
+			p.differ(path, "the new view %s stride %s reads storage element %d at flat index %d, the original view %s stride %s reads element %d: the elements are not in the same order",
+				shapeText(b.Size), shapeText(b.Stride), pb, i, shapeText(a.Size), shapeText(a.Stride), pa)
 			return
 		}
 	default:
-		p.differ(path, "shape %v, was %v (not a conversion of a converted layer)", b.Size, a.Size)
+		p.differ(path, "shape %s, was %s (not a conversion of a converted layer)", shapeText(b.Size), shapeText(a.Size))
 		return
 	}
 	sa, sb := a.Storage, b.Storage
@@ -543,6 +544,15 @@ func formatElement(k checkpoint.StorageKind, raw []byte) string {
 		return fmt.Sprintf("(%v%+vj) (%s)", math.Float32frombits(le.Uint32(raw)), math.Float32frombits(le.Uint32(raw[4:])), hex)
 	}
 	return hex
+}
+
+// shape formats sizes or strides as the command line prints them: (1000, 512, 1, 1).
+func shapeText(v []int64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = strconv.FormatInt(x, 10)
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
 }
 
 func brackets(v []int64) string {

@@ -93,10 +93,10 @@ func TestProve(t *testing.T) {
 		{"element order", func(o, c *ckBuilder, root *checkpoint.Dict) {
 			w := entry(c, "fc.weight")
 			w.Stride = []int64{4, 4, 1, 2} // H and W swapped
-		}, "model/fc.weight: the new view [2 1 2 2] stride [4 4 1 2] reads storage element 2 at flat index 1"},
+		}, "model/fc.weight: the new view (2, 1, 2, 2) stride (4, 4, 1, 2) reads storage element 2 at flat index 1"},
 		{"stride of an unconverted tensor", func(o, c *ckBuilder, root *checkpoint.Dict) {
 			entry(c, "fc.bias_view").Offset = 3
-		}, "model/fc.bias_view: view size [2] stride [1] offset 3, was stride [1] offset 2"},
+		}, "model/fc.bias_view: view size (2) stride (1) offset 3, was stride (1) offset 2"},
 		{"dtype", func(o, c *ckBuilder, root *checkpoint.Dict) {
 			s := entry(c, "fc.weight").Storage
 			s.Kind = checkpoint.Int32

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/pt2conv/pt2conv/checkpoint"
-
 	"github.com/pt2conv/pt2conv/internal/ckptio"
 	"github.com/pt2conv/pt2conv/pickle"
 	"github.com/pt2conv/pt2conv/rewrite"
@@ -20,15 +17,15 @@ type inspectReport struct {
 	File           string          `json:"file"`
 	Format         string          `json:"format"`
 	PickleProtocol int             `json:"pickle_protocol"`
-	Prefix         string          `json:"archive_prefix,omitempty"`
-	Records        []string        `json:"records,omitempty"`
+	Prefix         string          `json:"archive_prefix"`
+	Records        []string        `json:"records"`
 	Tensors        []tensorInfo    `json:"tensors"`
 	Storages       int             `json:"storages"`
 	StorageBytes   int64           `json:"storage_bytes"`
 	Candidates     []candidateInfo `json:"linear_candidates"`
 	// Metadata is a safetensors file's __metadata__ or a sharded index's metadata.
-	Metadata map[string]any `json:"metadata,omitempty"`
-	Shards   []string       `json:"shards,omitempty"`
+	Metadata map[string]any `json:"metadata"`
+	Shards   []string       `json:"shards"`
 	// StateDicts and Optimizers are what --state-dict and --optimizer-key can name.
 	StateDicts []string        `json:"state_dicts"`
 	Optimizers []optimizerInfo `json:"optimizers"`
@@ -52,8 +49,8 @@ type tensorInfo struct {
 	Offset    int64   `json:"offset"`
 	Storage   string  `json:"storage"`
 	Bytes     int64   `json:"bytes"`
-	Parameter bool    `json:"parameter,omitempty"`
-	Shard     string  `json:"shard,omitempty"`
+	Parameter bool    `json:"parameter"`
+	Shard     string  `json:"shard"`
 }
 
 type candidateInfo struct {
@@ -77,16 +74,16 @@ func newInspectCommand() *cobra.Command {
 FILE is a .pt/.pth/.bin file, a .safetensors file or a sharded checkpoint's index
 (*.index.json), recognised by content; for an index every tensor is listed with its shard.`,
 		Short: "List a checkpoint's tensors and the Linear layers that can become convolutions",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsInspect,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := ckptio.Open(args[0])
 			if err != nil {
-				return err
+				return inputError(args[0], err)
 			}
 			defer c.Close()
 			rep := buildInspectReport(c)
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), rep)
+				return writeJSON(cmd.OutOrStdout(), newInspectDocument(args[0], rep, nil))
 			}
 			out := cmd.OutOrStdout()
 			return printInspect(out, rep, inspectView{candidatesOnly: onlyCandidates, width: outputWidth(out)})
@@ -191,10 +188,4 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

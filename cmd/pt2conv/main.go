@@ -5,7 +5,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,17 +19,6 @@ const (
 	exitFailed   = 1 // a verification failed
 	exitBadInput = 2 // bad input or usage
 )
-
-// exitError carries the exit code for an error; errors without one are bad input.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func failed(err error) error { return &exitError{code: exitFailed, err: err} }
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
@@ -54,29 +42,48 @@ that PyTorch loads, in torch's format or as safetensors. Storage bytes are copie
 	return root
 }
 
-type usageErr struct{ error }
-
-func (u usageErr) Unwrap() error { return u.error }
-
-func usageError(err error) error { return usageErr{err} }
-
-// run executes the command line and returns the process exit code.
+// run executes the command line and returns the process exit code. A failure is one line
+// on stderr; with --json or --json-lines, a command that failed before it could print its
+// document prints one that carries the error, so that stdout always holds exactly one.
 func run(args []string, stdout, stderr io.Writer) int {
-	root := newRootCommand(stdout, stderr)
+	root := newRootCommand(&writeCounter{w: stdout}, stderr)
+	out := root.OutOrStdout().(*writeCounter)
 	if len(args) > 0 && strings.HasPrefix(args[0], cobra.ShellCompRequestCmd) {
 		plainUsage(root)
 	}
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "pt2conv: %s\n", escapeText(err.Error()))
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
+	if asJSON, lines := jsonRequested(args); (asJSON || lines) && out.n == 0 && cmd != nil {
+		name := ""
+		if cmd != root {
+			name = cmd.Name()
+		}
+		dryRun, _ := cmd.Flags().GetBool("dry-run")
+		doc := errorDocument(name, cmd.Flags().Args(), dryRun, err)
+		if lines && name == "convert" {
+			_ = writeJSONLine(stdout, summaryLine{SchemaVersion: schemaVersion, Command: name, Type: "summary",
+				DryRun: dryRun, Files: 0, ExitCode: exitCodeOf(err), Error: errorInfoOf(err)})
+		} else {
+			_ = writeJSON(stdout, doc)
+		}
 	}
-	return exitBadInput
+	return exitCodeOf(err)
+}
+
+// writeCounter counts what is written through it.
+type writeCounter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *writeCounter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func main() {

@@ -91,7 +91,7 @@ func TestExitCodes(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{"no args", []string{"convert"}, 2, "requires at least 1 arg"},
+		{"no args", []string{"convert"}, 2, "convert needs an input"},
 		{"unknown flag", []string{"convert", "--nope"}, 2, "unknown flag"},
 		{"no output", []string{"convert", fixture("mlp.pt")}, 2, "no output"},
 		{"missing file", []string{"inspect", filepath.Join(dir, "absent.pt")}, 2, "no such file"},
@@ -144,9 +144,13 @@ func TestConvertDryRunJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	var res fileResult
-	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
-		t.Fatalf("not JSON: %v\n%s", err, stdout)
+	var doc convertDocument
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || len(doc.Files) != 1 {
+		t.Fatalf("not JSON with one file: %v\n%s", err, stdout)
+	}
+	res := doc.Files[0]
+	if res.Status != statusPlanned || res.Output != nil {
+		t.Errorf("status %q, output %v: want planned and no output", res.Status, res.Output)
 	}
 	if !res.DryRun || len(res.Changes) != 3 {
 		t.Fatalf("dry run %v with %d changes, want 3", res.DryRun, len(res.Changes))
@@ -207,14 +211,14 @@ func TestBatch(t *testing.T) {
 	if code != 2 {
 		t.Fatalf("exit %d, want 2 (one broken input); stderr: %s", code, errs)
 	}
-	var rep batchReport
+	var rep convertDocument
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, stdout)
 	}
 	if rep.Converted != 50 || rep.Failed != 1 {
 		t.Fatalf("converted %d, failed %d; want 50 and 1", rep.Converted, rep.Failed)
 	}
-	if last := rep.Files[50]; last.Input != broken || last.Error == "" {
+	if last := rep.Files[50]; last.Input != broken || last.Error == nil || last.Status != statusFailed || last.Output != nil {
 		t.Errorf("the broken file's result: %+v", last)
 	}
 	entries, _ := os.ReadDir(outDir)

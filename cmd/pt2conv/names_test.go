@@ -54,15 +54,18 @@ func TestSuggestedSpecsSelectExactlyTheirLayer(t *testing.T) {
 				t.Errorf("%s: --layer %s: exit %d: %s", f, cand.Spec, code, stderr)
 				continue
 			}
-			var res struct {
-				Changes []struct {
-					Path      string `json:"path"`
-					Optimizer bool   `json:"optimizer"`
-				} `json:"changes"`
+			var doc struct {
+				Files []struct {
+					Changes []struct {
+						Path      string `json:"path"`
+						Optimizer bool   `json:"optimizer"`
+					} `json:"changes"`
+				} `json:"files"`
 			}
-			if err := json.Unmarshal([]byte(stdout), &res); err != nil {
-				t.Fatal(err)
+			if err := json.Unmarshal([]byte(stdout), &doc); err != nil || len(doc.Files) != 1 {
+				t.Fatal(err, stdout)
 			}
+			res := doc.Files[0]
 			var weights []string
 			for _, ch := range res.Changes {
 				if !ch.Optimizer {

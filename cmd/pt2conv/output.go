@@ -1,193 +1,75 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/pt2conv/pt2conv/rewrite"
 	"github.com/pt2conv/pt2conv/verify"
-	"github.com/spf13/cobra"
-	"github.com/vbauerster/mpb/v8"
-	"github.com/vbauerster/mpb/v8/decor"
 )
 
-func runSingle(ctx context.Context, cmd *cobra.Command, j job, o *convertOptions, asJSON bool) error {
-	stderr := cmd.ErrOrStderr()
-	var progress func(done, total int64)
-	var bars *mpb.Progress
-	var bar *mpb.Bar
-	if !o.dryRun && isTerminal(stderr) {
-		bars = mpb.NewWithContext(ctx, mpb.WithOutput(stderr), mpb.WithWidth(40))
-		bar = newFileBar(bars, j.in)
-		progress = func(done, total int64) { bar.SetTotal(total, false); bar.SetCurrent(done) }
-	}
-	res := convertFile(ctx, j, o, progress)
-	if bars != nil {
-		// The bar goes before the report is printed, so the two do not interleave.
-		bar.Abort(true)
-		bars.Wait()
-	}
-	if asJSON {
-		if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
-			return err
-		}
-	} else {
-		printResult(cmd.OutOrStdout(), res)
-	}
-	if res.Error != "" {
-		return &exitError{code: res.exit, err: fmt.Errorf("%s", res.Error)}
-	}
-	for _, w := range res.Warnings {
-		fmt.Fprintf(stderr, "pt2conv: warning: %s: %s\n", escapeText(j.in), escapeText(w))
-	}
-	return nil
-}
-
-// batchReport is the JSON document of a batch run.
-type batchReport struct {
-	Files     []*fileResult `json:"files"`
-	Converted int           `json:"converted"`
-	Failed    int           `json:"failed"`
-}
-
-func runBatch(ctx context.Context, cmd *cobra.Command, jobs []job, o *convertOptions, asJSON bool, workers int) error {
-	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	var bars *mpb.Progress
-	var overall *mpb.Bar
-	if !o.dryRun && isTerminal(stderr) {
-		bars = mpb.NewWithContext(ctx, mpb.WithOutput(stderr), mpb.WithWidth(40))
-		var total int64
-		for _, j := range jobs {
-			if st, err := os.Stat(j.in); err == nil {
-				total += st.Size()
-			}
-		}
-		overall = bars.AddBar(total,
-			mpb.PrependDecorators(decor.Name(fmt.Sprintf("%d files", len(jobs)), decor.WCSyncSpaceR)),
-			mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f"), decor.Percentage(decor.WCSyncSpace)))
-	}
-	results := make([]*fileResult, len(jobs))
-	var mu sync.Mutex // orders plain progress lines
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < min(workers, len(jobs)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				var progress func(done, total int64)
-				var bar *mpb.Bar
-				if bars != nil {
-					bar = newFileBar(bars, jobs[i].in)
-					var last int64
-					progress = func(done, total int64) {
-						bar.SetTotal(total, false)
-						bar.SetCurrent(done)
-						overall.IncrInt64(done - last)
-						last = done
-					}
-				}
-				res := convertFile(ctx, jobs[i], o, progress)
-				results[i] = res
-				if bar != nil {
-					bar.Abort(true)
-				}
-				if bars == nil && !asJSON {
-					mu.Lock()
-					printLine(stdout, res)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := range jobs {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	if bars != nil {
-		overall.Abort(false)
-		bars.Wait()
-	}
-	rep := &batchReport{Files: results}
-	code := exitOK
-	for _, r := range results {
-		if r.Error == "" {
-			rep.Converted++
-			continue
-		}
-		rep.Failed++
-		if r.exit == exitBadInput || code == exitOK {
-			code = r.exit
-		}
-	}
-	if asJSON {
-		if err := writeJSON(stdout, rep); err != nil {
-			return err
-		}
-	} else {
-		if bars != nil { // the lines were not printed while the bars ran
-			for _, r := range results {
-				printLine(stdout, r)
-			}
-		}
-		fmt.Fprintf(stdout, "%d of %d files converted, %d failed\n", rep.Converted, len(jobs), rep.Failed)
-	}
-	if code != exitOK {
-		return &exitError{code: code, err: fmt.Errorf("%d of %d files failed", rep.Failed, len(jobs))}
-	}
-	return nil
-}
-
-func newFileBar(p *mpb.Progress, name string) *mpb.Bar {
-	return p.AddBar(0,
-		mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR)),
-		mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f"), decor.Percentage(decor.WCSyncSpace)),
-		mpb.BarRemoveOnComplete())
-}
-
 func isTerminal(w io.Writer) bool {
+	if c, ok := w.(*writeCounter); ok {
+		w = c.w
+	}
 	f, ok := w.(*os.File)
 	return ok && ansiTerminal(f)
 }
 
-// printLine is the one-line outcome of a file in a batch.
+// printLine is the one-line outcome of a file in a batch; it names the input first.
 func printLine(w io.Writer, r *fileResult) {
-	switch {
-	case r.Error != "":
-		fmt.Fprintf(w, "FAIL  %s\n", escapeText(r.Error))
-	case r.DryRun:
-		fmt.Fprintf(w, "plan  %s: %d tensors would change\n", r.Input, len(r.Changes))
+	in := escapeText(r.Input)
+	switch r.Status {
+	case statusFailed:
+		msg := escapeText(r.Error.Message)
+		if !strings.HasPrefix(msg, in+": ") {
+			msg = in + ": " + msg
+		}
+		fmt.Fprintf(w, "FAIL  %s\n", msg)
+	case statusSkipped:
+		fmt.Fprintf(w, "skip  %s: %s exists (--skip-existing)\n", in, escapeText(*r.Target))
+	case statusPlanned:
+		to := ""
+		if r.Target != nil {
+			to = " -> " + escapeText(*r.Target)
+		}
+		fmt.Fprintf(w, "plan  %s%s: %d %s would change\n", in, to, len(r.Changes), plural(len(r.Changes), "tensor"))
 	default:
 		v := ""
 		if r.Verify != nil {
 			v = ", verified"
 		}
-		fmt.Fprintf(w, "ok    %s -> %s (%d tensors changed, %s, %.2f s%s)\n", r.Input, r.Output, len(r.Changes), humanBytes(r.Bytes), r.Seconds, v)
+		fmt.Fprintf(w, "ok    %s -> %s (%d %s changed, %s, %.2f s%s)\n", in, escapeText(*r.Output), len(r.Changes),
+			plural(len(r.Changes), "tensor"), humanBytes(*r.Bytes), r.Seconds, v)
 	}
 }
 
-// printResult is the text report of a single-file convert.
+// printResult is the text report of a single-file convert. A failure prints nothing here
+// (its error goes to stderr) but the verification report that failed.
 func printResult(w io.Writer, r *fileResult) {
 	if len(r.Changes) > 0 {
 		printPlan(w, r.Changes)
 	}
-	if len(r.Renamed) > 0 && r.Error == "" {
+	if len(r.Renamed) > 0 && r.Error == nil {
 		printRenamed(w, r.Renamed)
 	}
-	switch {
-	case r.DryRun:
-		fmt.Fprintf(w, "dry run: %d tensors would change; nothing written\n", len(r.Changes))
-	case r.Error == "" || r.Verify != nil:
+	switch r.Status {
+	case statusPlanned:
+		what := "nothing written"
+		if r.Target != nil {
+			what = escapeText(*r.Target) + " not written"
+		}
+		fmt.Fprintf(w, "dry run: %d %s would change; %s\n", len(r.Changes), plural(len(r.Changes), "tensor"), what)
+	case statusSkipped:
+		fmt.Fprintf(w, "%s: %s exists; skipped (--skip-existing)\n", escapeText(r.Input), escapeText(*r.Target))
+	case statusConverted:
 		if len(r.Changes) == 0 {
 			fmt.Fprintln(w, "no layers selected: the checkpoint is saved again unchanged")
 		}
-		fmt.Fprintf(w, "%s -> %s (%s, %.2f s)\n", r.Input, r.Output, humanBytes(r.Bytes), r.Seconds)
+		fmt.Fprintf(w, "%s -> %s (%s, %.2f s)\n", escapeText(r.Input), escapeText(*r.Output), humanBytes(*r.Bytes), r.Seconds)
 	}
 	if r.Verify != nil {
 		fmt.Fprintln(w)

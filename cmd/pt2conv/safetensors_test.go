@@ -158,7 +158,7 @@ func TestSafetensorsCLI(t *testing.T) {
 		{"unknown --state-dict", []string{"convert", fixture("train_sgd.pt"), "-o", filepath.Join(dir, "t.safetensors"), "--state-dict", "nope"}, `no key "nope"`},
 		{"bad --format", []string{"convert", fixture("vgg_tiny.pt"), "-o", filepath.Join(dir, "t.x"), "--format", "onnx"}, "use pt or safetensors"},
 		{"index to a file", []string{"convert", fixture("safetensors/model.safetensors.index.json"), "-o", filepath.Join(dir, "one.safetensors")}, "sharded checkpoint"},
-		{"shards over their input", []string{"convert", fixture("safetensors/model.safetensors.index.json"), "--out-dir", fixture("safetensors"), "--force"}, "replace the input shard"},
+		{"shards over their input", []string{"convert", fixture("safetensors/model.safetensors.index.json"), "--out-dir", fixture("safetensors"), "--force"}, "the output is the input file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

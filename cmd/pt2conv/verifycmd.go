@@ -32,44 +32,17 @@ rounding-error tolerance. Either file may be a .pt, a .safetensors file or a sha
 checkpoint's index. Exit 0 when every check passes, 1 when any fails, 2 on bad input.`,
 		Example: `  pt2conv verify vgg16.pth fcn.pth
   pt2conv verify vgg16.pth fcn.pth --grow 4 --samples 8 --seed 7 --json`,
-		Args: cobra.ExactArgs(2),
+		Args: argsVerify,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			orig, err := ckptio.Open(args[0])
-			if err != nil {
-				return err
-			}
-			defer orig.Close()
-			conv, err := ckptio.Open(args[1])
-			if err != nil {
-				return err
-			}
-			defer conv.Close()
-			mapForVerify(orig, conv)
-			rep, err := verify.Check(orig, conv, opts)
-			if err != nil {
-				if msg := err.Error(); strings.HasPrefix(msg, args[0]+": ") || strings.HasPrefix(msg, args[1]+": ") {
-					return err // it names its file already
-				}
-				return fmt.Errorf("%s: %w", args[1], err)
-			}
+			rep, err := runVerify(args[0], args[1], opts)
 			if asJSON {
-				if err := writeJSON(cmd.OutOrStdout(), rep); err != nil {
-					return err
+				if werr := writeJSON(cmd.OutOrStdout(), newVerifyDocument(args[0], args[1], rep, err)); werr != nil && err == nil {
+					return withKind(kindIO, werr)
 				}
-			} else {
+			} else if rep != nil {
 				printVerify(cmd.OutOrStdout(), rep)
 			}
-			if len(rep.Results) == 0 {
-				return errors.New(args[1] + ": no converted layers found: no tensor is 2-D in one file and 4-D in the other with the same elements")
-			}
-			if !rep.Passed() {
-				why := "see the report"
-				if st := rep.Structure; st != nil && !st.Passed() {
-					why = fmt.Sprintf("%d differences from the original, first %s", len(st.Differences)+st.More, st.Differences[0])
-				}
-				return failed(fmt.Errorf("%s: verification failed: %s", args[1], why))
-			}
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON report")
@@ -78,6 +51,45 @@ checkpoint's index. Exit 0 when every check passes, 1 when any fails, 2 on bad i
 	cmd.Flags().BoolVar(&opts.Assume, "assume", false, "accept C×H×W splits that disagree with the checkpoint's evidence")
 	cmd.Flags().IntVar(&opts.Grow, "grow", 2, "the sliding and chain checks run on a C×(H+`N`)×(W+N) input, (N+1)² windows")
 	return cmd
+}
+
+// runVerify checks converted against original. The report is nil when the files could not
+// be compared at all.
+func runVerify(original, converted string, opts verify.Options) (*verify.Report, error) {
+	orig, err := ckptio.Open(original)
+	if err != nil {
+		return nil, inputError(original, err)
+	}
+	defer orig.Close()
+	conv, err := ckptio.Open(converted)
+	if err != nil {
+		return nil, inputError(converted, err)
+	}
+	defer conv.Close()
+	mapForVerify(orig, conv)
+	rep, err := verify.Check(orig, conv, opts)
+	if err != nil {
+		if msg := err.Error(); strings.HasPrefix(msg, original+": ") || strings.HasPrefix(msg, converted+": ") {
+			return nil, err // it names its file already
+		}
+		return nil, fmt.Errorf("%s: %w", converted, err)
+	}
+	if len(rep.Results) == 0 {
+		return rep, errors.New(converted + ": no converted layers found: no tensor is 2-D in one file and 4-D in the other with the same elements")
+	}
+	if !rep.Passed() {
+		why := "the converted layers do not compute what the originals do"
+		for _, l := range rep.Layers {
+			if l.Status == verify.EvidenceDisagrees {
+				why = fmt.Sprintf("%s assumes its input is %s, but %s; if the model does feed it that, pass --assume to accept the split", l.Name, l.Input, l.Evidence)
+			}
+		}
+		if st := rep.Structure; st != nil && !st.Passed() {
+			why = fmt.Sprintf("%d differences from the original, first %s", len(st.Differences)+st.More, st.Differences[0])
+		}
+		return rep, failed(fmt.Errorf("%s: verification failed: %s", converted, why))
+	}
+	return rep, nil
 }
 
 // testHookMapped, when set, runs once the checkpoints are mapped, before they are checked.
