@@ -54,6 +54,8 @@ func newInspectDocument(file string, rep *inspectReport, err error) *inspectDocu
 	rep.Candidates = nonNilSlice(rep.Candidates)
 	rep.Records = nonNilSlice(rep.Records)
 	rep.Shards = nonNilSlice(rep.Shards)
+	rep.StateDicts = nonNilSlice(rep.StateDicts)
+	rep.Optimizers = nonNilSlice(rep.Optimizers)
 	return &inspectDocument{SchemaVersion: schemaVersion, Command: "inspect", inspectReport: rep,
 		ExitCode: exitCodeOf(err), Error: errorInfoOf(err)}
 }

@@ -128,7 +128,7 @@ func TestJSONFieldsAlwaysPresent(t *testing.T) {
 	out := filepath.Join(tmp, "out")
 	os.Mkdir(out, 0o755)
 	os.WriteFile(filepath.Join(out, "good.pt"), []byte("in the way"), 0o644)
-	want := []string{"bytes", "changes", "dry_run", "error", "input", "output", "seconds", "status", "target", "verify", "warnings"}
+	want := []string{"bytes", "changes", "dry_run", "error", "input", "output", "renamed", "seconds", "status", "target", "verify", "warnings"}
 	for _, args := range [][]string{
 		{"convert", "--json", good, broken, "--out-dir", out, "--layer", "classifier.3"},
 		{"convert", "--json", good, broken, "--out-dir", out, "--layer", "classifier.3", "--skip-existing"},
@@ -150,7 +150,7 @@ func TestJSONFieldsAlwaysPresent(t *testing.T) {
 			if strings.Join(keys, " ") != strings.Join(want, " ") {
 				t.Errorf("%v: fields %v, want %v", args, keys, want)
 			}
-			for _, list := range []string{"changes", "warnings"} {
+			for _, list := range []string{"changes", "warnings", "renamed"} {
 				if string(f[list]) == "null" {
 					t.Errorf("%v: %s is null, want []", args, list)
 				}
