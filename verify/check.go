@@ -186,7 +186,8 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("%s and %s: %w", orig.Name, conv.Name, ErrNoLayers)
 	}
 	rep := &Report{Layers: layers}
-	if rep.Structure, err = Prove(orig, conv, layers); err != nil {
+	var same identical
+	if rep.Structure, same, err = prove(orig, conv, layers); err != nil {
 		return nil, err
 	}
 	evidence := rewrite.NewEvidenceIndex(orig.Root)
@@ -216,7 +217,7 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 		var names []string
 		for step, i := range chain {
 			l := &layers[i]
-			d, err := loadLayer(orig, conv, l)
+			d, err := loadLayer(orig, conv, l, same)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", l.Name, err)
 			}
@@ -260,19 +261,30 @@ type layerData struct {
 	dtype             string
 }
 
-func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer) (*layerData, error) {
+func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer, same identical) (*layerData, error) {
 	linCk, convCk := orig, conv
 	linBiasT, convBiasT := l.Bias, l.ConvertedBias
 	if l.Reverse {
 		linCk, convCk = conv, orig
 		linBiasT, convBiasT = l.ConvertedBias, l.Bias
 	}
+	// The converted file's weight is read from the original's storage when the proof found
+	// the two storages' bytes identical: the same elements, from pages the proof has read.
+	linW, linWCk := l.linear(), linCk
+	convW, convWCk := l.conv(), convCk
+	if l.Reverse {
+		if linW = same.inOriginal(linW); linW != l.linear() {
+			linWCk = orig
+		}
+	} else if convW = same.inOriginal(convW); convW != l.conv() {
+		convWCk = orig
+	}
 	d := &layerData{layer: l, dtype: l.linear().Kind().String()}
 	var err error
-	if d.lin, err = decodeShared(linCk, l.linear()); err != nil {
+	if d.lin, err = decodeShared(linWCk, linW); err != nil {
 		return nil, err
 	}
-	if d.conv, err = decodeShared(convCk, l.conv()); err != nil {
+	if d.conv, err = decodeShared(convWCk, convW); err != nil {
 		return nil, err
 	}
 	// Each form uses its own checkpoint's bias, so a bias lost or changed is caught.

@@ -56,3 +56,52 @@ func TestCheckMapped(t *testing.T) {
 		}
 	}
 }
+
+// TestConvertedWeightFromOriginal checks that the converted form of a layer reads its
+// weight from the original's mapping only when the proof found that storage's bytes
+// identical, and from the converted file's own bytes otherwise.
+func TestConvertedWeightFromOriginal(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("files are not mapped on windows")
+	}
+	for _, tt := range []struct {
+		conv         string
+		fromOriginal bool
+	}{{"planted_good.pt", true}, {"planted_bug.pt", false}} {
+		orig, conv := openFixture(t, "planted_orig.pt"), openFixture(t, tt.conv)
+		if err := orig.Map(); err != nil {
+			t.Fatal(err)
+		}
+		if err := conv.Map(); err != nil {
+			t.Fatal(err)
+		}
+		layers, err := FindLayers(orig, conv)
+		if err != nil || len(layers) != 1 {
+			t.Fatalf("%s: layers %v, %v", tt.conv, layers, err)
+		}
+		_, same, err := prove(orig, conv, layers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := loadLayer(orig, conv, &layers[0], same)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Decode(conv, layers[0].conv())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(want, d.conv) {
+			t.Errorf("%s: the converted weight differs from the converted file's", tt.conv)
+		}
+		if !weightsInPlace {
+			continue
+		}
+		b, _ := orig.MappedBytes(layers[0].linear().Storage)
+		start := uintptr(unsafe.Pointer(&b[0]))
+		p := uintptr(unsafe.Pointer(&d.conv.Data[0]))
+		if got := p >= start && p < start+uintptr(len(b)); got != tt.fromOriginal {
+			t.Errorf("%s: converted weight read from the original: %v, want %v", tt.conv, got, tt.fromOriginal)
+		}
+	}
+}

@@ -60,15 +60,26 @@ var compareChunk = 1 << 20
 // Storage bytes stream through two small buffers; metadata is compared with maps, in time
 // linear in the size of the trees. An error means the bytes could not be read.
 func Prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, error) {
+	s, _, err := prove(orig, conv, layers)
+	return s, err
+}
+
+// identical maps each storage of the converted file proven byte for byte equal to one of
+// the original's to that storage.
+type identical map[*checkpoint.Storage]*checkpoint.Storage
+
+// prove is Prove, also returning the storages it found identical.
+func prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, identical, error) {
 	if acrossFormats(orig, conv) {
 		s, err := proveTensors(orig, conv, layers)
 		if s != nil {
 			s.TensorsOnly = true
 		}
-		return s, err
+		return s, nil, err
 	}
 	p := &prover{
 		s:       &Structure{Differences: []Difference{}},
+		same:    identical{},
 		layers:  map[string]bool{},
 		shapes:  map[[2]string]bool{},
 		pairA:   map[*checkpoint.Storage]*checkpoint.Storage{},
@@ -82,9 +93,9 @@ func Prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, error
 	}
 	p.value("", orig.Root, conv.Root)
 	if err := p.storages(orig, conv); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return p.s, nil
+	return p.s, p.same, nil
 }
 
 type prover struct {
@@ -96,6 +107,7 @@ type prover struct {
 	pairB   map[*checkpoint.Storage]*checkpoint.Storage
 	views   map[*checkpoint.Storage][]view // tensors over each original storage
 	visited map[[2]any]bool                // container pairs already compared
+	same    identical                      // storages whose bytes compared equal
 }
 
 // view is a tensor over an original storage, with its counterpart, to name a byte
@@ -411,20 +423,31 @@ func (p *prover) storages(orig, conv *checkpoint.Checkpoint) error {
 		n := sa.ByteLen()
 		p.s.Bytes += n
 		if sameSource && sa.Offset == sb.Offset {
-			continue // the very same bytes
+			p.proven(sa, sb) // the very same bytes
+			continue
 		}
 		if ma, ok := orig.MappedBytes(sa); ok {
-			if mb, ok := conv.MappedBytes(sb); ok {
-				// Both mapped: compare where the bytes lie, with no copy.
-				orig.Prefault(sa)
-				conv.Prefault(sb)
-				if i := firstDifference(ma, mb); i >= 0 {
-					size := int64(sa.Kind.ItemSize())
-					elem := i / size
-					p.byteDifference(sa, elem, ma[elem*size:elem*size+size], mb[elem*size:elem*size+size])
-				}
+			// The original's bytes are compared where they lie, which maps its pages for
+			// the numeric checks after; the converted file's are read, which costs the
+			// kernel a copy but spares a first touch of each page of a second mapping (on
+			// virtual machines that first touch costs several times the copy).
+			orig.Prefault(sa)
+			i, err := firstDifferenceAt(ma, conv.StorageReader(sb))
+			if err != nil {
+				return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
+			}
+			if i < 0 {
+				p.proven(sa, sb)
 				continue
 			}
+			size := int64(sa.Kind.ItemSize())
+			elem := i / size
+			b := make([]byte, size)
+			if _, err := conv.StorageReader(sb).ReadAt(b, elem*size); err != nil {
+				return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
+			}
+			p.byteDifference(sa, elem, ma[elem*size:elem*size+size], b)
+			continue
 		}
 		ra, rb := orig.StorageReader(sa), conv.StorageReader(sb)
 		for off := int64(0); off < n; off += int64(compareChunk) {
@@ -436,6 +459,9 @@ func (p *prover) storages(orig, conv *checkpoint.Checkpoint) error {
 				return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
 			}
 			if bytes.Equal(bufA[:m], bufB[:m]) {
+				if off+int64(m) == n {
+					p.proven(sa, sb)
+				}
 				continue
 			}
 			i := 0
@@ -516,6 +542,80 @@ func brackets(v []int64) string {
 	}
 	b.WriteByte(']')
 	return b.String()
+}
+
+// proven records that the converted file's storage sb holds exactly the bytes of the
+// original's sa, so that a view of sb reads the same elements from sa.
+func (p *prover) proven(sa, sb *checkpoint.Storage) {
+	if sa.Kind == sb.Kind && sa.Len == sb.Len {
+		p.same[sb] = sa
+	}
+}
+
+// inOriginal returns the converted file's tensor t viewing, instead of its own storage,
+// the original's storage proven to hold the same bytes (or t itself when there is none).
+// Its elements are the same, bit for bit; reading them from the original's pages, already
+// read for the proof, spares reading the converted file's a second time.
+func (same identical) inOriginal(t *checkpoint.Tensor) *checkpoint.Tensor {
+	if t == nil {
+		return t
+	}
+	sa, ok := same[t.Storage]
+	if !ok {
+		return t
+	}
+	v := *t
+	v.Storage = sa
+	return &v
+}
+
+// firstDifferenceAt returns the index of the first byte where a and the len(a) bytes of r
+// differ, or -1. The next chunk of r is read while the current one is compared, so that on
+// two cores reading costs no time of its own.
+func firstDifferenceAt(a []byte, r io.ReaderAt) (int64, error) {
+	type chunk struct {
+		off int64
+		buf []byte
+		err error
+	}
+	n, size := int64(len(a)), int64(compareChunk)
+	free := make(chan []byte, 2)
+	free <- make([]byte, size)
+	free <- make([]byte, size)
+	read := make(chan chunk, 2)
+	stop := make(chan struct{})
+	defer func() {
+		close(stop)
+		for range read { // the reader is gone when this function returns
+		}
+	}()
+	go func() {
+		defer close(read)
+		for off := int64(0); off < n; off += size {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-stop:
+				return
+			}
+			m := min(size, n-off)
+			_, err := io.ReadFull(io.NewSectionReader(r, off, m), buf[:m])
+			read <- chunk{off, buf[:m], err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range read {
+		if c.err != nil {
+			return 0, c.err
+		}
+		if i := firstDifference(a[c.off:c.off+int64(len(c.buf))], c.buf); i >= 0 {
+			return c.off + i, nil
+		}
+		free <- c.buf[:cap(c.buf)]
+	}
+	return -1, nil
 }
 
 // firstDifference returns the index of the first byte where a and b (of equal length)

@@ -1,7 +1,10 @@
 package verify
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -135,5 +138,29 @@ func BenchmarkProveManyTensors(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/tensor")
 		})
+	}
+}
+
+// TestFirstDifferenceAt finds the first differing byte against a reader, on and around
+// chunk boundaries, and passes read errors on.
+func TestFirstDifferenceAt(t *testing.T) {
+	defer func(n int) { compareChunk = n }(compareChunk)
+	compareChunk = 8
+	a := make([]byte, 40)
+	for i := range a {
+		a[i] = byte(i)
+	}
+	for _, at := range []int{-1, 0, 7, 8, 9, 23, 39} {
+		b := bytes.Clone(a)
+		if at >= 0 {
+			b[at] ^= 0x80
+		}
+		got, err := firstDifferenceAt(a, bytes.NewReader(b))
+		if err != nil || got != int64(at) {
+			t.Errorf("difference at %d: got %d, %v", at, got, err)
+		}
+	}
+	if _, err := firstDifferenceAt(a, bytes.NewReader(a[:20])); !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		t.Errorf("short reader: got %v, want EOF", err)
 	}
 }
