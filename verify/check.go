@@ -222,22 +222,26 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 				return nil, fmt.Errorf("%s: %w", l.Name, err)
 			}
 			rng := rand.New(rand.NewPCG(opts.Seed, uint64(i)))
-			single, err := d.windowsOf(randomInput(rng, opts.Samples, l.C, l.H, l.W))
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", l.Name, err)
-			}
-			rep.Results = append(rep.Results, d.result(CheckSingle, l.Name, single))
 			g := opts.Grow
-			sliding, err := d.windowsOf(randomInput(rng, opts.Samples, l.C, l.H+g, l.W+g))
+			// Both inputs, and the chain's when there is one, go through each form in one
+			// product: the weights are read once for all of them.
+			batches := []batch{
+				d.windows(randomInput(rng, opts.Samples, l.C, l.H, l.W)),
+				d.windows(randomInput(rng, opts.Samples, l.C, l.H+g, l.W+g)),
+			}
+			if step > 0 {
+				batches = append(batches, d.following(state))
+			}
+			outs, err := d.runAll(batches)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", l.Name, err)
 			}
-			rep.Results = append(rep.Results, d.result(CheckSliding, l.Name, sliding))
+			rep.Results = append(rep.Results, d.result(CheckSingle, l.Name, outs[0]), d.result(CheckSliding, l.Name, outs[1]))
 			names = append(names, l.Name)
 			if step == 0 {
-				state = sliding
-			} else if state, err = d.next(state); err != nil {
-				return nil, fmt.Errorf("%s: %w", l.Name, err)
+				state = outs[1]
+			} else {
+				state = outs[2]
 			}
 		}
 		if len(chain) > 1 {
@@ -354,110 +358,6 @@ func randomInput(rng *rand.Rand, n, c, h, w int) *Dense {
 		x.Data[i] = float32(rng.NormFloat64())
 	}
 	return x
-}
-
-// windowsOf runs the 4-D form on x, [N, C, H', W'], and the 2-D form on each C×H×W window.
-func (d *layerData) windowsOf(x *Dense) (*outputs, error) {
-	l := d.layer
-	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
-	ho, wo := h-l.H+1, w-l.W+1
-	rows := NewDense(n*ho*wo, c*l.H*l.W)
-	k := rows.Shape[1]
-	r := 0
-	for s := range n {
-		for i := range ho {
-			for j := range wo {
-				dst := rows.Data[r*k:]
-				for ch := range c {
-					for y := range l.H {
-						src := x.Data[((s*c+ch)*h+i+y)*w+j:]
-						copy(dst[(ch*l.H+y)*l.W:][:l.W], src[:l.W])
-					}
-				}
-				r++
-			}
-		}
-	}
-	return d.run(x, rows, nil)
-}
-
-// next feeds the previous layer's outputs, through ReLU, to this (1×1) layer.
-func (d *layerData) next(prev *outputs) (*outputs, error) {
-	ReLU(prev.conv)
-	ReLU(prev.lin)
-	return d.run(prev.conv, prev.lin, prev.tol)
-}
-
-// run computes both forms: Conv2d on x and Linear on rows, the same inputs laid out as
-// windows. prevTol, if not nil, is the tolerance the inputs already carry (per element of
-// rows). See Result for the tolerance.
-func (d *layerData) run(x, rows *Dense, prevTol []float64) (*outputs, error) {
-	yc, err := Conv2d(x, d.conv, d.convBias, ConvParams{})
-	if err != nil {
-		return nil, err
-	}
-	yl, err := Linear(rows, d.lin, d.linBias)
-	if err != nil {
-		return nil, err
-	}
-	nr, out := rows.Shape[0], d.lin.Shape[0]
-	sq := func(v float64) float32 { return float32(v * v) }
-	products := d.squaredProducts(rows.Data, nr, func(v float32) float32 { return v * v })
-	var carried []float32
-	if prevTol != nil {
-		t := make([]float32, len(prevTol))
-		for i, v := range prevTol {
-			t[i] = sq(v)
-		}
-		carried = d.squaredProducts(t, nr, nil)
-	}
-	tol := make([]float64, nr*out)
-	for r := range nr {
-		for o := range out {
-			i := r*out + o
-			s2 := float64(products[i])
-			if d.linBias != nil {
-				b := float64(d.linBias[o])
-				s2 += b * b
-			}
-			tol[i] = d.gamma * (math.Sqrt(s2) + math.Abs(float64(yl.Data[i])))
-			if carried != nil {
-				tol[i] += math.Sqrt(float64(carried[i]))
-			}
-		}
-	}
-	return &outputs{conv: yc, lin: yl, tol: tol}, nil
-}
-
-// squaredBlock is how many weight rows squaredProducts squares at a time.
-const squaredBlock = 64
-
-// squaredProducts returns, for each of the nr rows z of data ([nr, k]) and each output o,
-// Σ_i w[o,i]²·f(z_i) ([nr, out]); f nil means z_i is already squared. The weights are
-// squared a block of rows at a time, so no second copy of a large weight is made.
-func (d *layerData) squaredProducts(data []float32, nr int, f func(float32) float32) []float32 {
-	out, k := d.lin.Shape[0], d.lin.Shape[1]
-	z := data
-	if f != nil {
-		z = make([]float32, len(data))
-		for i, v := range data {
-			z[i] = f(v)
-		}
-	}
-	res := make([]float32, nr*out)
-	if nr == 0 || k == 0 {
-		return res
-	}
-	block := make([]float32, min(squaredBlock, out)*k)
-	for o0 := 0; o0 < out; o0 += squaredBlock {
-		ob := min(squaredBlock, out-o0)
-		w := block[:ob*k]
-		for i, v := range d.lin.Data[o0*k : (o0+ob)*k] {
-			w[i] = v * v
-		}
-		sgemm(false, true, nr, ob, k, 1, z, k, w, k, 0, res[o0:], out)
-	}
-	return res
 }
 
 func (d *layerData) result(check, name string, o *outputs) Result {

@@ -29,6 +29,27 @@ func Linear(x, w *Dense, b []float32) (*Dense, error) {
 		return nil, fmt.Errorf("linear with %d outputs and %d biases: %w", out, len(b), ErrShape)
 	}
 	y := NewDense(n, out)
+	if n > 0 && n < out && in > 0 {
+		// Few rows, a large weight: computed as w·xᵀ, the weight is read where it lies
+		// (the kernel takes rows of its left operand unpacked) instead of being packed,
+		// a copy as large as the weight, and the small result is transposed.
+		yt := make([]float32, out*n)
+		sgemm(false, true, out, n, in, 1, w.Data, in, x.Data, in, 0, yt, n)
+		for o := range out {
+			for r, v := range yt[o*n : (o+1)*n] {
+				y.Data[r*out+o] = v
+			}
+		}
+		if b != nil {
+			for r := range n {
+				row := y.Data[r*out : (r+1)*out]
+				for o, v := range b {
+					row[o] += v
+				}
+			}
+		}
+		return y, nil
+	}
 	beta := float32(0)
 	if b != nil {
 		beta = 1

@@ -432,7 +432,7 @@ func (p *prover) storages(orig, conv *checkpoint.Checkpoint) error {
 			// kernel a copy but spares a first touch of each page of a second mapping (on
 			// virtual machines that first touch costs several times the copy).
 			orig.Prefault(sa)
-			i, err := firstDifferenceAt(ma, conv.StorageReader(sb))
+			i, err := firstDifferenceAt(ma, conv.StorageReader(sb), &[2][]byte{bufA, bufB})
 			if err != nil {
 				return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
 			}
@@ -572,16 +572,17 @@ func (same identical) inOriginal(t *checkpoint.Tensor) *checkpoint.Tensor {
 // firstDifferenceAt returns the index of the first byte where a and the len(a) bytes of r
 // differ, or -1. The next chunk of r is read while the current one is compared, so that on
 // two cores reading costs no time of its own.
-func firstDifferenceAt(a []byte, r io.ReaderAt) (int64, error) {
+// bufs are its two buffers, of the same length: the chunk size.
+func firstDifferenceAt(a []byte, r io.ReaderAt, bufs *[2][]byte) (int64, error) {
 	type chunk struct {
 		off int64
 		buf []byte
 		err error
 	}
-	n, size := int64(len(a)), int64(compareChunk)
+	n, size := int64(len(a)), int64(len(bufs[0]))
 	free := make(chan []byte, 2)
-	free <- make([]byte, size)
-	free <- make([]byte, size)
+	free <- bufs[0]
+	free <- bufs[1]
 	read := make(chan chunk, 2)
 	stop := make(chan struct{})
 	defer func() {

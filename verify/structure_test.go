@@ -144,8 +144,7 @@ func BenchmarkProveManyTensors(b *testing.B) {
 // TestFirstDifferenceAt finds the first differing byte against a reader, on and around
 // chunk boundaries, and passes read errors on.
 func TestFirstDifferenceAt(t *testing.T) {
-	defer func(n int) { compareChunk = n }(compareChunk)
-	compareChunk = 8
+	bufs := &[2][]byte{make([]byte, 8), make([]byte, 8)}
 	a := make([]byte, 40)
 	for i := range a {
 		a[i] = byte(i)
@@ -155,12 +154,12 @@ func TestFirstDifferenceAt(t *testing.T) {
 		if at >= 0 {
 			b[at] ^= 0x80
 		}
-		got, err := firstDifferenceAt(a, bytes.NewReader(b))
+		got, err := firstDifferenceAt(a, bytes.NewReader(b), bufs)
 		if err != nil || got != int64(at) {
 			t.Errorf("difference at %d: got %d, %v", at, got, err)
 		}
 	}
-	if _, err := firstDifferenceAt(a, bytes.NewReader(a[:20])); !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+	if _, err := firstDifferenceAt(a, bytes.NewReader(a[:20]), bufs); !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		t.Errorf("short reader: got %v, want EOF", err)
 	}
 }
