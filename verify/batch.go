@@ -1,6 +1,8 @@
 package verify
 
 import (
+	"cmp"
+	"fmt"
 	"math"
 	"runtime"
 	"runtime/debug"
@@ -66,36 +68,35 @@ func (d *layerData) next(prev *outputs) (*outputs, error) {
 	return o[0], nil
 }
 
-// runAll computes both forms on every batch: each form is one matrix product over all the
-// batches' columns, so that a large weight is read once per form rather than once per
-// batch (for VGG16's fc6, 400 MB). See Result for the tolerance.
+// runAll computes both forms on every batch. The weights are gone through once, a block
+// of rows at a time, shared out between the cores: each block of the 4-D form's weight
+// multiplies the unfolded inputs (im2col) of all batches side by side, the 2-D form's the
+// windows of all batches, and its squares (for the tolerance) the squared windows and the
+// squared tolerances carried into the chain. See Result for the tolerance.
 func (d *layerData) runAll(bs []batch) ([]*outputs, error) {
-	convs, err := d.convAll(bs)
+	out, k := d.lin.out, d.lin.k
+	if d.conv.out != out || d.conv.k != k {
+		return nil, fmt.Errorf("weights %v and %v: %w", d.lin.shape, d.conv.shape, ErrShape)
+	}
+	unfolded, cols, err := d.unfold(bs)
 	if err != nil {
 		return nil, err
 	}
-	all := bs[0].rows
-	if len(bs) > 1 {
-		k := d.lin.Shape[1]
-		var nr int
-		for _, b := range bs {
-			nr += b.rows.Shape[0]
+	var nr int
+	for _, b := range bs {
+		if len(b.rows.Shape) != 2 || b.rows.Shape[1] != k || !b.rows.valid() {
+			return nil, fmt.Errorf("linear of input %v with weight %v: %w", b.rows.Shape, d.lin.shape, ErrShape)
 		}
-		all = NewDense(nr, k)
-		at := 0
-		for _, b := range bs {
-			at += copy(all.Data[at:], b.rows.Data)
-		}
+		nr += b.rows.Shape[0]
 	}
-	lin, err := Linear(all, d.lin, d.linBias)
-	if err != nil {
-		return nil, err
+	all := make([]float32, 0, nr*k)
+	for _, b := range bs {
+		all = append(all, b.rows.Data...)
 	}
-	// The squared products: of every row, and of the tolerances carried into the rows of
-	// batches that have them.
-	out := d.lin.Shape[0]
-	squares := []squared{{z: make([]float32, len(all.Data)), nr: all.Shape[0]}}
-	for i, v := range all.Data {
+	// The products with the squared weights: of every squared row, and of the squared
+	// tolerances carried into the rows of batches that have them.
+	squares := []squared{{z: make([]float32, len(all)), nr: nr}}
+	for i, v := range all {
 		squares[0].z[i] = v * v
 	}
 	for _, b := range bs {
@@ -108,159 +109,178 @@ func (d *layerData) runAll(bs []batch) ([]*outputs, error) {
 		}
 		squares = append(squares, squared{z: t, nr: b.rows.Shape[0]})
 	}
-	d.squaredProducts(squares)
+	// Results come out transposed, a row per output: the kernel reads the weight's rows
+	// where they lie and packs only the inputs, a few columns.
+	prod := make([]float32, out*cols) // 4-D form, [out, cols]
+	yt := make([]float32, out*nr)     // 2-D form, [out, nr]
+	for i := range squares {
+		squares[i].res = make([]float32, out*squares[i].nr)
+	}
+	if err := d.forBlocks(func(o0, ob int, wl, wc, w2 []float32) {
+		if cols > 0 {
+			sgemm(false, false, ob, cols, k, 1, wc, k, unfolded, cols, 0, prod[o0*cols:], cols)
+		}
+		if nr > 0 {
+			sgemm(false, true, ob, nr, k, 1, wl, k, all, k, 0, yt[o0*nr:], nr)
+		}
+		for i, v := range wl {
+			w2[i] = v * v
+		}
+		for _, s := range squares {
+			if s.nr > 0 {
+				sgemm(false, true, ob, s.nr, k, 1, w2, k, s.z, k, 0, s.res[o0*s.nr:], s.nr)
+			}
+		}
+	}); err != nil {
+		return nil, err
+	}
 	res := make([]*outputs, len(bs))
-	row, carried := 0, 1
+	row, col, carried := 0, 0, 1
 	for bi, b := range bs {
-		nr := b.rows.Shape[0]
-		o := &outputs{conv: convs[bi], lin: &Dense{Shape: []int{nr, out}, Data: lin.Data[row*out : (row+nr)*out]}}
-		products := squares[0].res[row*out : (row+nr)*out]
-		var carry []float32
+		n := b.rows.Shape[0]
+		o := &outputs{conv: d.folded(b.x, prod, cols, col), lin: NewDense(n, out), tol: make([]float64, n*out)}
+		var carry *squared
 		if b.prevTol != nil {
-			carry = squares[carried].res
+			carry = &squares[carried]
 			carried++
 		}
-		o.tol = make([]float64, nr*out)
-		for r := range nr {
+		for r := range n {
 			for c := range out {
 				i := r*out + c
-				s2 := float64(products[i])
+				v := yt[c*nr+row+r]
+				s2 := float64(squares[0].res[c*nr+row+r])
 				if d.linBias != nil {
+					v += d.linBias[c]
 					b := float64(d.linBias[c])
 					s2 += b * b
 				}
-				o.tol[i] = d.gamma * (math.Sqrt(s2) + math.Abs(float64(o.lin.Data[i])))
+				o.lin.Data[i] = v
+				o.tol[i] = d.gamma * (math.Sqrt(s2) + math.Abs(float64(v)))
 				if carry != nil {
-					o.tol[i] += math.Sqrt(float64(carry[i]))
+					o.tol[i] += math.Sqrt(float64(carry.res[c*carry.nr+r]))
 				}
 			}
 		}
 		res[bi] = o
-		row += nr
+		row += n
+		col += numElements(o.conv.Shape) / out
 	}
 	return res, nil
 }
 
-// convAll runs the 4-D form on every batch's x: Conv2d, with the unfolded inputs (im2col)
-// of all batches side by side in one product when they fit in maxColumns.
-func (d *layerData) convAll(bs []batch) ([]*Dense, error) {
-	out, c, kh, kw := d.conv.Shape[0], d.conv.Shape[1], d.conv.Shape[2], d.conv.Shape[3]
+// unfold checks each batch's x against the 4-D form's weight and returns the unfolded
+// inputs of all batches side by side, [C·kH·kW, cols].
+func (d *layerData) unfold(bs []batch) ([]float32, int, error) {
+	if len(d.conv.shape) != 4 {
+		return nil, 0, fmt.Errorf("conv2d with weight %v: %w", d.conv.shape, ErrShape)
+	}
+	c, kh, kw := d.conv.shape[1], d.conv.shape[2], d.conv.shape[3]
 	k := c * kh * kw
-	cols, fit := 0, len(bs) > 1 && d.conv.valid() && k > 0 && out > 0
+	cols := 0
 	for _, b := range bs {
 		x := b.x
 		if len(x.Shape) != 4 || x.Shape[1] != c || x.Shape[2] < kh || x.Shape[3] < kw || !x.valid() {
-			fit = false // Conv2d says what is wrong
-			break
+			return nil, 0, fmt.Errorf("conv2d of input %v with weight %v: %w", x.Shape, d.conv.shape, ErrShape)
 		}
 		cols += x.Shape[0] * (x.Shape[2] - kh + 1) * (x.Shape[3] - kw + 1)
 	}
-	res := make([]*Dense, len(bs))
-	if !fit || k*cols > maxColumns {
-		for i, b := range bs {
-			y, err := Conv2d(b.x, d.conv, d.convBias, ConvParams{})
-			if err != nil {
-				return nil, err
-			}
-			res[i] = y
-		}
-		return res, nil
-	}
 	unfolded := make([]float32, k*cols)
-	prod := make([]float32, out*cols)
-	// im2col writes a [k, ld] matrix; each batch's block of columns is unfolded on its own
-	// and then placed beside the others.
 	at := 0
 	for _, b := range bs {
 		n, ho, wo := b.x.Shape[0], b.x.Shape[2]-kh+1, b.x.Shape[3]-kw+1
-		ld := n * ho * wo
-		part := make([]float32, k*ld)
-		im2col(part, b.x, 0, n, kh, kw, ho, wo, ConvParams{}.normalized())
-		for r := range k {
-			copy(unfolded[r*cols+at:][:ld], part[r*ld:][:ld])
-		}
-		at += ld
+		im2col(unfolded[at:], cols, b.x, 0, n, kh, kw, ho, wo, ConvParams{}.normalized())
+		at += n * ho * wo
 	}
-	sgemm(false, false, out, cols, k, 1, d.conv.Data, k, unfolded, cols, 0, prod, cols)
-	at = 0
-	for i, b := range bs {
-		n, ho, wo := b.x.Shape[0], b.x.Shape[2]-kh+1, b.x.Shape[3]-kw+1
-		plane := ho * wo
-		y := NewDense(n, out, ho, wo)
-		for s := range n {
-			for o := range out {
-				copy(y.Data[(s*out+o)*plane:][:plane], prod[o*cols+at+s*plane:][:plane])
-			}
-		}
-		addBias(y, d.convBias)
-		res[i] = y
-		at += n * plane
-	}
-	return res, nil
+	return unfolded, cols, nil
 }
 
-// squared is one input of squaredProducts: nr rows of k already squared values, and the
-// products computed for them, [nr, out].
+// folded is the 4-D form's output on x, [N, out, Ho, Wo], from its columns of prod
+// ([out, cols]) starting at col, with the bias added.
+func (d *layerData) folded(x *Dense, prod []float32, cols, col int) *Dense {
+	out, kh, kw := d.conv.out, d.conv.shape[2], d.conv.shape[3]
+	n, ho, wo := x.Shape[0], x.Shape[2]-kh+1, x.Shape[3]-kw+1
+	plane := ho * wo
+	y := NewDense(n, out, ho, wo)
+	for s := range n {
+		for o := range out {
+			copy(y.Data[(s*out+o)*plane:][:plane], prod[o*cols+col+s*plane:][:plane])
+		}
+	}
+	addBias(y, d.convBias)
+	return y
+}
+
+// squared is one input of the products with the squared weights: nr rows of k squared
+// values, and the products, [out, nr].
 type squared struct {
 	z   []float32
 	nr  int
 	res []float32
 }
 
-// squaredBlock is how many weight rows squaredProducts squares at a time.
-const squaredBlock = 64
+// tileRows is how many rows of its left operand internal/sgemm's kernel takes at once:
+// blocks of whole tiles are read where they lie, without a copy.
+const tileRows = 6
 
-// squaredProducts computes, for each input and each of its rows z and each output o,
-// Σ_i w[o,i]²·z_i into the input's res. The weights are squared a block of rows at a time,
-// so no second copy of a large weight is made, and each block serves every input; the
-// blocks are shared out between the cores.
-func (d *layerData) squaredProducts(in []squared) {
-	out, k := d.lin.Shape[0], d.lin.Shape[1]
-	for i := range in {
-		in[i].res = make([]float32, in[i].nr*out)
+// blockBytes bounds a block of weight rows read at a time; each core holds up to three
+// (both forms' rows and their squares). Tests lower it.
+var blockBytes = 4 << 20
+
+// forBlocks calls f for every block of weight rows [o0, o0+ob), with the 2-D form's rows,
+// the 4-D form's rows (the same slice when both forms read the same bytes) and room for
+// their squares, on as many goroutines as there are cores. It returns the first error
+// reading a block.
+func (d *layerData) forBlocks(f func(o0, ob int, wl, wc, w2 []float32)) error {
+	out, k := d.lin.out, d.lin.k
+	if out == 0 || k == 0 {
+		return nil
 	}
-	if k == 0 || out == 0 {
-		return
+	per := min(out, max(1, blockBytes/4/k))
+	if per > tileRows {
+		per -= per % tileRows
 	}
-	blocks := (out + squaredBlock - 1) / squaredBlock
-	workers := min(blocks, runtime.GOMAXPROCS(0))
-	var next sync.Mutex
-	taken := 0
-	work := func() {
-		w := make([]float32, min(squaredBlock, out)*k)
-		var part []float32
-		for _, s := range in {
-			part = grow(part, min(squaredBlock, out)*s.nr)
+	blocks := (out + per - 1) / per
+	shared := d.lin.sameRows(d.conv)
+	var (
+		mu    sync.Mutex
+		taken int
+		first error
+	)
+	parallel(min(blocks, runtime.GOMAXPROCS(0)), func() {
+		var bufL, bufC []float32
+		if d.lin.src != nil {
+			bufL = make([]float32, per*k)
 		}
+		if d.conv.src != nil && !shared {
+			bufC = make([]float32, per*k)
+		}
+		w2 := make([]float32, per*k)
 		for {
-			next.Lock()
+			mu.Lock()
 			b := taken
 			taken++
-			next.Unlock()
-			if b >= blocks {
+			stop := first != nil
+			mu.Unlock()
+			if b >= blocks || stop {
 				return
 			}
-			o0 := b * squaredBlock
-			ob := min(squaredBlock, out-o0)
-			for i, v := range d.lin.Data[o0*k : (o0+ob)*k] {
-				w[i] = v * v
+			o0 := b * per
+			ob := min(per, out-o0)
+			wl, err := d.lin.rows(o0, ob, bufL)
+			wc := wl
+			if err == nil && !shared {
+				wc, err = d.conv.rows(o0, ob, bufC)
 			}
-			for _, s := range in {
-				if s.nr == 0 {
-					continue
-				}
-				// w·zᵀ reads the squared block where it lies; the inputs, a few rows,
-				// are what the kernel packs.
-				sgemm(false, true, ob, s.nr, k, 1, w[:ob*k], k, s.z, k, 0, part[:ob*s.nr], s.nr)
-				for o := range ob {
-					for r, v := range part[o*s.nr : (o+1)*s.nr] {
-						s.res[r*out+o0+o] = v
-					}
-				}
+			if err != nil {
+				mu.Lock()
+				first = cmp.Or(first, err)
+				mu.Unlock()
+				return
 			}
+			f(o0, ob, wl, wc, w2[:ob*k])
 		}
-	}
-	parallel(workers, work)
+	})
+	return first
 }
 
 // parallel runs f on n goroutines and waits for them. A panic in one, a memory fault
@@ -291,12 +311,4 @@ func parallel(n int, f func()) {
 	if r := failed.Load(); r != nil {
 		panic(*r)
 	}
-}
-
-// grow returns buf with room for n elements.
-func grow(buf []float32, n int) []float32 {
-	if cap(buf) >= n {
-		return buf[:cap(buf)]
-	}
-	return make([]float32, n)
 }

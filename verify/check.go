@@ -144,11 +144,12 @@ func (r *Report) Passed() bool {
 // and biases involved are read. It returns ErrNoLayers if there is nothing to check; failed
 // comparisons are reported in the Report, not as an error.
 //
-// Weights of checkpoints mapped with checkpoint.Checkpoint.Map are used in place. A mapped
+// Storage bytes and large float32 weights are read from the files a block at a time, so
+// memory stays a few blocks whatever the size of the checkpoints. Small tensors of
+// checkpoints mapped with checkpoint.Checkpoint.Map are copied from the mapping. A mapped
 // file truncated meanwhile makes reading it fault; Check turns the fault into an error
-// wrapping checkpoint.ErrChanged instead of crashing (on amd64, where every goroutine that
-// reads the weights is its own or internal/sgemm's), and so does a mapped file whose size
-// or modification time changed by the end.
+// wrapping checkpoint.ErrChanged instead of crashing, and so does a file whose size or
+// modification time changed by the end.
 func Check(orig, conv *checkpoint.Checkpoint, opts Options) (rep *Report, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -258,8 +259,8 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 // layerData is one layer's weights decoded for both forms.
 type layerData struct {
 	layer             *Layer
-	lin               *Dense    // [out, C·H·W]
-	conv              *Dense    // [out, C, H, W]
+	lin               *weight   // [out, C·H·W]
+	conv              *weight   // [out, C, H, W]
 	linBias, convBias []float32 // nil without bias
 	gamma             float64   // 4·√(k+1)·u
 	dtype             string
@@ -273,7 +274,8 @@ func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer, same identical) (*la
 		linBiasT, convBiasT = l.ConvertedBias, l.Bias
 	}
 	// The converted file's weight is read from the original's storage when the proof found
-	// the two storages' bytes identical: the same elements, from pages the proof has read.
+	// the two storages' bytes identical: the same elements, so that one read of the
+	// original's bytes serves both forms.
 	linW, linWCk := l.linear(), linCk
 	convW, convWCk := l.conv(), convCk
 	if l.Reverse {
@@ -285,10 +287,10 @@ func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer, same identical) (*la
 	}
 	d := &layerData{layer: l, dtype: l.linear().Kind().String()}
 	var err error
-	if d.lin, err = decodeShared(linWCk, linW); err != nil {
+	if d.lin, err = loadWeight(linWCk, linW); err != nil {
 		return nil, err
 	}
-	if d.conv, err = decodeShared(convWCk, convW); err != nil {
+	if d.conv, err = loadWeight(convWCk, convW); err != nil {
 		return nil, err
 	}
 	// Each form uses its own checkpoint's bias, so a bias lost or changed is caught.
@@ -308,7 +310,7 @@ func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer, same identical) (*la
 
 // prepare computes what the tolerances need from the decoded weights.
 func (d *layerData) prepare() {
-	k := d.lin.Shape[1]
+	k := d.lin.k
 	d.gamma = tolFactor * math.Sqrt(float64(k+1)) * unitRoundoff
 }
 

@@ -404,13 +404,15 @@ func positions(t *checkpoint.Tensor) func() int64 {
 	}
 }
 
-// storages compares every paired storage's bytes.
+// storages compares every paired storage's bytes. They are read, even from mapped
+// checkpoints: on virtual machines the first read of each page of a mapping can cost
+// several times what copying the page out of the page cache costs.
 func (p *prover) storages(orig, conv *checkpoint.Checkpoint) error {
 	srcA, _ := orig.Source()
 	srcB, _ := conv.Source()
 	sameSource := srcA != nil && reflect.TypeOf(srcA) == reflect.TypeOf(srcB) &&
 		reflect.TypeOf(srcA).Comparable() && srcA == srcB
-	bufA, bufB := make([]byte, compareChunk), make([]byte, compareChunk)
+	bufs := &[3][]byte{make([]byte, compareChunk), make([]byte, compareChunk), make([]byte, compareChunk)}
 	for _, sa := range p.order {
 		sb := p.pairA[sa]
 		vs := p.views[sa]
@@ -426,54 +428,28 @@ func (p *prover) storages(orig, conv *checkpoint.Checkpoint) error {
 			p.proven(sa, sb) // the very same bytes
 			continue
 		}
-		if ma, ok := orig.MappedBytes(sa); ok {
-			// The original's bytes are compared where they lie, which maps its pages for
-			// the numeric checks after; the converted file's are read, which costs the
-			// kernel a copy but spares a first touch of each page of a second mapping (on
-			// virtual machines that first touch costs several times the copy).
-			orig.Prefault(sa)
-			i, err := firstDifferenceAt(ma, conv.StorageReader(sb), &[2][]byte{bufA, bufB})
-			if err != nil {
-				return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
-			}
-			if i < 0 {
-				p.proven(sa, sb)
-				continue
-			}
-			size := int64(sa.Kind.ItemSize())
-			elem := i / size
-			b := make([]byte, size)
-			if _, err := conv.StorageReader(sb).ReadAt(b, elem*size); err != nil {
-				return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
-			}
-			p.byteDifference(sa, elem, ma[elem*size:elem*size+size], b)
+		ra, rb := orig.StorageReader(sa), conv.StorageReader(sb)
+		i, errA, errB := firstDifferenceAt(ra, rb, n, bufs)
+		if errA != nil {
+			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sa.Key, orig.Name, errA)
+		}
+		if errB != nil {
+			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, errB)
+		}
+		if i < 0 {
+			p.proven(sa, sb)
 			continue
 		}
-		ra, rb := orig.StorageReader(sa), conv.StorageReader(sb)
-		for off := int64(0); off < n; off += int64(compareChunk) {
-			m := int(min(int64(compareChunk), n-off))
-			if _, err := io.ReadFull(io.NewSectionReader(ra, off, int64(m)), bufA[:m]); err != nil {
-				return fmt.Errorf("%s: reading storage %q of %s: %w", where, sa.Key, orig.Name, err)
-			}
-			if _, err := io.ReadFull(io.NewSectionReader(rb, off, int64(m)), bufB[:m]); err != nil {
-				return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
-			}
-			if bytes.Equal(bufA[:m], bufB[:m]) {
-				if off+int64(m) == n {
-					p.proven(sa, sb)
-				}
-				continue
-			}
-			i := 0
-			for bufA[i] == bufB[i] {
-				i++
-			}
-			size := int64(sa.Kind.ItemSize())
-			elem := (off + int64(i)) / size
-			lo := elem*size - off
-			p.byteDifference(sa, elem, bufA[lo:lo+size], bufB[lo:lo+size])
-			break
+		size := int64(sa.Kind.ItemSize())
+		elem := i / size
+		a, b := make([]byte, size), make([]byte, size)
+		if _, err := ra.ReadAt(a, elem*size); err != nil {
+			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sa.Key, orig.Name, err)
 		}
+		if _, err := rb.ReadAt(b, elem*size); err != nil {
+			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
+		}
+		p.byteDifference(sa, elem, a, b)
 	}
 	return nil
 }
@@ -569,20 +545,20 @@ func (same identical) inOriginal(t *checkpoint.Tensor) *checkpoint.Tensor {
 	return &v
 }
 
-// firstDifferenceAt returns the index of the first byte where a and the len(a) bytes of r
-// differ, or -1. The next chunk of r is read while the current one is compared, so that on
-// two cores reading costs no time of its own.
-// bufs are its two buffers, of the same length: the chunk size.
-func firstDifferenceAt(a []byte, r io.ReaderAt, bufs *[2][]byte) (int64, error) {
+// firstDifferenceAt returns the index of the first byte where the first n bytes of a and
+// b differ, or -1, with the error reading a or b. Each side is read in chunks of the size of
+// the buffers (three of the same length: one for a, two for b); the next chunk of b is read
+// while the current one is compared, so that on two cores reading b costs no time of its own.
+func firstDifferenceAt(a, b io.ReaderAt, n int64, bufs *[3][]byte) (int64, error, error) {
 	type chunk struct {
 		off int64
 		buf []byte
 		err error
 	}
-	n, size := int64(len(a)), int64(len(bufs[0]))
+	size := int64(len(bufs[0]))
 	free := make(chan []byte, 2)
-	free <- bufs[0]
 	free <- bufs[1]
+	free <- bufs[2]
 	read := make(chan chunk, 2)
 	stop := make(chan struct{})
 	defer func() {
@@ -600,7 +576,7 @@ func firstDifferenceAt(a []byte, r io.ReaderAt, bufs *[2][]byte) (int64, error) 
 				return
 			}
 			m := min(size, n-off)
-			_, err := io.ReadFull(io.NewSectionReader(r, off, m), buf[:m])
+			_, err := io.ReadFull(io.NewSectionReader(b, off, m), buf[:m])
 			read <- chunk{off, buf[:m], err}
 			if err != nil {
 				return
@@ -609,29 +585,20 @@ func firstDifferenceAt(a []byte, r io.ReaderAt, bufs *[2][]byte) (int64, error) 
 	}()
 	for c := range read {
 		if c.err != nil {
-			return 0, c.err
+			return 0, nil, c.err
 		}
-		if i := firstDifference(a[c.off:c.off+int64(len(c.buf))], c.buf); i >= 0 {
-			return c.off + i, nil
+		mine := bufs[0][:len(c.buf)]
+		if _, err := io.ReadFull(io.NewSectionReader(a, c.off, int64(len(mine))), mine); err != nil {
+			return 0, err, nil
+		}
+		if !bytes.Equal(mine, c.buf) {
+			for i := range mine {
+				if mine[i] != c.buf[i] {
+					return c.off + int64(i), nil, nil
+				}
+			}
 		}
 		free <- c.buf[:cap(c.buf)]
 	}
-	return -1, nil
-}
-
-// firstDifference returns the index of the first byte where a and b (of equal length)
-// differ, or -1.
-func firstDifference(a, b []byte) int64 {
-	for off := 0; off < len(a); off += compareChunk {
-		end := min(off+compareChunk, len(a))
-		if bytes.Equal(a[off:end], b[off:end]) {
-			continue
-		}
-		for i := off; ; i++ {
-			if a[i] != b[i] {
-				return int64(i)
-			}
-		}
-	}
-	return -1
+	return -1, nil, nil
 }

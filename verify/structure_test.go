@@ -141,10 +141,10 @@ func BenchmarkProveManyTensors(b *testing.B) {
 	}
 }
 
-// TestFirstDifferenceAt finds the first differing byte against a reader, on and around
-// chunk boundaries, and passes read errors on.
+// TestFirstDifferenceAt finds the first differing byte of two readers, on and around
+// chunk boundaries, and says which side could not be read.
 func TestFirstDifferenceAt(t *testing.T) {
-	bufs := &[2][]byte{make([]byte, 8), make([]byte, 8)}
+	bufs := &[3][]byte{make([]byte, 8), make([]byte, 8), make([]byte, 8)}
 	a := make([]byte, 40)
 	for i := range a {
 		a[i] = byte(i)
@@ -154,12 +154,16 @@ func TestFirstDifferenceAt(t *testing.T) {
 		if at >= 0 {
 			b[at] ^= 0x80
 		}
-		got, err := firstDifferenceAt(a, bytes.NewReader(b), bufs)
-		if err != nil || got != int64(at) {
-			t.Errorf("difference at %d: got %d, %v", at, got, err)
+		got, errA, errB := firstDifferenceAt(bytes.NewReader(a), bytes.NewReader(b), int64(len(a)), bufs)
+		if errA != nil || errB != nil || got != int64(at) {
+			t.Errorf("difference at %d: got %d, %v, %v", at, got, errA, errB)
 		}
 	}
-	if _, err := firstDifferenceAt(a, bytes.NewReader(a[:20]), bufs); !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		t.Errorf("short reader: got %v, want EOF", err)
+	short := bytes.NewReader(a[:20])
+	if _, errA, errB := firstDifferenceAt(bytes.NewReader(a), short, 40, bufs); errA != nil || !errors.Is(errB, io.ErrUnexpectedEOF) && !errors.Is(errB, io.EOF) {
+		t.Errorf("short second reader: got %v, %v, want EOF for the second", errA, errB)
+	}
+	if _, errA, errB := firstDifferenceAt(short, bytes.NewReader(a), 40, bufs); errB != nil || !errors.Is(errA, io.ErrUnexpectedEOF) && !errors.Is(errA, io.EOF) {
+		t.Errorf("short first reader: got %v, %v, want EOF for the first", errA, errB)
 	}
 }
