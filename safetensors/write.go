@@ -149,6 +149,11 @@ func Write(w io.Writer, c *checkpoint.Checkpoint, opts *WriteOptions) (int64, er
 		return 0, err
 	}
 	s := newSink(w, c, opts)
+	defer func() {
+		if s.wb != nil {
+			s.wb.Wait() // before the caller closes the file
+		}
+	}()
 	if len(entries) > 0 {
 		s.total = entries[len(entries)-1].end
 	}
@@ -346,6 +351,7 @@ type sink struct {
 	total   int64
 	tile    []byte // gather buffers, allocated on first use
 	out     []byte
+	wb      *osfile.Writeback // for gathered tensors, once there is one
 }
 
 func newSink(w io.Writer, c *checkpoint.Checkpoint, opts *WriteOptions) *sink {
