@@ -69,7 +69,8 @@ func (o Options) withDefaults() Options {
 // For a random weight of fan-in k this is about 4u·‖w‖·√k·2, hundreds of times tighter
 // than bounding Σ|w_i·x_i| by ‖w‖·‖x‖: a weight rounded to float16, a relative change of
 // 1e-3 or a bias shifted by 1e-4 fail at k = 25088, while a correct conversion shows an
-// error about 1% of its tolerance. A layout error fails by orders of magnitude more.
+// error of at most about 1% of its tolerance (none where both forms sum the same products
+// in the same order). A layout error fails by orders of magnitude more.
 // The exact proof (Structure) is what proves the elements; this check shows that the two
 // forms compute the same function.
 type Result struct {
