@@ -117,6 +117,7 @@ func (d *layerData) runAll(bs []batch) ([]*outputs, error) {
 		squares[i].res = make([]float32, out*squares[i].nr)
 	}
 	if err := d.forBlocks(func(o0, ob int, wl, wc, w2 []float32) {
+		// w2 may be wl itself, squared in place once both forms are done with it.
 		if cols > 0 {
 			sgemm(false, false, ob, cols, k, 1, wc, k, unfolded, cols, 0, prod[o0*cols:], cols)
 		}
@@ -222,14 +223,16 @@ type squared struct {
 // blocks of whole tiles are read where they lie, without a copy.
 const tileRows = 6
 
-// blockBytes bounds a block of weight rows read at a time; each core holds up to three
-// (both forms' rows and their squares). Tests lower it.
-var blockBytes = 4 << 20
+// blockBytes bounds a block of weight rows read at a time; each core holds one when both
+// forms read the same bytes, two otherwise. Each block's products pack the inputs anew, so
+// blocks of fewer rows cost more copying. Tests lower it.
+var blockBytes = 8 << 20
 
 // forBlocks calls f for every block of weight rows [o0, o0+ob), with the 2-D form's rows,
 // the 4-D form's rows (the same slice when both forms read the same bytes) and room for
-// their squares, on as many goroutines as there are cores. It returns the first error
-// reading a block.
+// the squares of the 2-D form's rows (its rows themselves when they were read into a
+// buffer of forBlocks' own, which f may then overwrite after using them), on as many
+// goroutines as there are cores. It returns the first error reading a block.
 func (d *layerData) forBlocks(f func(o0, ob int, wl, wc, w2 []float32)) error {
 	out, k := d.lin.out, d.lin.k
 	if out == 0 || k == 0 {
@@ -254,7 +257,10 @@ func (d *layerData) forBlocks(f func(o0, ob int, wl, wc, w2 []float32)) error {
 		if d.conv.src != nil && !shared {
 			bufC = make([]float32, per*k)
 		}
-		w2 := make([]float32, per*k)
+		var w2 []float32
+		if bufL == nil {
+			w2 = make([]float32, per*k)
+		}
 		for {
 			mu.Lock()
 			b := taken
@@ -277,7 +283,11 @@ func (d *layerData) forBlocks(f func(o0, ob int, wl, wc, w2 []float32)) error {
 				mu.Unlock()
 				return
 			}
-			f(o0, ob, wl, wc, w2[:ob*k])
+			if bufL != nil {
+				f(o0, ob, wl, wc, wl)
+			} else {
+				f(o0, ob, wl, wc, w2[:ob*k])
+			}
 		}
 	})
 	return first

@@ -8,6 +8,7 @@ import (
 	"github.com/pt2conv/pt2conv/rewrite"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"runtime/debug"
 	"strings"
 )
@@ -219,6 +220,10 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 		var names []string
 		for step, i := range chain {
 			l := &layers[i]
+			// The previous layer's buffers (tens of MiB for a large layer) are garbage now:
+			// collecting them lets this layer's reuse their memory, so that peak memory is
+			// one layer's buffers rather than the collector's default of twice that.
+			runtime.GC()
 			d, err := loadLayer(orig, conv, l, same)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", l.Name, err)
