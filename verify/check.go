@@ -215,19 +215,23 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 			l.Status, l.Evidence = EvidenceDisagrees, "the checkpoint suggests "+ev.Shape()+": "+ev.Rule
 		}
 	}
+	large := false // the last layer checked had large weights
 	for _, chain := range chains(orig.Root, layers) {
 		var state *outputs
 		var names []string
 		for step, i := range chain {
 			l := &layers[i]
-			// The previous layer's buffers (tens of MiB for a large layer) are garbage now:
-			// collecting them lets this layer's reuse their memory, so that peak memory is
-			// one layer's buffers rather than the collector's default of twice that.
-			runtime.GC()
+			if large {
+				// The previous layer's buffers (tens of MiB) are garbage now: collecting
+				// them lets this layer's reuse their memory, so that peak memory is one
+				// layer's buffers rather than the collector's default of twice that.
+				runtime.GC()
+			}
 			d, err := loadLayer(orig, conv, l, same)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", l.Name, err)
 			}
+			large = 4*int64(d.lin.out)*int64(d.lin.k) >= 2*int64(blockBytes)
 			rng := rand.New(rand.NewPCG(opts.Seed, uint64(i)))
 			g := opts.Grow
 			// Both inputs, and the chain's when there is one, go through each form in one
