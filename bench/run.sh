@@ -530,9 +530,9 @@ the BLAS it was built against, and a build reporting BLAS_INFO=generic calls the
 libblas, which is only as fast as the package installed there (see Machine). Every torch row
 includes starting python and \`import torch\`; the "import torch" rows time that alone.
 
-\`pt2conv verify ORIGINAL CONVERTED\` is the command with its defaults. pt2conv maps both files
-and uses the float32 weights where they lie, so they count in peak RSS (page cache pages mapped
-in) but not in peak RssAnon, the memory the process allocates itself.
+\`pt2conv verify ORIGINAL CONVERTED\` is the command with its defaults. pt2conv reads storage
+bytes and float32 weights a block of at most 4 MiB at a time (on both cores), so peak RSS and
+peak RssAnon, the memory the process allocates itself, stay small whatever the model.
 
 | command | wall (s) | CPU (s) | peak RSS (MiB) | peak RssAnon (MiB) | last line |
 |---|---:|---:|---:|---:|---|

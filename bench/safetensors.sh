@@ -2,14 +2,17 @@
 # Benchmarks pt2conv's .pt -> .safetensors conversion of a VGG16 state_dict against copying
 # the file (cp + sync) and against the Python way (safetensors.torch.save_file(torch.load(..))
 # under torch 2.x with the safetensors library, + sync), and the same conversion of a VGG16
-# whose weights are all transposed views. Prints a markdown section; with --write it replaces
-# the "Safetensors" section of BENCHMARKS.md (bench/run.sh --write calls it so).
+# whose weights are all transposed views; then a header-only change (the classifier's Linear
+# weights of a .safetensors file rewritten as convolutions) on ext4 and, as root, on an XFS
+# image with reflink and a btrfs image, where the data region is cloned. Prints a markdown
+# section; with --write it replaces the "Safetensors" section of BENCHMARKS.md (bench/run.sh
+# --write calls it so).
 #
 #   bench/safetensors.sh [--write]
 #
 # Environment: BENCH_RUNS (timed runs of cp and pt2conv, default 5), BENCH_TORCH_RUNS
 # (default 3), BENCH_OUT (default bench/out, where vgg16.pt is made once), TORCH113,
-# PT2CONV_TORCH26_ROOT, GO, as for bench/run.sh.
+# PT2CONV_TORCH26_ROOT, GO, as for bench/run.sh; BENCH_COW=0 skips the XFS and btrfs rows.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -28,14 +31,20 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 SCRATCH=$(mktemp -d "$OUT/st.XXXXXX")
 T26_DIR=
+MOUNTS=()
 cleanup() {
+	local m
+	for m in "${MOUNTS[@]}"; do
+		[[ -n $m ]] || continue
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+	done
 	rm -rf "$SCRATCH"
 	if [[ -n $T26_DIR ]]; then rm -rf "$T26_DIR"; fi
 }
 trap cleanup EXIT
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-declare -A WALL CPU RSS
+declare -A WALL CPU RSS SPACE
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f\n", m }'; }
 
 # measure LABEL RUNS PREP CMD...: one untimed warm-up, then RUNS timed runs, PREP (untimed)
@@ -94,12 +103,82 @@ if chroot "$T26_ROOT" python3 -c 'import safetensors' 2>/dev/null; then
 			sh "$T26_ROOT" "$T26_IN" "$v" "$T26_DIR/out.safetensors"
 	done
 fi
+
+# --- a header-only change: Linear -> Conv2d in a .safetensors file ---------------------------
+
+HEAD=(--layer classifier.0=512x7x7 --layer classifier.3 --layer classifier.6)
+STIN=$OUT/vgg16-in.safetensors
+STCONV=$OUT/vgg16-conv.safetensors
+"$PT2CONV" convert "$VGG" -o "$STIN" --force >/dev/null
+measure "cp + fsync, .safetensors" "$RUNS" 'rm -f "$COPY"' sh -c 'cp "$1" "$2" && sync "$2"' sh "$STIN" "$COPY"
+measure "pt2conv .safetensors -> .safetensors, Linear -> Conv2d" "$RUNS" 'rm -f "$STCONV"' "$PT2CONV" convert "$STIN" -o "$STCONV" "${HEAD[@]}"
+rm -f "$COPY" "$STCONV"
+
+# used_kib DIR: the file system's used space in KiB, after syncing it.
+used_kib() {
+	sync -f "$1/."
+	df -k --output=used "$1" | tail -n 1 | tr -d ' '
+}
+
+# space LABEL DIR CMD...: runs CMD once more and records the space it added (MiB).
+space() {
+	local label=$1 dir=$2 before after
+	shift 2
+	before=$(used_kib "$dir")
+	"$@" >/dev/null 2>&1 || {
+		SPACE[$label]=failed
+		return 0
+	}
+	after=$(used_kib "$dir")
+	SPACE[$label]=$(awk -v k=$((after - before)) 'BEGIN { printf "%.2f", k / 1024 }')
+}
+
+COW_FS=()
+# cow FSTYPE MKFS...: the header-only change, and pt -> safetensors, on a loop image of
+# FSTYPE, the inputs copied there first without sharing.
+cow() {
+	local fs=$1
+	shift
+	local dir="$SCRATCH/$fs" img="$SCRATCH/$fs.img"
+	log "$fs: making an image"
+	if ! { mkdir -p "$dir" && truncate -s 4G "$img" && "$@" "$img" >/dev/null &&
+		mount -o loop -t "$fs" "$img" "$dir"; }; then
+		log "$fs rows skipped: could not make or mount the image"
+		return 0
+	fi
+	MOUNTS+=("$dir")
+	COW_FS+=("$fs")
+	local in="$dir/in.safetensors" pt="$dir/vgg16.pt" copy="$dir/copy" conv="$dir/conv.safetensors"
+	cp --reflink=never "$STIN" "$in" && cp --reflink=never "$VGG" "$pt" && sync -f "$dir/."
+	measure "$fs: cp" "$RUNS" 'rm -f "$copy"' cp "$in" "$copy"
+	measure "$fs: cp --reflink=never" "$RUNS" 'rm -f "$copy"' cp --reflink=never "$in" "$copy"
+	measure "$fs: pt2conv .safetensors -> .safetensors, Linear -> Conv2d" "$RUNS" 'rm -f "$conv"' "$PT2CONV" convert "$in" -o "$conv" "${HEAD[@]}"
+	measure "$fs: pt2conv .pt -> .safetensors" "$RUNS" 'rm -f "$conv"' "$PT2CONV" convert "$pt" -o "$conv"
+	rm -f "$copy" "$conv"
+	space "$fs: cp" "$dir" cp "$in" "$copy"
+	rm -f "$copy"
+	space "$fs: cp --reflink=never" "$dir" cp --reflink=never "$in" "$copy"
+	rm -f "$copy"
+	space "$fs: pt2conv .safetensors -> .safetensors, Linear -> Conv2d" "$dir" "$PT2CONV" convert "$in" -o "$conv" "${HEAD[@]}"
+	rm -f "$conv"
+	space "$fs: pt2conv .pt -> .safetensors" "$dir" "$PT2CONV" convert "$pt" -o "$conv"
+	rm -f "$conv" "$in" "$pt"
+	umount "$dir" && MOUNTS=("${MOUNTS[@]/$dir/}")
+	rm -f "$img"
+}
+if [[ ${BENCH_COW:-1} != 0 && $(id -u) -eq 0 ]]; then
+	cow xfs mkfs.xfs -q -f -m reflink=1
+	cow btrfs mkfs.btrfs -q -f
+fi
+rm -f "$STIN"
+
 ELAPSED=$SECONDS
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 row() { printf '| %s | %s | %s | %s |\n' "$1" "${WALL[$1]:-n/a}" "${CPU[$1]:-n/a}" "${RSS[$1]:-n/a}"; }
 report() {
 	local P="pt2conv .pt -> .safetensors" PT="pt2conv .pt -> .safetensors, transposed"
+	local H="pt2conv .safetensors -> .safetensors, Linear -> Conv2d" fs
 	local PY="python save_file(torch.load()) + fsync" PYT="python save_file(torch.load()), transposed + fsync"
 	local r1 r2 m1 m2
 	r1=$(ratio "${WALL[$P]}" "${WALL[cp + fsync]}")
@@ -133,9 +212,32 @@ $(row "$PYT")
 | .pt -> .safetensors / Python, wall | $(ratio "${WALL[$P]}" "${WALL[$PY]:-}") |
 | transposed .pt -> .safetensors / (cp + fsync), wall | $r2 |
 | target: at most 1.2x cp + fsync and 32 MiB peak RSS, transposed too | $m1 |
+
+A header-only change: \`pt2conv convert vgg16.safetensors -o conv.safetensors --layer
+classifier.0=512x7x7 --layer classifier.3 --layer classifier.6\`, the input written by pt2conv
+from the .pt above. The header is padded (by less than 4 KiB) so that the data region lies at
+the same offset modulo 4 KiB as in the input; on XFS with reflink and btrfs its whole blocks are
+then cloned. There the inputs were copied onto a loop image first without sharing; plain \`cp\`
+clones the whole file. Space added is \`df\` before and after one more run, both after a sync.
+
+| command | wall (s) | CPU (s) | peak RSS (MiB) | space added (MiB) |
+|---|---:|---:|---:|---:|
+$(srow "cp + fsync, .safetensors")
+$(srow "$H")
+$(for fs in "${COW_FS[@]}"; do for l in "$fs: cp" "$fs: cp --reflink=never" "$fs: $H" "$fs: $P"; do srow "$l"; done; done)
+
+| ratio | value |
+|---|---:|
+| header-only change / (cp + fsync), wall | $(ratio "${WALL[$H]:-}" "${WALL[cp + fsync, .safetensors]:-}") |
+$(for fs in "${COW_FS[@]}"; do
+	printf '| %s: header-only change / cp, wall | %s |\n' "$fs" "$(ratio "${WALL[$fs: $H]:-}" "${WALL[$fs: cp]:-}")"
+	printf '| %s: header-only change / cp --reflink=never, wall | %s |\n' "$fs" "$(ratio "${WALL[$fs: $H]:-}" "${WALL[$fs: cp --reflink=never]:-}")"
+	printf '| %s: .pt -> .safetensors / cp --reflink=never, wall | %s |\n' "$fs" "$(ratio "${WALL[$fs: $P]:-}" "${WALL[$fs: cp --reflink=never]:-}")"
+done)
 <!-- /safetensors -->
 EOF
 }
+srow() { printf '| %s | %s | %s | %s | %s |\n' "$1" "${WALL[$1]:-n/a}" "${CPU[$1]:-n/a}" "${RSS[$1]:-n/a}" "${SPACE[$1]:-}"; }
 report >"$SCRATCH/section.md"
 cat "$SCRATCH/section.md"
 if ((WRITE)); then

@@ -254,7 +254,10 @@ func (s *sink) transposeToFile(st *checkpoint.Storage, v view) error {
 		s.done += b * rows * isz
 		s.report()
 	}
-	osfile.StartWriteback(s.dst, base, n)
+	if s.wb == nil {
+		s.wb = osfile.NewWriteback(s.dst, base)
+	}
+	s.wb.Upto(base + n)
 	s.written += n
 	if _, err := s.dst.Seek(base+n, io.SeekStart); err != nil {
 		return err

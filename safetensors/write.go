@@ -162,11 +162,16 @@ func Write(w io.Writer, c *checkpoint.Checkpoint, opts *WriteOptions) (int64, er
 			meta = map[string]string{"format": "pt"}
 		}
 	}
-	hdr, err := encodeHeader(entries, meta)
+	hdr, err := encodeHeader(entries, meta, dataResidue(entries, c))
 	if err != nil {
 		return 0, err
 	}
 	s := newSink(w, c, opts)
+	defer func() {
+		if s.wb != nil {
+			s.wb.Wait() // before the caller closes the file
+		}
+	}()
 	if len(entries) > 0 {
 		s.total = entries[len(entries)-1].end
 	}
@@ -271,9 +276,62 @@ func layout(named []checkpoint.NamedTensor, c *checkpoint.Checkpoint) ([]entry, 
 	return entries, nil
 }
 
+// minAlignedRun is the fewest bytes of a run copied from the source for which the header
+// is padded to place the run congruent to its source (see dataResidue).
+const minAlignedRun = 16 << 10
+
+// dataResidue returns where the output's data region should start modulo
+// osfile.CloneBlock, or -1 for anywhere (then the header is padded to a multiple of 8 only).
+//
+// Tensors whose bytes are copied raw from a source file and lie one after the other there
+// form a run that is copied in one piece. The largest run is placed at an offset congruent
+// to its offset in the source modulo osfile.CloneBlock, so that file systems that share
+// blocks (XFS, btrfs) clone all of its whole blocks instead of copying them: for a
+// safetensors input whose tensors are rewritten in the same order (a conversion that
+// changes shapes only), that is the whole data region. The header grows by less than
+// osfile.CloneBlock for it; runs under minAlignedRun are not worth it, and a run whose
+// source offset would break the data region's 8-byte alignment is left where it is.
+func dataResidue(entries []entry, c *checkpoint.Checkpoint) int64 {
+	if _, _, ok := c.SourceFile(); !ok {
+		return -1
+	}
+	var best, run struct{ begin, src, n int64 }
+	for i := range entries {
+		e := &entries[i]
+		src, ok := rawSource(e.t)
+		switch {
+		case !ok:
+			run.n = 0
+			continue
+		case run.n > 0 && src == run.src+run.n:
+			run.n += e.end - e.begin
+		default:
+			run.begin, run.src, run.n = e.begin, src, e.end-e.begin
+		}
+		if run.n > best.n {
+			best = run
+		}
+	}
+	residue := ((best.src-best.begin)%osfile.CloneBlock + osfile.CloneBlock) % osfile.CloneBlock
+	if best.n < minAlignedRun || residue%8 != 0 {
+		return -1
+	}
+	return residue
+}
+
+// rawSource returns where t's bytes lie in the source when Write copies them as they are.
+func rawSource(t *checkpoint.Tensor) (int64, bool) {
+	v := view{t.Offset, t.Size, t.Stride}
+	if v.numel() == 0 || !v.contiguous() {
+		return 0, false
+	}
+	return t.Storage.Offset + t.Offset*int64(t.Storage.Kind.ItemSize()), true
+}
+
 // encodeHeader renders the length-prefixed header, padded with spaces so that the data
-// region starts at a multiple of 8.
-func encodeHeader(entries []entry, meta map[string]string) ([]byte, error) {
+// region starts at a multiple of 8 and, when residue is not -1, at residue modulo
+// osfile.CloneBlock. JSON allows the trailing spaces, and the reference writer pads so.
+func encodeHeader(entries []entry, meta map[string]string, residue int64) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString("{")
 	sep := ""
@@ -310,6 +368,10 @@ func encodeHeader(entries []entry, meta map[string]string) ([]byte, error) {
 	b.WriteString("}")
 	for b.Len()%8 != 0 {
 		b.WriteByte(' ')
+	}
+	if residue >= 0 {
+		pad := ((residue-8-int64(b.Len()))%osfile.CloneBlock + osfile.CloneBlock) % osfile.CloneBlock
+		b.Write(bytes.Repeat([]byte{' '}, int(pad)))
 	}
 	if b.Len() > MaxHeaderBytes {
 		return nil, fmt.Errorf("%w: the header would have %d bytes, over the %d readers accept", ErrLimit, b.Len(), MaxHeaderBytes)
@@ -364,6 +426,7 @@ type sink struct {
 	total   int64
 	tile    []byte // gather buffers, allocated on first use
 	out     []byte
+	wb      *osfile.Writeback // for gathered tensors, once there is one
 }
 
 func newSink(w io.Writer, c *checkpoint.Checkpoint, opts *WriteOptions) *sink {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pt2conv/pt2conv/checkpoint"
+	"github.com/pt2conv/pt2conv/internal/osfile"
 )
 
 // elements gathers a view's bytes one element at a time: the slow, obvious reference.
@@ -260,4 +261,81 @@ func TestStateDictRefusesWhatItCannotHold(t *testing.T) {
 	if _, err := StateDict(root); !errors.Is(err, ErrNotStateDict) {
 		t.Errorf("meta tensor next to an int: %v, want ErrNotStateDict", err)
 	}
+}
+// TestDataPlacement checks where Write puts the data region: congruent modulo
+// osfile.CloneBlock to where the largest run of raw bytes lies in a source file, at the
+// cost of fewer than osfile.CloneBlock bytes of header, and with no more than the usual
+// 8-byte padding for a small file or a source that is not a file.
+func TestDataPlacement(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		weights int64 // float32 elements of the 2-D weight
+		aligned bool
+	}{
+		{"small", 64, false},
+		{"large", 64 << 10, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w, wb := storage(checkpoint.Float32, tt.weights)
+			b, bb := storage(checkpoint.Float32, 8)
+			w.Key, b.Key = "w", "b"
+			sd := &checkpoint.OrderedDict{Entries: []checkpoint.Entry{
+				{Key: "fc.weight", Value: &checkpoint.Tensor{Storage: w, Size: []int64{8, tt.weights / 8}, Stride: []int64{tt.weights / 8, 1}}},
+				{Key: "fc.bias", Value: &checkpoint.Tensor{Storage: b, Size: []int64{8}, Stride: []int64{1}}},
+			}}
+			mem, err := checkpoint.FromBytes(sd, map[*checkpoint.Storage][]byte{w: wb, b: bb})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if _, err := Write(&buf, mem, nil); err != nil {
+				t.Fatal(err)
+			}
+			if pad := padding(buf.Bytes()); pad >= 8 {
+				t.Errorf("from memory: %d spaces of padding, want under 8", pad)
+			}
+			in := filepath.Join(t.TempDir(), "in.safetensors")
+			if err := os.WriteFile(in, buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			src, err := Open(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			// The weight as a 1×1 convolution: a longer header over the same bytes.
+			od := src.Root.(*checkpoint.OrderedDict)
+			v := *od.Entries[0].Value.(*checkpoint.Tensor)
+			v.Size, v.Stride = append(v.Size, 1, 1), append(v.Stride, 1, 1)
+			conv := src.WithRoot(&checkpoint.OrderedDict{Entries: []checkpoint.Entry{{Key: "fc.weight", Value: &v}, od.Entries[1]}})
+			var out bytes.Buffer
+			if _, err := Write(&out, conv, nil); err != nil {
+				t.Fatal(err)
+			}
+			inStart := HeaderOf(src).DataStart()
+			outStart := 8 + int64(binary.LittleEndian.Uint64(out.Bytes()))
+			pad := padding(out.Bytes())
+			if tt.aligned {
+				if outStart%osfile.CloneBlock != inStart%osfile.CloneBlock || pad >= osfile.CloneBlock {
+					t.Errorf("data at %d (%d spaces of padding), input's at %d: want congruent modulo %d with under %d spaces",
+						outStart, pad, inStart, osfile.CloneBlock, osfile.CloneBlock)
+				}
+			} else if pad >= 8 {
+				t.Errorf("small file: %d spaces of padding, want under 8", pad)
+			}
+			if outStart%8 != 0 {
+				t.Errorf("data at %d, not a multiple of 8", outStart)
+			}
+			if !bytes.Equal(out.Bytes()[outStart:], buf.Bytes()[inStart:]) {
+				t.Error("the data region changed")
+			}
+		})
+	}
+}
+
+// padding counts the spaces that end a safetensors file's header.
+func padding(file []byte) int {
+	n := binary.LittleEndian.Uint64(file)
+	hdr := file[8 : 8+n]
+	return len(hdr) - len(bytes.TrimRight(hdr, " "))
 }

@@ -13,8 +13,8 @@ func randomLayer(rng *rand.Rand, name string, out, c, h, w int) *layerData {
 	lin := randomDense(rng, out, c*h*w)
 	d := &layerData{
 		layer:   &Layer{Name: name, C: c, H: h, W: w},
-		lin:     lin,
-		conv:    &Dense{Shape: []int{out, c, h, w}, Data: lin.Data},
+		lin:     denseWeight(lin),
+		conv:    denseWeight(&Dense{Shape: []int{out, c, h, w}, Data: lin.Data}),
 		linBias: randomVector(rng, out),
 		dtype:   "float32",
 	}
@@ -36,7 +36,7 @@ func BenchmarkVGGHead(b *testing.B) {
 	windows := float64(8 * 8)
 	var flops float64
 	for _, d := range head {
-		flops += 2 * 2 * windows * float64(d.lin.Shape[0]*d.lin.Shape[1]) // two forms
+		flops += 2 * 2 * windows * float64(d.lin.out*d.lin.k) // two forms
 	}
 	b.ResetTimer()
 	for b.Loop() {

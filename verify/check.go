@@ -8,6 +8,7 @@ import (
 	"github.com/pt2conv/pt2conv/rewrite"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"runtime/debug"
 	"strings"
 )
@@ -69,7 +70,8 @@ func (o Options) withDefaults() Options {
 // For a random weight of fan-in k this is about 4u·‖w‖·√k·2, hundreds of times tighter
 // than bounding Σ|w_i·x_i| by ‖w‖·‖x‖: a weight rounded to float16, a relative change of
 // 1e-3 or a bias shifted by 1e-4 fail at k = 25088, while a correct conversion shows an
-// error about 1% of its tolerance. A layout error fails by orders of magnitude more.
+// error of at most about 1% of its tolerance (none where both forms sum the same products
+// in the same order). A layout error fails by orders of magnitude more.
 // The exact proof (Structure) is what proves the elements; this check shows that the two
 // forms compute the same function.
 type Result struct {
@@ -144,11 +146,12 @@ func (r *Report) Passed() bool {
 // and biases involved are read. It returns ErrNoLayers if there is nothing to check; failed
 // comparisons are reported in the Report, not as an error.
 //
-// Weights of checkpoints mapped with checkpoint.Checkpoint.Map are used in place. A mapped
+// Storage bytes and large float32 weights are read from the files a block at a time, so
+// memory stays a few blocks whatever the size of the checkpoints. Small tensors of
+// checkpoints mapped with checkpoint.Checkpoint.Map are copied from the mapping. A mapped
 // file truncated meanwhile makes reading it fault; Check turns the fault into an error
-// wrapping checkpoint.ErrChanged instead of crashing (on amd64, where every goroutine that
-// reads the weights is its own or internal/sgemm's), and so does a mapped file whose size
-// or modification time changed by the end.
+// wrapping checkpoint.ErrChanged instead of crashing, and so does a file whose size or
+// modification time changed by the end.
 func Check(orig, conv *checkpoint.Checkpoint, opts Options) (rep *Report, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -186,7 +189,8 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("%s and %s: %w", orig.Name, conv.Name, ErrNoLayers)
 	}
 	rep := &Report{Layers: layers}
-	if rep.Structure, err = Prove(orig, conv, layers); err != nil {
+	var same identical
+	if rep.Structure, same, err = prove(orig, conv, layers); err != nil {
 		return nil, err
 	}
 	evidence := rewrite.NewEvidenceIndex(orig.Root)
@@ -211,32 +215,44 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 			l.Status, l.Evidence = EvidenceDisagrees, "the checkpoint suggests "+ev.Shape()+": "+ev.Rule
 		}
 	}
+	large := false // the last layer checked had large weights
 	for _, chain := range chains(orig.Root, layers) {
 		var state *outputs
 		var names []string
 		for step, i := range chain {
 			l := &layers[i]
-			d, err := loadLayer(orig, conv, l)
+			if large {
+				// The previous layer's buffers (tens of MiB) are garbage now: collecting
+				// them lets this layer's reuse their memory, so that peak memory is one
+				// layer's buffers rather than the collector's default of twice that.
+				runtime.GC()
+			}
+			d, err := loadLayer(orig, conv, l, same)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", l.Name, err)
 			}
+			large = 4*int64(d.lin.out)*int64(d.lin.k) >= 2*int64(blockBytes)
 			rng := rand.New(rand.NewPCG(opts.Seed, uint64(i)))
-			single, err := d.windowsOf(randomInput(rng, opts.Samples, l.C, l.H, l.W))
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", l.Name, err)
-			}
-			rep.Results = append(rep.Results, d.result(CheckSingle, l.Name, single))
 			g := opts.Grow
-			sliding, err := d.windowsOf(randomInput(rng, opts.Samples, l.C, l.H+g, l.W+g))
+			// Both inputs, and the chain's when there is one, go through each form in one
+			// product: the weights are read once for all of them.
+			batches := []batch{
+				d.windows(randomInput(rng, opts.Samples, l.C, l.H, l.W)),
+				d.windows(randomInput(rng, opts.Samples, l.C, l.H+g, l.W+g)),
+			}
+			if step > 0 {
+				batches = append(batches, d.following(state))
+			}
+			outs, err := d.runAll(batches)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", l.Name, err)
 			}
-			rep.Results = append(rep.Results, d.result(CheckSliding, l.Name, sliding))
+			rep.Results = append(rep.Results, d.result(CheckSingle, l.Name, outs[0]), d.result(CheckSliding, l.Name, outs[1]))
 			names = append(names, l.Name)
 			if step == 0 {
-				state = sliding
-			} else if state, err = d.next(state); err != nil {
-				return nil, fmt.Errorf("%s: %w", l.Name, err)
+				state = outs[1]
+			} else {
+				state = outs[2]
 			}
 		}
 		if len(chain) > 1 {
@@ -253,26 +269,38 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 // layerData is one layer's weights decoded for both forms.
 type layerData struct {
 	layer             *Layer
-	lin               *Dense    // [out, C·H·W]
-	conv              *Dense    // [out, C, H, W]
+	lin               *weight   // [out, C·H·W]
+	conv              *weight   // [out, C, H, W]
 	linBias, convBias []float32 // nil without bias
 	gamma             float64   // 4·√(k+1)·u
 	dtype             string
 }
 
-func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer) (*layerData, error) {
+func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer, same identical) (*layerData, error) {
 	linCk, convCk := orig, conv
 	linBiasT, convBiasT := l.Bias, l.ConvertedBias
 	if l.Reverse {
 		linCk, convCk = conv, orig
 		linBiasT, convBiasT = l.ConvertedBias, l.Bias
 	}
+	// The converted file's weight is read from the original's storage when the proof found
+	// the two storages' bytes identical: the same elements, so that one read of the
+	// original's bytes serves both forms.
+	linW, linWCk := l.linear(), linCk
+	convW, convWCk := l.conv(), convCk
+	if l.Reverse {
+		if linW = same.inOriginal(linW); linW != l.linear() {
+			linWCk = orig
+		}
+	} else if convW = same.inOriginal(convW); convW != l.conv() {
+		convWCk = orig
+	}
 	d := &layerData{layer: l, dtype: l.linear().Kind().String()}
 	var err error
-	if d.lin, err = decodeShared(linCk, l.linear()); err != nil {
+	if d.lin, err = loadWeight(linWCk, linW); err != nil {
 		return nil, err
 	}
-	if d.conv, err = decodeShared(convCk, l.conv()); err != nil {
+	if d.conv, err = loadWeight(convWCk, convW); err != nil {
 		return nil, err
 	}
 	// Each form uses its own checkpoint's bias, so a bias lost or changed is caught.
@@ -292,7 +320,7 @@ func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer) (*layerData, error) 
 
 // prepare computes what the tolerances need from the decoded weights.
 func (d *layerData) prepare() {
-	k := d.lin.Shape[1]
+	k := d.lin.k
 	d.gamma = tolFactor * math.Sqrt(float64(k+1)) * unitRoundoff
 }
 
@@ -342,110 +370,6 @@ func randomInput(rng *rand.Rand, n, c, h, w int) *Dense {
 		x.Data[i] = float32(rng.NormFloat64())
 	}
 	return x
-}
-
-// windowsOf runs the 4-D form on x, [N, C, H', W'], and the 2-D form on each C×H×W window.
-func (d *layerData) windowsOf(x *Dense) (*outputs, error) {
-	l := d.layer
-	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
-	ho, wo := h-l.H+1, w-l.W+1
-	rows := NewDense(n*ho*wo, c*l.H*l.W)
-	k := rows.Shape[1]
-	r := 0
-	for s := range n {
-		for i := range ho {
-			for j := range wo {
-				dst := rows.Data[r*k:]
-				for ch := range c {
-					for y := range l.H {
-						src := x.Data[((s*c+ch)*h+i+y)*w+j:]
-						copy(dst[(ch*l.H+y)*l.W:][:l.W], src[:l.W])
-					}
-				}
-				r++
-			}
-		}
-	}
-	return d.run(x, rows, nil)
-}
-
-// next feeds the previous layer's outputs, through ReLU, to this (1×1) layer.
-func (d *layerData) next(prev *outputs) (*outputs, error) {
-	ReLU(prev.conv)
-	ReLU(prev.lin)
-	return d.run(prev.conv, prev.lin, prev.tol)
-}
-
-// run computes both forms: Conv2d on x and Linear on rows, the same inputs laid out as
-// windows. prevTol, if not nil, is the tolerance the inputs already carry (per element of
-// rows). See Result for the tolerance.
-func (d *layerData) run(x, rows *Dense, prevTol []float64) (*outputs, error) {
-	yc, err := Conv2d(x, d.conv, d.convBias, ConvParams{})
-	if err != nil {
-		return nil, err
-	}
-	yl, err := Linear(rows, d.lin, d.linBias)
-	if err != nil {
-		return nil, err
-	}
-	nr, out := rows.Shape[0], d.lin.Shape[0]
-	sq := func(v float64) float32 { return float32(v * v) }
-	products := d.squaredProducts(rows.Data, nr, func(v float32) float32 { return v * v })
-	var carried []float32
-	if prevTol != nil {
-		t := make([]float32, len(prevTol))
-		for i, v := range prevTol {
-			t[i] = sq(v)
-		}
-		carried = d.squaredProducts(t, nr, nil)
-	}
-	tol := make([]float64, nr*out)
-	for r := range nr {
-		for o := range out {
-			i := r*out + o
-			s2 := float64(products[i])
-			if d.linBias != nil {
-				b := float64(d.linBias[o])
-				s2 += b * b
-			}
-			tol[i] = d.gamma * (math.Sqrt(s2) + math.Abs(float64(yl.Data[i])))
-			if carried != nil {
-				tol[i] += math.Sqrt(float64(carried[i]))
-			}
-		}
-	}
-	return &outputs{conv: yc, lin: yl, tol: tol}, nil
-}
-
-// squaredBlock is how many weight rows squaredProducts squares at a time.
-const squaredBlock = 64
-
-// squaredProducts returns, for each of the nr rows z of data ([nr, k]) and each output o,
-// Σ_i w[o,i]²·f(z_i) ([nr, out]); f nil means z_i is already squared. The weights are
-// squared a block of rows at a time, so no second copy of a large weight is made.
-func (d *layerData) squaredProducts(data []float32, nr int, f func(float32) float32) []float32 {
-	out, k := d.lin.Shape[0], d.lin.Shape[1]
-	z := data
-	if f != nil {
-		z = make([]float32, len(data))
-		for i, v := range data {
-			z[i] = f(v)
-		}
-	}
-	res := make([]float32, nr*out)
-	if nr == 0 || k == 0 {
-		return res
-	}
-	block := make([]float32, min(squaredBlock, out)*k)
-	for o0 := 0; o0 < out; o0 += squaredBlock {
-		ob := min(squaredBlock, out-o0)
-		w := block[:ob*k]
-		for i, v := range d.lin.Data[o0*k : (o0+ob)*k] {
-			w[i] = v * v
-		}
-		sgemm(false, true, nr, ob, k, 1, z, k, w, k, 0, res[o0:], out)
-	}
-	return res
 }
 
 func (d *layerData) result(check, name string, o *outputs) Result {

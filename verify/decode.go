@@ -239,27 +239,6 @@ func checkView(t *checkpoint.Tensor) (lo, hi int64, shape []int, err error) {
 	return lo, hi, shape, nil
 }
 
-// decodeShared is Decode, except that a contiguous little-endian float32 tensor of a
-// mapped checkpoint (checkpoint.Checkpoint.Map) comes back as a view of the mapping itself:
-// no copy, no memory of the process's own, and read-only. Check runs on such views.
-func decodeShared(c *checkpoint.Checkpoint, t *checkpoint.Tensor) (*Dense, error) {
-	b, mapped := c.MappedBytes(t.Storage)
-	if !weightsInPlace || !mapped || !littleEndianHost || t.Storage.Kind != checkpoint.Float32 || !t.IsContiguous() {
-		return Decode(c, t)
-	}
-	lo, hi, shape, err := checkView(t)
-	if err != nil {
-		return nil, err
-	}
-	n := numElements(shape)
-	if n == 0 || uintptr(unsafe.Pointer(&b[0]))%unsafe.Alignof(float32(0)) != 0 {
-		return Decode(c, t)
-	}
-	view := b[lo*4 : hi*4]
-	c.Prefault(t.Storage) // one call maps the pages instead of a fault per few pages
-	return &Dense{Shape: shape, Data: unsafe.Slice((*float32)(unsafe.Pointer(&view[0])), n)}, nil
-}
-
 // readAt reads len(buf) bytes of the storage from byte offset off: from the mapping when
 // there is one, and from the file otherwise.
 func readAt(c *checkpoint.Checkpoint, s *checkpoint.Storage, buf []byte, off int64) error {

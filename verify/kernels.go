@@ -29,6 +29,27 @@ func Linear(x, w *Dense, b []float32) (*Dense, error) {
 		return nil, fmt.Errorf("linear with %d outputs and %d biases: %w", out, len(b), ErrShape)
 	}
 	y := NewDense(n, out)
+	if n > 0 && n < out && in > 0 {
+		// Few rows, a large weight: computed as w·xᵀ, the weight is read where it lies
+		// (the kernel takes rows of its left operand unpacked) instead of being packed,
+		// a copy as large as the weight, and the small result is transposed.
+		yt := make([]float32, out*n)
+		sgemm(false, true, out, n, in, 1, w.Data, in, x.Data, in, 0, yt, n)
+		for o := range out {
+			for r, v := range yt[o*n : (o+1)*n] {
+				y.Data[r*out+o] = v
+			}
+		}
+		if b != nil {
+			for r := range n {
+				row := y.Data[r*out : (r+1)*out]
+				for o, v := range b {
+					row[o] += v
+				}
+			}
+		}
+		return y, nil
+	}
 	beta := float32(0)
 	if b != nil {
 		beta = 1
@@ -101,7 +122,7 @@ func Conv2d(x, w *Dense, b []float32, p ConvParams) (*Dense, error) {
 	for first := 0; first < n; first += group {
 		nb := min(group, n-first)
 		ld := nb * plane
-		im2col(cols[:k*ld], x, first, nb, kh, kw, ho, wo, p)
+		im2col(cols[:k*ld], ld, x, first, nb, kh, kw, ho, wo, p)
 		sgemm(false, false, out, ld, k, 1, w.Data, k, cols, ld, 0, prod, ld)
 		for s := 0; s < nb; s++ {
 			for o := 0; o < out; o++ {
@@ -113,15 +134,14 @@ func Conv2d(x, w *Dense, b []float32, p ConvParams) (*Dense, error) {
 	return y, nil
 }
 
-// im2col fills cols, a [C·kH·kW, nb·Ho·Wo] matrix, with the input patches of samples
-// first .. first+nb-1, zero where the kernel overlaps the padding.
-func im2col(cols []float32, x *Dense, first, nb, kh, kw, ho, wo int, p ConvParams) {
+// im2col fills the first nb·Ho·Wo columns of cols, a [C·kH·kW, ld] matrix, with the input
+// patches of samples first .. first+nb-1, zero where the kernel overlaps the padding.
+func im2col(cols []float32, ld int, x *Dense, first, nb, kh, kw, ho, wo int, p ConvParams) {
 	c, h, wd := x.Shape[1], x.Shape[2], x.Shape[3]
-	ld := nb * ho * wo
 	for ch := 0; ch < c; ch++ {
 		for i := 0; i < kh; i++ {
 			for j := 0; j < kw; j++ {
-				row := cols[((ch*kh+i)*kw+j)*ld:][:ld]
+				row := cols[((ch*kh+i)*kw+j)*ld:][:nb*ho*wo]
 				for s := 0; s < nb; s++ {
 					src := x.Data[((first+s)*c+ch)*h*wd:][:h*wd]
 					dst := row[s*ho*wo:]

@@ -4,11 +4,11 @@ import (
 	"reflect"
 	"runtime"
 	"testing"
-	"unsafe"
+
+	"github.com/pt2conv/pt2conv/checkpoint"
 )
 
-// TestCheckMapped checks that mapped checkpoints give the very report read ones give, and
-// that a contiguous float32 weight is used where it lies in the mapping.
+// TestCheckMapped checks that mapped checkpoints give the very report read ones give.
 func TestCheckMapped(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("files are not mapped on windows")
@@ -33,26 +33,49 @@ func TestCheckMapped(t *testing.T) {
 			t.Errorf("%s: the report on mapped files differs from the one on read files", pair[1])
 		}
 
-		w := tensorAt(t, conv, "head.weight")
-		d, err := decodeShared(conv, w)
+	}
+}
+
+// TestConvertedWeightFromOriginal checks that the converted form of a layer reads its
+// weight from the original's bytes, one read serving both forms, only when the proof found
+// that storage's bytes identical, and from the converted file's own bytes otherwise.
+func TestConvertedWeightFromOriginal(t *testing.T) {
+	for _, tt := range []struct {
+		conv   string
+		shared bool
+	}{{"planted_good.pt", true}, {"planted_bug.pt", false}} {
+		orig, conv := openFixture(t, "planted_orig.pt"), openFixture(t, tt.conv)
+		layers, err := FindLayers(orig, conv)
+		if err != nil || len(layers) != 1 {
+			t.Fatalf("%s: layers %v, %v", tt.conv, layers, err)
+		}
+		_, same, err := prove(orig, conv, layers)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := conv.MappedBytes(w.Storage)
-		start := uintptr(unsafe.Pointer(&b[0]))
-		inPlace := func() bool {
-			p := uintptr(unsafe.Pointer(&d.Data[0]))
-			return p >= start && p < start+uintptr(len(b))
-		}()
-		if inPlace != weightsInPlace {
-			t.Errorf("%s: head.weight used in the mapping: %v, want %v on this platform", pair[1], inPlace, weightsInPlace)
-		}
-		want, err := Decode(conv, w)
+		d, err := loadLayer(orig, conv, &layers[0], same)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(want, d) {
-			t.Errorf("%s: head.weight decoded in place differs from head.weight read", pair[1])
+		want, err := Decode(conv, layers[0].conv())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.conv.rows(0, d.conv.out, make([]float32, d.conv.out*d.conv.k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(want.Data, got) || !reflect.DeepEqual(want.Shape, d.conv.shape) {
+			t.Errorf("%s: the converted weight differs from the converted file's", tt.conv)
+		}
+		if !littleEndianHost {
+			continue
+		}
+		if d.lin.sameRows(d.conv) != tt.shared {
+			t.Errorf("%s: both forms read the same bytes: %v, want %v", tt.conv, !tt.shared, tt.shared)
+		}
+		if wantFile := map[bool]*checkpoint.Checkpoint{true: orig, false: conv}[tt.shared]; d.conv.from.file != wantFile {
+			t.Errorf("%s: converted weight read from %s, want %s", tt.conv, d.conv.from.file.Name, wantFile.Name)
 		}
 	}
 }

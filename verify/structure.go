@@ -61,15 +61,26 @@ var compareChunk = 1 << 20
 // Storage bytes stream through two small buffers; metadata is compared with maps, in time
 // linear in the size of the trees. An error means the bytes could not be read.
 func Prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, error) {
+	s, _, err := prove(orig, conv, layers)
+	return s, err
+}
+
+// identical maps each storage of the converted file proven byte for byte equal to one of
+// the original's to that storage.
+type identical map[*checkpoint.Storage]*checkpoint.Storage
+
+// prove is Prove, also returning the storages it found identical.
+func prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, identical, error) {
 	if acrossFormats(orig, conv) {
 		s, err := proveTensors(orig, conv, layers)
 		if s != nil {
 			s.TensorsOnly = true
 		}
-		return s, err
+		return s, nil, err
 	}
 	p := &prover{
 		s:       &Structure{Differences: []Difference{}},
+		same:    identical{},
 		layers:  map[string]bool{},
 		shapes:  map[[2]string]bool{},
 		pairA:   map[*checkpoint.Storage]*checkpoint.Storage{},
@@ -83,9 +94,9 @@ func Prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, error
 	}
 	p.value("", orig.Root, conv.Root)
 	if err := p.storages(orig, conv); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return p.s, nil
+	return p.s, p.same, nil
 }
 
 type prover struct {
@@ -97,6 +108,7 @@ type prover struct {
 	pairB   map[*checkpoint.Storage]*checkpoint.Storage
 	views   map[*checkpoint.Storage][]view // tensors over each original storage
 	visited map[[2]any]bool                // container pairs already compared
+	same    identical                      // storages whose bytes compared equal
 }
 
 // view is a tensor over an original storage, with its counterpart, to name a byte
@@ -433,13 +445,15 @@ func positions(t *checkpoint.Tensor) func() int64 {
 	}
 }
 
-// storages compares every paired storage's bytes.
+// storages compares every paired storage's bytes. They are read, even from mapped
+// checkpoints: on virtual machines the first read of each page of a mapping can cost
+// several times what copying the page out of the page cache costs.
 func (p *prover) storages(orig, conv *checkpoint.Checkpoint) error {
 	srcA, _ := orig.Source()
 	srcB, _ := conv.Source()
 	sameSource := srcA != nil && reflect.TypeOf(srcA) == reflect.TypeOf(srcB) &&
 		reflect.TypeOf(srcA).Comparable() && srcA == srcB
-	bufA, bufB := make([]byte, compareChunk), make([]byte, compareChunk)
+	bufs := &[3][]byte{make([]byte, compareChunk), make([]byte, compareChunk), make([]byte, compareChunk)}
 	for _, sa := range p.order {
 		sb := p.pairA[sa]
 		vs := p.views[sa]
@@ -452,43 +466,31 @@ func (p *prover) storages(orig, conv *checkpoint.Checkpoint) error {
 		n := sa.ByteLen()
 		p.s.Bytes += n
 		if sameSource && sa.Offset == sb.Offset {
-			continue // the very same bytes
-		}
-		if ma, ok := orig.MappedBytes(sa); ok {
-			if mb, ok := conv.MappedBytes(sb); ok {
-				// Both mapped: compare where the bytes lie, with no copy.
-				orig.Prefault(sa)
-				conv.Prefault(sb)
-				if i := firstDifference(ma, mb); i >= 0 {
-					size := int64(sa.Kind.ItemSize())
-					elem := i / size
-					p.byteDifference(sa, elem, ma[elem*size:elem*size+size], mb[elem*size:elem*size+size])
-				}
-				continue
-			}
+			p.proven(sa, sb) // the very same bytes
+			continue
 		}
 		ra, rb := orig.StorageReader(sa), conv.StorageReader(sb)
-		for off := int64(0); off < n; off += int64(compareChunk) {
-			m := int(min(int64(compareChunk), n-off))
-			if _, err := io.ReadFull(io.NewSectionReader(ra, off, int64(m)), bufA[:m]); err != nil {
-				return fmt.Errorf("%s: reading storage %q of %s: %w", where, sa.Key, orig.Name, err)
-			}
-			if _, err := io.ReadFull(io.NewSectionReader(rb, off, int64(m)), bufB[:m]); err != nil {
-				return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
-			}
-			if bytes.Equal(bufA[:m], bufB[:m]) {
-				continue
-			}
-			i := 0
-			for bufA[i] == bufB[i] {
-				i++
-			}
-			size := int64(sa.Kind.ItemSize())
-			elem := (off + int64(i)) / size
-			lo := elem*size - off
-			p.byteDifference(sa, elem, bufA[lo:lo+size], bufB[lo:lo+size])
-			break
+		i, errA, errB := firstDifferenceAt(ra, rb, n, bufs)
+		if errA != nil {
+			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sa.Key, orig.Name, errA)
 		}
+		if errB != nil {
+			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, errB)
+		}
+		if i < 0 {
+			p.proven(sa, sb)
+			continue
+		}
+		size := int64(sa.Kind.ItemSize())
+		elem := i / size
+		a, b := make([]byte, size), make([]byte, size)
+		if _, err := ra.ReadAt(a, elem*size); err != nil {
+			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sa.Key, orig.Name, err)
+		}
+		if _, err := rb.ReadAt(b, elem*size); err != nil {
+			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
+		}
+		p.byteDifference(sa, elem, a, b)
 	}
 	return nil
 }
@@ -568,19 +570,85 @@ func brackets(v []int64) string {
 	return b.String()
 }
 
-// firstDifference returns the index of the first byte where a and b (of equal length)
-// differ, or -1.
-func firstDifference(a, b []byte) int64 {
-	for off := 0; off < len(a); off += compareChunk {
-		end := min(off+compareChunk, len(a))
-		if bytes.Equal(a[off:end], b[off:end]) {
-			continue
+// proven records that the converted file's storage sb holds exactly the bytes of the
+// original's sa, so that a view of sb reads the same elements from sa.
+func (p *prover) proven(sa, sb *checkpoint.Storage) {
+	if sa.Kind == sb.Kind && sa.Len == sb.Len {
+		p.same[sb] = sa
+	}
+}
+
+// inOriginal returns the converted file's tensor t viewing, instead of its own storage,
+// the original's storage proven to hold the same bytes (or t itself when there is none).
+// Its elements are the same, bit for bit; reading them from the original's pages, already
+// read for the proof, spares reading the converted file's a second time.
+func (same identical) inOriginal(t *checkpoint.Tensor) *checkpoint.Tensor {
+	if t == nil {
+		return t
+	}
+	sa, ok := same[t.Storage]
+	if !ok {
+		return t
+	}
+	v := *t
+	v.Storage = sa
+	return &v
+}
+
+// firstDifferenceAt returns the index of the first byte where the first n bytes of a and
+// b differ, or -1, with the error reading a or b. Each side is read in chunks of the size of
+// the buffers (three of the same length: one for a, two for b); the next chunk of b is read
+// while the current one is compared, so that on two cores reading b costs no time of its own.
+func firstDifferenceAt(a, b io.ReaderAt, n int64, bufs *[3][]byte) (int64, error, error) {
+	type chunk struct {
+		off int64
+		buf []byte
+		err error
+	}
+	size := int64(len(bufs[0]))
+	free := make(chan []byte, 2)
+	free <- bufs[1]
+	free <- bufs[2]
+	read := make(chan chunk, 2)
+	stop := make(chan struct{})
+	defer func() {
+		close(stop)
+		for range read { // the reader is gone when this function returns
 		}
-		for i := off; ; i++ {
-			if a[i] != b[i] {
-				return int64(i)
+	}()
+	go func() {
+		defer close(read)
+		for off := int64(0); off < n; off += size {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-stop:
+				return
+			}
+			m := min(size, n-off)
+			_, err := io.ReadFull(io.NewSectionReader(b, off, m), buf[:m])
+			read <- chunk{off, buf[:m], err}
+			if err != nil {
+				return
 			}
 		}
+	}()
+	for c := range read {
+		if c.err != nil {
+			return 0, nil, c.err
+		}
+		mine := bufs[0][:len(c.buf)]
+		if _, err := io.ReadFull(io.NewSectionReader(a, c.off, int64(len(mine))), mine); err != nil {
+			return 0, err, nil
+		}
+		if !bytes.Equal(mine, c.buf) {
+			for i := range mine {
+				if mine[i] != c.buf[i] {
+					return c.off + int64(i), nil, nil
+				}
+			}
+		}
+		free <- c.buf[:cap(c.buf)]
 	}
-	return -1
+	return -1, nil, nil
 }

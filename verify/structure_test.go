@@ -1,7 +1,10 @@
 package verify
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -182,4 +185,30 @@ func withSparse(b *ckBuilder, layout string) {
 	b.dict.Entries = append(b.dict.Entries, checkpoint.Entry{Key: "sp", Value: &checkpoint.SparseTensor{
 		Layout: layout, Indices: []*checkpoint.Tensor{values}, Values: values,
 		Size: &checkpoint.Tuple{Items: []checkpoint.Value{int64(4)}}}})
+}
+// TestFirstDifferenceAt finds the first differing byte of two readers, on and around
+// chunk boundaries, and says which side could not be read.
+func TestFirstDifferenceAt(t *testing.T) {
+	bufs := &[3][]byte{make([]byte, 8), make([]byte, 8), make([]byte, 8)}
+	a := make([]byte, 40)
+	for i := range a {
+		a[i] = byte(i)
+	}
+	for _, at := range []int{-1, 0, 7, 8, 9, 23, 39} {
+		b := bytes.Clone(a)
+		if at >= 0 {
+			b[at] ^= 0x80
+		}
+		got, errA, errB := firstDifferenceAt(bytes.NewReader(a), bytes.NewReader(b), int64(len(a)), bufs)
+		if errA != nil || errB != nil || got != int64(at) {
+			t.Errorf("difference at %d: got %d, %v, %v", at, got, errA, errB)
+		}
+	}
+	short := bytes.NewReader(a[:20])
+	if _, errA, errB := firstDifferenceAt(bytes.NewReader(a), short, 40, bufs); errA != nil || !errors.Is(errB, io.ErrUnexpectedEOF) && !errors.Is(errB, io.EOF) {
+		t.Errorf("short second reader: got %v, %v, want EOF for the second", errA, errB)
+	}
+	if _, errA, errB := firstDifferenceAt(short, bytes.NewReader(a), 40, bufs); errB != nil || !errors.Is(errA, io.ErrUnexpectedEOF) && !errors.Is(errA, io.EOF) {
+		t.Errorf("short first reader: got %v, %v, want EOF for the first", errA, errB)
+	}
 }

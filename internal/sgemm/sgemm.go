@@ -27,6 +27,10 @@ const (
 // split to pay off; tests lower it to exercise the split on small inputs.
 var minParallel = 1 << 22
 
+// minChunkRows is the fewest rows of C a goroutine takes when the work is split by rows;
+// tests lower it to exercise the split on small inputs.
+var minChunkRows = mc
+
 // useKernel selects the assembly path; tests clear it to exercise the
 // fallback.
 var useKernel = haveKernel
@@ -148,12 +152,17 @@ func (p problem) runParallel(nThreads int) {
 		unit, extent = mr, p.m
 	}
 	units := (extent + unit - 1) / unit
-	nThreads = min(nThreads, units)
+	chunks := min(units, nThreads*chunksPerThread)
+	if splitM {
+		// Each chunk packs the whole of B again: a chunk of fewer rows than a packed A
+		// block would spend more on that copy than on multiplying.
+		chunks = min(chunks, max(1, p.m/minChunkRows))
+	}
+	nThreads = min(nThreads, chunks)
 	if nThreads <= 1 {
 		p.run()
 		return
 	}
-	chunks := min(units, nThreads*chunksPerThread)
 	var taken atomic.Int64
 	var wg sync.WaitGroup
 	// A panic in a worker, a memory fault included, is raised again in the caller's

@@ -217,9 +217,9 @@ func TestSgemmBlocks(t *testing.T) {
 }
 
 func TestSgemmParallel(t *testing.T) {
-	saveMin := minParallel
-	minParallel = 1
-	defer func() { minParallel = saveMin; SetThreads(0) }()
+	saveMin, saveRows := minParallel, minChunkRows
+	minParallel, minChunkRows = 1, 1
+	defer func() { minParallel, minChunkRows = saveMin, saveRows; SetThreads(0) }()
 	for _, threads := range []int{2, 3, 7} {
 		SetThreads(threads)
 		t.Run(fmt.Sprint(threads), func(t *testing.T) {
