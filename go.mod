@@ -3,7 +3,6 @@ module github.com/pt2conv/pt2conv
 go 1.26.0
 
 require (
-	github.com/nlpodyssey/gopickle v0.2.0
 	github.com/spf13/cobra v1.10.2
 	github.com/vbauerster/mpb/v8 v8.16.2
 	golang.org/x/sys v0.50.0

@@ -216,7 +216,7 @@ func (c *fileReader) decodePickle(d *decoder, off, size int64, lim Limits) (chec
 	if n != size {
 		return nil, 0, fmt.Errorf("%w: %s has %d bytes after its STOP opcode", ErrCorrupt, d.record, size-n)
 	}
-	d.objects = memo
+	d.memo = memo
 	v, err := d.unpickle(data) // the last use of data: it is garbage while the tree is built
 	if err != nil {
 		return nil, 0, err

@@ -37,10 +37,9 @@ var DefaultLimits = Limits{
 }
 
 // scanPickle walks the opcodes of one pickle without building anything, checks it
-// against the limits, and returns its length in bytes (through STOP). The gopickle
-// machine that later builds the objects trusts declared lengths and allocates them up
-// front, and answers a GET of a never-PUT memo slot with None; this pass makes both
-// impossible. avail is how many bytes the source can still deliver.
+// against the limits, and returns its length in bytes (through STOP). Nothing is
+// allocated for what the pickle claims until this pass has seen it hold together: the
+// machine that then builds the objects (machine.go) runs only on a pickle that passed. avail is how many bytes the source can still deliver.
 func scanPickle(r io.ByteReader, avail int64, lim Limits) (int64, error) {
 	n, _, _, err := scanPickleMemo(r, avail, lim)
 	return n, err
