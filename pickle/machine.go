@@ -55,7 +55,33 @@ type machine struct {
 	memoN  int // distinct slots, the index MEMOIZE uses
 	// index finds a key's entry in a large dict or set, so that a key set again keeps its
 	// first position and takes the last value, as in Python, without rescanning entries.
-	index map[any]map[checkpoint.Value]int
+	index map[any]*keyIndex
+}
+
+// keyIndex maps keys to positions; string keys, nearly all of them, have their own map,
+// which hashes them faster than one keyed by interface values.
+type keyIndex struct {
+	strs  map[string]int
+	other map[checkpoint.Value]int
+}
+
+// at returns where k is, or records that it will be at n.
+func (x *keyIndex) at(k checkpoint.Value, n int) (int, bool) {
+	if s, ok := k.(string); ok {
+		j, found := x.strs[s]
+		if !found {
+			x.strs[s] = n
+		}
+		return j, found
+	}
+	if x.other == nil {
+		x.other = map[checkpoint.Value]int{}
+	}
+	j, found := x.other[k]
+	if !found {
+		x.other[k] = n
+	}
+	return j, found
 }
 
 // indexFrom is the size from which a container's keys are indexed rather than scanned.
@@ -728,24 +754,18 @@ func (m *machine) find(c any, k checkpoint.Value, n int, keyAt func(int) checkpo
 	idx := m.index[c]
 	if idx == nil {
 		if m.index == nil {
-			m.index = map[any]map[checkpoint.Value]int{}
+			m.index = map[any]*keyIndex{}
 		}
-		idx = make(map[checkpoint.Value]int, 2*n)
+		idx = &keyIndex{strs: make(map[string]int, 2*n)}
 		for j := range n {
 			switch kj := keyAt(j); kj.(type) {
 			case string, int64, bool, nil, float64:
-				if _, ok := idx[kj]; !ok {
-					idx[kj] = j
-				}
+				idx.at(kj, j) // keeps the first position of a key set twice
 			}
 		}
 		m.index[c] = idx
 	}
-	if j, ok := idx[k]; ok {
-		return j, true
-	}
-	idx[k] = n
-	return 0, false
+	return idx.at(k, n)
 }
 
 // reduce applies an allowed global to its arguments. collections.OrderedDict() is the one

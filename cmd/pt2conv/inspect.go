@@ -106,7 +106,9 @@ func buildInspectReport(c *checkpoint.Checkpoint) *inspectReport {
 			rep.Shards = append(rep.Shards, s.File)
 		}
 	}
-	for _, nt := range checkpoint.Tensors(c.Root) {
+	tensors := checkpoint.Tensors(c.Root)
+	rep.Tensors = make([]tensorInfo, 0, len(tensors))
+	for _, nt := range tensors {
 		t := nt.Tensor
 		rep.Tensors = append(rep.Tensors, tensorInfo{
 			Path: nt.Path.String(), DType: t.Kind().DType(), Shape: nonNil(t.Size), Stride: nonNil(t.Stride),

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -76,5 +77,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	// Tables of 100,000 rows cost a write call per cell unbuffered. Whatever goes to stderr
+	// flushes stdout first, so that the two keep their order.
+	stdout := bufio.NewWriterSize(os.Stdout, 64<<10)
+	code := run(os.Args[1:], stdout, flushingFirst{stdout, os.Stderr})
+	if err := stdout.Flush(); err != nil && code == exitOK {
+		fmt.Fprintf(os.Stderr, "pt2conv: writing the output: %v\n", err)
+		code = exitBadInput
+	}
+	os.Exit(code)
+}
+
+// flushingFirst writes to w after flushing buf.
+type flushingFirst struct {
+	buf *bufio.Writer
+	w   io.Writer
+}
+
+func (f flushingFirst) Write(p []byte) (int, error) {
+	f.buf.Flush()
+	return f.w.Write(p)
 }
