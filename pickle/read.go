@@ -2,7 +2,6 @@ package pickle
 
 import (
 	"archive/zip"
-	"bytes"
 	"errors"
 	"fmt"
 	"github.com/pt2conv/pt2conv/checkpoint"
@@ -220,7 +219,7 @@ func (c *fileReader) decodePickle(d *decoder, off, size int64, lim Limits) (chec
 	if _, err := c.src.ReadAt(data, off); err != nil {
 		return nil, 0, fmt.Errorf("%w: reading %s: %v", ErrTruncated, d.record, err)
 	}
-	n, memo, proto, err := scanPickleMemo(bytes.NewReader(data), size, lim)
+	n, memo, proto, err := scanPickleBytes(data, lim)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", d.record, err)
 	}

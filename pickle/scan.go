@@ -62,6 +62,7 @@ var protocol1Ops = [256]bool{'J': true, 'K': true, 'M': true, 'Q': true, 'T': tr
 
 type scanner struct {
 	r     io.ByteReader
+	buf   []byte // the whole source, when it is in memory: read directly, not through r
 	avail int64
 	pos   int64
 	lim   Limits
@@ -112,6 +113,14 @@ func (s *scanner) byte1() (byte, error) {
 	if s.pos >= s.avail {
 		return 0, errShort
 	}
+	if s.buf != nil {
+		if s.pos >= int64(len(s.buf)) {
+			return 0, errShort
+		}
+		b := s.buf[s.pos]
+		s.pos++
+		return b, nil
+	}
 	b, err := s.r.ReadByte()
 	if err != nil {
 		return 0, errShort
@@ -126,6 +135,13 @@ func (s *scanner) skip(n uint64) error {
 	}
 	if n > uint64(s.lim.MaxPickleBytes) {
 		return fmt.Errorf("%w: a %d-byte argument", ErrLimit, n)
+	}
+	if s.buf != nil {
+		if n > uint64(int64(len(s.buf))-s.pos) {
+			return errShort
+		}
+		s.pos += int64(n)
+		return nil
 	}
 	for i := uint64(0); i < n; i++ {
 		if _, err := s.byte1(); err != nil {
@@ -471,6 +487,13 @@ func (s *scanner) skipPush(n uint64) error {
 		return err
 	}
 	return s.push(1)
+}
+
+// scanPickleBytes is scanPickleMemo of a pickle held in memory, read in place.
+func scanPickleBytes(data []byte, lim Limits) (n int64, memo, proto int, err error) {
+	s := scanner{buf: data, avail: int64(len(data)), lim: lim}
+	n, err = s.run()
+	return n, s.memo.n, s.proto, err
 }
 
 // scanStream scans one pickle at the start of r (at most avail bytes) and returns its length.
