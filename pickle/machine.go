@@ -195,7 +195,10 @@ func (m *machine) popMark(op byte) ([]any, error) {
 
 // values finishes stack items into the values a container holds.
 func (m *machine) values(items []any) ([]checkpoint.Value, error) {
-	out := make([]checkpoint.Value, len(items))
+	return m.valuesInto(make([]checkpoint.Value, len(items)), items)
+}
+
+func (m *machine) valuesInto(out []checkpoint.Value, items []any) ([]checkpoint.Value, error) {
 	for i, it := range items {
 		v, err := m.value(it)
 		if err != nil {
@@ -204,6 +207,48 @@ func (m *machine) values(items []any) ([]checkpoint.Value, error) {
 		out[i] = v
 	}
 	return out, nil
+}
+
+// tuple makes a tuple of finished stack items. A torch pickle makes several small tuples
+// per tensor (its size, stride, storage reference and rebuild arguments); up to six items
+// are allocated with the Tuple in one piece instead of two.
+func (m *machine) tuple(items []any) (*checkpoint.Tuple, error) {
+	var t *checkpoint.Tuple
+	var buf []checkpoint.Value
+	switch len(items) {
+	case 1:
+		x := &struct {
+			t checkpoint.Tuple
+			a [1]checkpoint.Value
+		}{}
+		t, buf = &x.t, x.a[:]
+	case 2:
+		x := &struct {
+			t checkpoint.Tuple
+			a [2]checkpoint.Value
+		}{}
+		t, buf = &x.t, x.a[:]
+	case 3, 4:
+		x := &struct {
+			t checkpoint.Tuple
+			a [4]checkpoint.Value
+		}{}
+		t, buf = &x.t, x.a[:len(items):len(items)]
+	case 5, 6:
+		x := &struct {
+			t checkpoint.Tuple
+			a [6]checkpoint.Value
+		}{}
+		t, buf = &x.t, x.a[:len(items):len(items)]
+	default:
+		t, buf = &checkpoint.Tuple{}, make([]checkpoint.Value, len(items))
+	}
+	items2, err := m.valuesInto(buf, items)
+	if err != nil {
+		return nil, err
+	}
+	t.Items = items2
+	return t, nil
 }
 
 // value is what a stack item is as part of another value: a call is built, a global must
@@ -404,14 +449,22 @@ func (m *machine) step(op byte) error {
 		if len(m.stack)-m.base() < n {
 			return m.corrupt("opcode %q needs %d values on the stack", op, n)
 		}
-		items, err := m.values(m.stack[len(m.stack)-n:])
+		t, err := m.tuple(m.stack[len(m.stack)-n:])
 		if err != nil {
 			return err
 		}
 		m.stack = m.stack[:len(m.stack)-n]
-		m.push(&checkpoint.Tuple{Items: items})
+		m.push(t)
 	case 't': // TUPLE
-		return m.fromMark(op, func(items []checkpoint.Value) any { return &checkpoint.Tuple{Items: items} })
+		items, err := m.popMark(op)
+		if err != nil {
+			return err
+		}
+		t, err := m.tuple(items)
+		if err != nil {
+			return err
+		}
+		m.push(t)
 	case ']': // EMPTY_LIST
 		m.push(&checkpoint.List{Items: []checkpoint.Value{}})
 	case 'l': // LIST
