@@ -48,11 +48,11 @@ type machine struct {
 	pos   int
 	stack []any
 	marks []int
-	// memo holds slots 0..len-1 (picklers number them densely); sparse holds the rest.
-	memo   []any
-	isSet  []bool
-	sparse map[uint64]any
-	memoN  int // distinct slots, the index MEMOIZE uses
+	// memo holds the slots some GET reads (read, from the scan); put counts the others
+	// in slots, for MEMOIZE's numbering, without keeping what they hold.
+	memo  map[uint64]any
+	read  *memoSet
+	slots memoSet
 	// index finds a key's entry in a large dict or set, so that a key set again keeps its
 	// first position and takes the last value, as in Python, without rescanning entries.
 	index map[any]*keyIndex
@@ -87,8 +87,11 @@ func (x *keyIndex) at(k checkpoint.Value, n int) (int, bool) {
 // indexFrom is the size from which a container's keys are indexed rather than scanned.
 const indexFrom = 16
 
-func (d *decoder) run(data []byte, memoSlots int) (checkpoint.Value, error) {
-	m := &machine{d: d, data: data, memo: make([]any, 0, memoSlots), isSet: make([]bool, 0, memoSlots)}
+func (d *decoder) run(data []byte, read *memoSet) (checkpoint.Value, error) {
+	if read == nil {
+		read = &memoSet{}
+	}
+	m := &machine{d: d, data: data, read: read, memo: make(map[uint64]any, read.n)}
 	m.stack = make([]any, 0, 64)
 	for {
 		if m.pos >= len(m.data) {
@@ -281,38 +284,20 @@ func (m *machine) put(idx uint64) error {
 	if err != nil {
 		return err
 	}
-	if idx < uint64(len(m.memo)) || idx <= uint64(2*m.memoN+1024) {
-		if idx >= uint64(len(m.memo)) {
-			grow := int(idx) + 1 - len(m.memo)
-			m.memo = append(m.memo, make([]any, grow)...)
-			m.isSet = append(m.isSet, make([]bool, grow)...)
-		}
-		if !m.isSet[idx] {
-			m.memoN++
-		}
-		m.memo[idx], m.isSet[idx] = v, true
-		return nil
+	m.slots.add(idx)
+	if m.read.has(idx) {
+		m.memo[idx] = v
 	}
-	if m.sparse == nil {
-		m.sparse = map[uint64]any{}
-	}
-	if _, ok := m.sparse[idx]; !ok {
-		m.memoN++
-	}
-	m.sparse[idx] = v
 	return nil
 }
 
 func (m *machine) get(idx uint64) error {
-	if idx < uint64(len(m.memo)) && m.isSet[idx] {
-		m.push(m.memo[idx])
-		return nil
+	v, ok := m.memo[idx]
+	if !ok {
+		return m.corrupt("memo GET of slot %d that was never PUT", idx)
 	}
-	if v, ok := m.sparse[idx]; ok {
-		m.push(v)
-		return nil
-	}
-	return m.corrupt("memo GET of slot %d that was never PUT", idx)
+	m.push(v)
+	return nil
 }
 
 func textIndex(l []byte) (uint64, bool) {
@@ -615,7 +600,7 @@ func (m *machine) step(op byte) error {
 		}
 		return m.put(idx)
 	case 0x94: // MEMOIZE
-		return m.put(uint64(m.memoN))
+		return m.put(uint64(m.slots.n))
 	case 'h': // BINGET
 		idx, err := m.uint(1)
 		if err != nil {

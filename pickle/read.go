@@ -219,14 +219,14 @@ func (c *fileReader) decodePickle(d *decoder, off, size int64, lim Limits) (chec
 	if _, err := c.src.ReadAt(data, off); err != nil {
 		return nil, 0, fmt.Errorf("%w: reading %s: %v", ErrTruncated, d.record, err)
 	}
-	n, memo, proto, err := scanPickleBytes(data, lim)
+	n, read, proto, err := scanPickleBytes(data, lim)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", d.record, err)
 	}
 	if n != size {
 		return nil, 0, fmt.Errorf("%w: %s has %d bytes after its STOP opcode", ErrCorrupt, d.record, size-n)
 	}
-	d.memo = memo
+	d.read = read
 	v, err := d.unpickle(data) // the last use of data: it is garbage while the tree is built
 	if err != nil {
 		return nil, 0, err

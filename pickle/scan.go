@@ -70,6 +70,7 @@ type scanner struct {
 	marks []int // saved stack heights
 	total int   // values and marks on the whole stack
 	memo  memoSet
+	read  memoSet // slots some GET reads
 	proto int
 }
 
@@ -232,6 +233,7 @@ func (s *scanner) get(idx uint64) error {
 	if !s.memo.has(idx) {
 		return fmt.Errorf("%w: memo GET of slot %d that was never PUT", ErrCorrupt, idx)
 	}
+	s.read.add(idx)
 	return s.push(1)
 }
 
@@ -489,11 +491,14 @@ func (s *scanner) skipPush(n uint64) error {
 	return s.push(1)
 }
 
-// scanPickleBytes is scanPickleMemo of a pickle held in memory, read in place.
-func scanPickleBytes(data []byte, lim Limits) (n int64, memo, proto int, err error) {
+// scanPickleBytes scans a pickle held in memory, in place. Besides its length and
+// protocol it returns the memo slots some GET reads: the machine keeps only those, so
+// that the many objects a pickler memoizes and never refers to again are garbage as soon
+// as they are used.
+func scanPickleBytes(data []byte, lim Limits) (n int64, read *memoSet, proto int, err error) {
 	s := scanner{buf: data, avail: int64(len(data)), lim: lim}
 	n, err = s.run()
-	return n, s.memo.n, s.proto, err
+	return n, &s.read, s.proto, err
 }
 
 // scanStream scans one pickle at the start of r (at most avail bytes) and returns its length.

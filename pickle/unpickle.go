@@ -18,7 +18,7 @@ type decoder struct {
 	storages map[string]*checkpoint.Storage
 	order    []*checkpoint.Storage // storages in order of first appearance
 	lim      Limits
-	memo     int // memo slots the pickle fills (from scanPickle), to size the memo once
+	read     *memoSet // the memo slots some GET reads (from scanPickleBytes)
 	legacy   bool
 }
 
@@ -32,7 +32,7 @@ func (d *decoder) unpickle(data []byte) (v checkpoint.Value, err error) {
 			v, err = nil, fmt.Errorf("%w: %s: %s", ErrCorrupt, d.record, brief(r))
 		}
 	}()
-	v, err = d.run(data, d.memo)
+	v, err = d.run(data, d.read)
 	if err != nil {
 		return nil, d.wrap(err)
 	}

@@ -29,8 +29,8 @@ func walkSize(root checkpoint.Value, limit, maxDepth int) (int, bool) {
 	var size func(v checkpoint.Value, depth int) measure
 	size = func(v checkpoint.Value, depth int) measure {
 		entries, items, ok := checkpoint.Children(v)
-		if !ok {
-			return measure{1, 0}
+		if !ok || len(entries) == 0 && len(items) == 0 {
+			return measure{1, 0} // a leaf, or an empty container (each tensor's hooks)
 		}
 		if m, ok := counted[v]; ok {
 			if depth+m.height > maxDepth {
