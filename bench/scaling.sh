@@ -194,7 +194,8 @@ if ((WRITE)); then
 		    text = open(path).read()
 		except FileNotFoundError:
 		    text = "# Benchmarks\n"
-		m = re.search(r"^## Scaling: .*?(?=^## |\Z)", text, flags=re.S | re.M)
+		# The section ends at the next heading, or at the comment line that introduces it.
+		m = re.search(r"^## Scaling: .*?(?=^<!--[^\n]*-->\n## |^## |\Z)", text, flags=re.S | re.M)
 		if m:
 		    text = text[:m.start()] + section + ("\n" if m.end() < len(text) else "") + text[m.end():]
 		else:

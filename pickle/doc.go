@@ -10,8 +10,8 @@
 // writes on a CPU can hold (wrapper subclasses, device tensors) fail with ErrUnsupported,
 // naming what they build. Only data.pkl and the container's directory are read; tensor
 // bytes stay in the file, referenced by Storage values, until Save copies them or a caller
-// decodes them through checkpoint.Checkpoint.StorageReader. The pickle runs through gopickle's
-// machine with hooks that record, never execute: a global outside the allowlist of torch's
+// decodes them through checkpoint.Checkpoint.StorageReader. The pickle runs through a machine
+// (machine.go) that records, never executes: a global outside the allowlist of torch's
 // weights_only loader is refused with a *GlobalError, and every length the file declares is
 // checked against the bytes it holds before anything is allocated (see Limits).
 //

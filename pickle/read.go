@@ -2,7 +2,6 @@ package pickle
 
 import (
 	"archive/zip"
-	"bytes"
 	"errors"
 	"fmt"
 	"github.com/pt2conv/pt2conv/checkpoint"
@@ -105,17 +104,28 @@ func (c *fileReader) readZip(lim Limits) error {
 		return err
 	}
 	c.format, c.arch.Prefix = FormatZip, prefix
-	c.arch.storageKeys = map[int64]string{}
-	seen := map[string]bool{}
-	storageRecords := map[string]zipRecord{}
+	c.arch.storageKeys = make(map[int64]string, len(zr.File))
+	// One map per kind of record, sized once: these are the per-record costs of opening a
+	// checkpoint of many tensors.
+	storageRecords := make(map[string]zipRecord, len(zr.File))
+	otherNames := map[string]bool{}
 	var pkl *zipRecord
 	sawData := false
+	top := prefix + "/"
 	for _, f := range zr.File {
-		rel := strings.TrimPrefix(f.Name, prefix+"/")
-		if seen[rel] {
+		rel := strings.TrimPrefix(f.Name, top)
+		key, isData := strings.CutPrefix(rel, "data/")
+		var twice bool
+		if isData {
+			_, twice = storageRecords[key]
+			storageRecords[key] = zipRecord{name: rel} // seen; the record itself comes below
+		} else {
+			twice = otherNames[rel]
+			otherNames[rel] = true
+		}
+		if twice {
 			return fmt.Errorf("%w: record %q appears twice", ErrCorrupt, f.Name)
 		}
-		seen[rel] = true
 		if strings.HasSuffix(rel, "/") && f.UncompressedSize64 == 0 {
 			continue // a directory entry
 		}
@@ -139,10 +149,10 @@ func (c *fileReader) readZip(lim Limits) error {
 		switch {
 		case rel == "data.pkl":
 			pkl = &rec
-		case strings.HasPrefix(rel, "data/"):
+		case isData:
 			sawData = true
-			storageRecords[strings.TrimPrefix(rel, "data/")] = rec
-			c.arch.storageKeys[off] = strings.TrimPrefix(rel, "data/")
+			storageRecords[key] = rec
+			c.arch.storageKeys[off] = key
 		default:
 			c.arch.Records = append(c.arch.Records, Record{Name: rel, BeforeData: !sawData, offset: off, size: rec.size, crc32: f.CRC32})
 		}
@@ -209,14 +219,14 @@ func (c *fileReader) decodePickle(d *decoder, off, size int64, lim Limits) (chec
 	if _, err := c.src.ReadAt(data, off); err != nil {
 		return nil, 0, fmt.Errorf("%w: reading %s: %v", ErrTruncated, d.record, err)
 	}
-	n, memo, proto, err := scanPickleMemo(bytes.NewReader(data), size, lim)
+	n, read, proto, err := scanPickleBytes(data, lim)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", d.record, err)
 	}
 	if n != size {
 		return nil, 0, fmt.Errorf("%w: %s has %d bytes after its STOP opcode", ErrCorrupt, d.record, size-n)
 	}
-	d.objects = memo
+	d.read = read
 	v, err := d.unpickle(data) // the last use of data: it is garbage while the tree is built
 	if err != nil {
 		return nil, 0, err

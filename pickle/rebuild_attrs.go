@@ -109,12 +109,24 @@ func (d *decoder) oldTensor(args []checkpoint.Value) (checkpoint.Value, error) {
 	return t, nil
 }
 
-// PyNew answers NEWOBJ (cls.__new__(cls, *args)). torch's weights_only loader accepts it for
-// nn.Parameter, but neither torch 1.x nor 2.x writes it: Parameter.__reduce_ex__ goes
-// through _rebuild_parameter. Other allowed classes cannot be created this way at all.
-func (p *pyGlobal) PyNew(args ...any) (any, error) {
-	if p.g.String() == "torch.nn.parameter.Parameter" {
-		return nil, fmt.Errorf("%w: an nn.Parameter created by NEWOBJ rather than torch._utils._rebuild_parameter, which torch.save never writes", ErrUnsupported)
+// newObject answers NEWOBJ and NEWOBJ_EX (cls.__new__(cls, *args)). torch's weights_only
+// loader accepts NEWOBJ for nn.Parameter, but neither torch 1.x nor 2.x writes it:
+// Parameter.__reduce_ex__ goes through _rebuild_parameter. Other allowed classes cannot be
+// created this way at all, and anything else on the stack is not a class.
+func (m *machine) newObject(op byte) error {
+	n := 2 // cls, args
+	if op == 0x92 {
+		n = 3 // cls, args, kwargs
 	}
-	return nil, fmt.Errorf("%w: NEWOBJ of %s", ErrCorrupt, p.g)
+	if len(m.stack) < n {
+		return m.corrupt("NEWOBJ with %d values on the stack", len(m.stack))
+	}
+	cls := m.stack[len(m.stack)-n]
+	if g, ok := cls.(*pyGlobal); ok {
+		if g.g.String() == "torch.nn.parameter.Parameter" {
+			return fmt.Errorf("%w: %s: an nn.Parameter created by NEWOBJ rather than torch._utils._rebuild_parameter, which torch.save never writes", ErrUnsupported, m.d.record)
+		}
+		return m.corrupt("NEWOBJ of %s", g.g)
+	}
+	return m.corrupt("NEWOBJ of a %s", kindOf(cls))
 }

@@ -58,9 +58,13 @@ func findRun(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) *storageR
 			return nil
 		}
 	}
+	// The headers lie in order between the storages: a cached block answers hundreds of
+	// these reads for small storages.
+	_, size := c.Source()
+	headers := newBlockReader(src, size)
 	for i := 1; i < len(sorted); i++ {
 		prevEnd := sorted[i-1].Offset + sorted[i-1].ByteLen()
-		h, ok := localHeaderBefore(src, prevEnd, sorted[i].Offset, a.Prefix+"/data/"+sorted[i].Key)
+		h, ok := localHeaderBefore(headers, prevEnd, sorted[i].Offset, a.Prefix+"/data/"+sorted[i].Key)
 		if !ok {
 			return nil
 		}
@@ -73,7 +77,13 @@ func findRun(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) *storageR
 // data, right after the data descriptor of the record ending at prevEnd. Descriptors take
 // 12 to 24 bytes (with or without their signature, with 32- or 64-bit sizes), or none.
 func localHeaderBefore(src io.ReaderAt, prevEnd, data int64, name string) (int64, bool) {
-	buf := make([]byte, localHeaderLen+len(name))
+	var stack [localHeaderLen + 64]byte
+	buf := stack[:0]
+	if n := localHeaderLen + len(name); n <= len(stack) {
+		buf = stack[:n]
+	} else {
+		buf = make([]byte, n)
+	}
 	for _, gap := range []int64{16, 24, 12, 20, 0} {
 		h := prevEnd + gap
 		if h+int64(len(buf)) > data {

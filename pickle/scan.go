@@ -37,10 +37,9 @@ var DefaultLimits = Limits{
 }
 
 // scanPickle walks the opcodes of one pickle without building anything, checks it
-// against the limits, and returns its length in bytes (through STOP). The gopickle
-// machine that later builds the objects trusts declared lengths and allocates them up
-// front, and answers a GET of a never-PUT memo slot with None; this pass makes both
-// impossible. avail is how many bytes the source can still deliver.
+// against the limits, and returns its length in bytes (through STOP). Nothing is
+// allocated for what the pickle claims until this pass has seen it hold together: the
+// machine that then builds the objects (machine.go) runs only on a pickle that passed. avail is how many bytes the source can still deliver.
 func scanPickle(r io.ByteReader, avail int64, lim Limits) (int64, error) {
 	n, _, _, err := scanPickleMemo(r, avail, lim)
 	return n, err
@@ -63,6 +62,7 @@ var protocol1Ops = [256]bool{'J': true, 'K': true, 'M': true, 'Q': true, 'T': tr
 
 type scanner struct {
 	r     io.ByteReader
+	buf   []byte // the whole source, when it is in memory: read directly, not through r
 	avail int64
 	pos   int64
 	lim   Limits
@@ -70,6 +70,7 @@ type scanner struct {
 	marks []int // saved stack heights
 	total int   // values and marks on the whole stack
 	memo  memoSet
+	read  memoSet // slots some GET reads
 	proto int
 }
 
@@ -113,6 +114,14 @@ func (s *scanner) byte1() (byte, error) {
 	if s.pos >= s.avail {
 		return 0, errShort
 	}
+	if s.buf != nil {
+		if s.pos >= int64(len(s.buf)) {
+			return 0, errShort
+		}
+		b := s.buf[s.pos]
+		s.pos++
+		return b, nil
+	}
 	b, err := s.r.ReadByte()
 	if err != nil {
 		return 0, errShort
@@ -127,6 +136,13 @@ func (s *scanner) skip(n uint64) error {
 	}
 	if n > uint64(s.lim.MaxPickleBytes) {
 		return fmt.Errorf("%w: a %d-byte argument", ErrLimit, n)
+	}
+	if s.buf != nil {
+		if n > uint64(int64(len(s.buf))-s.pos) {
+			return errShort
+		}
+		s.pos += int64(n)
+		return nil
 	}
 	for i := uint64(0); i < n; i++ {
 		if _, err := s.byte1(); err != nil {
@@ -217,6 +233,7 @@ func (s *scanner) get(idx uint64) error {
 	if !s.memo.has(idx) {
 		return fmt.Errorf("%w: memo GET of slot %d that was never PUT", ErrCorrupt, idx)
 	}
+	s.read.add(idx)
 	return s.push(1)
 }
 
@@ -472,6 +489,16 @@ func (s *scanner) skipPush(n uint64) error {
 		return err
 	}
 	return s.push(1)
+}
+
+// scanPickleBytes scans a pickle held in memory, in place. Besides its length and
+// protocol it returns the memo slots some GET reads: the machine keeps only those, so
+// that the many objects a pickler memoizes and never refers to again are garbage as soon
+// as they are used.
+func scanPickleBytes(data []byte, lim Limits) (n int64, read *memoSet, proto int, err error) {
+	s := scanner{buf: data, avail: int64(len(data)), lim: lim}
+	n, err = s.run()
+	return n, &s.read, s.proto, err
 }
 
 // scanStream scans one pickle at the start of r (at most avail bytes) and returns its length.

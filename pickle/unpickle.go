@@ -1,7 +1,6 @@
 package pickle
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"github.com/pt2conv/pt2conv/checkpoint"
@@ -11,37 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	gopickle "github.com/nlpodyssey/gopickle/pickle"
-	"github.com/nlpodyssey/gopickle/types"
 )
-
-// pyGlobal is what the pickle machine holds for an allowed global. Calling it records the
-// call; the conversion pass decides what the call means, so nothing runs while unpickling.
-type pyGlobal struct {
-	g    *checkpoint.Global
-	role globalRole
-}
-
-func (p *pyGlobal) Call(args ...any) (any, error) {
-	return &pyCall{fn: p, args: args}, nil
-}
-
-// pyCall is a REDUCE of an allowed global, with the state of a later BUILD.
-type pyCall struct {
-	fn       *pyGlobal
-	args     []any
-	state    any
-	hasState bool
-}
-
-func (c *pyCall) PySetState(state any) error {
-	if c.hasState {
-		return fmt.Errorf("%w: %s built twice", ErrCorrupt, c.fn.g)
-	}
-	c.state, c.hasState = state, true
-	return nil
-}
 
 // decoder turns one pickle into the object model.
 type decoder struct {
@@ -49,43 +18,28 @@ type decoder struct {
 	storages map[string]*checkpoint.Storage
 	order    []*checkpoint.Storage // storages in order of first appearance
 	lim      Limits
-	seen     map[any]checkpoint.Value // gopickle object -> converted value, keeps sharing and cuts cycles
-	objects  int                      // memo entries the pickle makes: about len(seen), to size it once
+	read     *memoSet // the memo slots some GET reads (from scanPickleBytes)
 	legacy   bool
 }
 
-// unpickle runs data (already checked by scanPickle) through gopickle with hooks that
-// only record what the pickle asks for, then converts the result.
+// unpickle runs data, already checked by scanPickle, through the pickle machine
+// (machine.go), which records what the pickle asks for and never runs anything.
 func (d *decoder) unpickle(data []byte) (v checkpoint.Value, err error) {
 	defer func() {
-		// gopickle panics on some malformed inputs (unhashable dict keys, ...): report them
-		// as a corrupt pickle rather than crash.
+		// The machine checks what it reads, but a corrupt pickle must never crash the
+		// command: a panic is reported as the file being corrupt.
 		if r := recover(); r != nil {
 			v, err = nil, fmt.Errorf("%w: %s: %s", ErrCorrupt, d.record, brief(r))
 		}
 	}()
-	raw, err := d.load(data)
+	v, err = d.run(data, d.read)
 	if err != nil {
 		return nil, d.wrap(err)
 	}
-	d.seen = make(map[any]checkpoint.Value, d.objects)
-	v, err = d.convert(raw, 0)
-	if err != nil {
-		return nil, err
-	}
-	if n := walkSize(v, d.lim.MaxObjects); n > d.lim.MaxObjects {
-		return nil, fmt.Errorf("%w: %s: objects shared so often that walking them visits more than %d values", ErrLimit, d.record, d.lim.MaxObjects)
+	if err := checkTree(v, d.lim); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrLimit, d.record, err)
 	}
 	return v, nil
-}
-
-// load runs the pickle machine. Its memo and input die when it returns, before convert
-// builds the object model, so the two trees are not held together with them.
-func (d *decoder) load(data []byte) (any, error) {
-	u := gopickle.NewUnpickler(bytes.NewReader(data))
-	u.FindClass = d.findClass
-	u.PersistentLoad = d.persistentLoad
-	return u.Load()
 }
 
 func (d *decoder) wrap(err error) error {
@@ -111,7 +65,7 @@ func brief(v any) string {
 	return q[1 : len(q)-1]
 }
 
-func (d *decoder) findClass(module, name string) (any, error) {
+func (d *decoder) findClass(module, name string) (*pyGlobal, error) {
 	if !isDottedName(module) || !isDottedName(name) {
 		// Not a name Python could import; quoted so that it cannot break the error line.
 		return nil, fmt.Errorf("%w: %s: global %q %q is not a Python name", ErrCorrupt, d.record, module, name)
@@ -142,242 +96,53 @@ func isDottedName(s string) bool {
 	return true
 }
 
-func (d *decoder) persistentLoad(pid any) (any, error) {
+func (d *decoder) persistentLoad(pid checkpoint.Value) (*checkpoint.Storage, error) {
 	if _, ok := pid.(string); ok {
 		// Protocol 0 can only write a persistent id as a line of text; torch.load cannot
 		// read such a file either.
 		return nil, fmt.Errorf("%w: %s: pickle protocol 0 (storage references written as text, which torch.load cannot read back); save the file again with torch.save's default protocol", ErrUnsupported, d.record)
 	}
-	t, ok := pid.(*types.Tuple)
-	if !ok || t.Len() < 5 || t.Get(0) != "storage" {
+	t, ok := pid.(*checkpoint.Tuple)
+	if !ok || len(t.Items) < 5 || t.Items[0] != "storage" {
 		return nil, fmt.Errorf("%w: %s: persistent id %s is not a storage reference", ErrCorrupt, d.record, brief(pid))
 	}
-	cls, ok := t.Get(1).(*pyGlobal)
-	if !ok || cls.role != roleStorage {
+	cls, ok := t.Items[1].(*checkpoint.Global)
+	if ok {
+		role, _ := roleOf(cls.Module, cls.Name)
+		ok = role == roleStorage
+	}
+	if !ok {
 		return nil, fmt.Errorf("%w: %s: storage reference without a storage class", ErrCorrupt, d.record)
 	}
-	kind, _ := checkpoint.KindOfClass(cls.g.Name)
-	key, ok1 := t.Get(2).(string)
-	loc, ok2 := t.Get(3).(string)
-	numel, ok3 := t.Get(4).(int)
-	if n, ok := t.Get(4).(*big.Int); ok && ok1 && n.Sign() > 0 {
+	kind, _ := checkpoint.KindOfClass(cls.Name)
+	key, ok1 := t.Items[2].(string)
+	loc, ok2 := t.Items[3].(string)
+	numel, ok3 := t.Items[4].(int64)
+	if n, ok := t.Items[4].(*big.Int); ok && ok1 && n.Sign() > 0 {
 		return nil, fmt.Errorf("%w: %s: storage %q claims %s elements", ErrLimit, d.record, key, n)
 	}
 	if !ok1 || !ok2 || !ok3 || key == "" || numel < 0 {
 		return nil, fmt.Errorf("%w: %s: malformed storage reference %s", ErrCorrupt, d.record, brief(pid))
 	}
-	if t.Len() > 5 && t.Get(5) != nil {
+	if len(t.Items) > 5 && t.Items[5] != nil {
 		return nil, fmt.Errorf("%w: %s: storage %q is a view into another storage (legacy torch < 0.4 layout)", ErrUnsupported, d.record, key)
 	}
-	if t.Len() > 6 {
+	if len(t.Items) > 6 {
 		return nil, fmt.Errorf("%w: %s: malformed storage reference %s", ErrCorrupt, d.record, brief(pid))
 	}
 	if uint64(numel) > math.MaxInt64/uint64(kind.ItemSize()) {
 		return nil, fmt.Errorf("%w: %s: storage %q claims %d elements", ErrLimit, d.record, key, numel)
 	}
 	if s, ok := d.storages[key]; ok {
-		if s.Kind != kind || s.Len != int64(numel) {
+		if s.Kind != kind || s.Len != numel {
 			return nil, fmt.Errorf("%w: %s: storage %q referenced as %s[%d] and as %s[%d]", ErrCorrupt, d.record, key, s.Kind, s.Len, kind, numel)
 		}
 		return s, nil
 	}
-	s := &checkpoint.Storage{Kind: kind, Key: key, Location: loc, Len: int64(numel)}
+	s := &checkpoint.Storage{Kind: kind, Key: key, Location: loc, Len: numel}
 	d.storages[key] = s
 	d.order = append(d.order, s)
 	return s, nil
-}
-
-// convert maps gopickle's values to the object model.
-func (d *decoder) convert(v any, depth int) (checkpoint.Value, error) {
-	if depth > d.lim.MaxDepth {
-		return nil, fmt.Errorf("%w: %s: objects nested deeper than %d levels", ErrLimit, d.record, d.lim.MaxDepth)
-	}
-	switch x := v.(type) {
-	case nil, bool, float64, string, *checkpoint.Storage:
-		return x, nil
-	case int:
-		return int64(x), nil
-	case *big.Int:
-		if x.IsInt64() {
-			return x.Int64(), nil
-		}
-		return x, nil
-	case []byte:
-		return checkpoint.Bytes(x), nil
-	}
-	if out, ok := d.seen[v]; ok {
-		return out, nil
-	}
-	switch x := v.(type) {
-	case *types.List:
-		l := &checkpoint.List{Items: make([]checkpoint.Value, 0, len(*x))}
-		d.seen[v] = l
-		for _, it := range *x {
-			c, err := d.convert(it, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			l.Items = append(l.Items, c)
-		}
-		*x = nil // see release
-		return l, nil
-	case *types.Tuple:
-		t := &checkpoint.Tuple{Items: make([]checkpoint.Value, 0, len(*x))}
-		d.seen[v] = t
-		for _, it := range *x {
-			c, err := d.convert(it, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			t.Items = append(t.Items, c)
-		}
-		*x = nil // see release
-		return t, nil
-	case *types.Dict:
-		dict := &checkpoint.Dict{}
-		d.seen[v] = dict
-		entries, err := d.entries(func(yield func(k, v any) error) error {
-			for _, e := range *x {
-				if err := yield(e.Key, e.Value); err != nil {
-					return err
-				}
-			}
-			return nil
-		}, depth)
-		dict.Entries = entries
-		*x = nil // see release
-		return dict, err
-	case *types.OrderedDict:
-		od := &checkpoint.OrderedDict{}
-		d.seen[v] = od
-		entries, err := d.entries(func(yield func(k, v any) error) error {
-			for el := x.List.Front(); el != nil; el = el.Next() {
-				e := el.Value.(*types.OrderedDictEntry)
-				if err := yield(e.Key, e.Value); err != nil {
-					return err
-				}
-			}
-			return nil
-		}, depth)
-		if err != nil {
-			return nil, err
-		}
-		od.Entries = entries
-		if len(x.PyDict) > 0 {
-			state := &checkpoint.Dict{}
-			for _, k := range sortedKeys(x.PyDict) {
-				c, err := d.convert(x.PyDict[k], depth+1)
-				if err != nil {
-					return nil, err
-				}
-				state.Entries = append(state.Entries, checkpoint.Entry{Key: k, Value: c})
-			}
-			od.State = state
-		}
-		x.Map, x.List, x.PyDict = nil, nil, nil // see release
-		return od, nil
-	case *pyGlobal:
-		return d.global(x)
-	case *pyCall:
-		return d.call(x, depth)
-	case *types.Set:
-		// EMPTY_SET/ADDITEMS (protocol 4 and up). Kept as the call protocol 2 writes,
-		// set([items]), which is how it is saved again.
-		items := &checkpoint.List{}
-		d.seen[v] = &checkpoint.Call{Func: &checkpoint.Global{Module: "__builtin__", Name: "set"}, Args: &checkpoint.Tuple{Items: []checkpoint.Value{items}}}
-		for k := range *x {
-			c, err := d.convert(k, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			items.Items = append(items.Items, c)
-		}
-		return d.seen[v], nil
-	case *types.FrozenSet:
-		return nil, fmt.Errorf("%w: %s: a frozenset, which torch's weights_only loader refuses too", ErrUnsupported, d.record)
-	case *types.ByteArray:
-		// BYTEARRAY8 (protocol 5); kept as protocol 2 writes it: bytearray(bytes), or
-		// bytearray() when empty.
-		args := &checkpoint.Tuple{}
-		if len(*x) > 0 {
-			args.Items = []checkpoint.Value{checkpoint.Bytes(append([]byte(nil), *x...))}
-		}
-		return &checkpoint.Call{Func: &checkpoint.Global{Module: "__builtin__", Name: "bytearray"}, Args: args}, nil
-	case *types.Reconstructor:
-		return nil, &GlobalError{Module: "copy_reg", Name: "_reconstructor", Record: d.record}
-	case *types.ObjectClass:
-		return nil, &GlobalError{Module: "__builtin__", Name: "object", Record: d.record}
-	case *types.OrderedDictClass:
-		return &checkpoint.Global{Module: "collections", Name: "OrderedDict"}, nil
-	}
-	return nil, fmt.Errorf("%w: %s: unexpected value of Go type %T", ErrUnsupported, d.record, v)
-}
-
-// global is an allowed global used as a value rather than called: torch's loader hands out
-// the object itself, whatever it is (a dtype, a class, the rebuild function that
-// _rebuild_from_type_v2 is given), so pt2conv keeps its name.
-func (d *decoder) global(x *pyGlobal) (checkpoint.Value, error) {
-	if out, ok := d.seen[x]; ok {
-		return out, nil
-	}
-	d.seen[x] = x.g
-	return x.g, nil
-}
-
-type entryIter func(yield func(k, v any) error) error
-
-// entries converts dict entries; a key set twice keeps its first position and last value,
-// as in Python.
-func (d *decoder) entries(iter entryIter, depth int) ([]checkpoint.Entry, error) {
-	var out []checkpoint.Entry
-	index := map[any]int{}
-	err := iter(func(k, v any) error {
-		ck, err := d.convert(k, depth+1)
-		if err != nil {
-			return err
-		}
-		cv, err := d.convert(v, depth+1)
-		if err != nil {
-			return err
-		}
-		switch ck.(type) {
-		case string, int64, bool, nil, float64:
-			if i, ok := index[ck]; ok {
-				out[i].Value = cv
-				return nil
-			}
-			index[ck] = len(out)
-		}
-		out = append(out, checkpoint.Entry{Key: ck, Value: cv})
-		return nil
-	})
-	return out, err
-}
-
-func (d *decoder) call(c *pyCall, depth int) (checkpoint.Value, error) {
-	args := make([]checkpoint.Value, len(c.args))
-	for i, a := range c.args {
-		v, err := d.convert(a, depth+1)
-		if err != nil {
-			return nil, err
-		}
-		args[i] = v
-	}
-	var state checkpoint.Value
-	if c.hasState {
-		s, err := d.convert(c.state, depth+1)
-		if err != nil {
-			return nil, err
-		}
-		state = s
-	}
-	out, err := d.build(c.fn, args, state, c.hasState)
-	if err != nil {
-		return nil, err
-	}
-	d.seen[c] = out
-	c.args, c.state = nil, nil // see release
-	return out, nil
 }
 
 // build gives the value a REDUCE of an allowed global makes from its converted arguments
@@ -429,11 +194,6 @@ func (d *decoder) build(fn *pyGlobal, args []checkpoint.Value, state checkpoint.
 	}
 	return out, nil
 }
-
-// release: once a container or call of the pickle machine is converted, any further
-// reference to it is answered from d.seen, so its contents are never read again. convert
-// drops them right away, which lets the machine's objects go while the object model is
-// built instead of holding both trees in full.
 
 func (d *decoder) tensor(args []checkpoint.Value) (checkpoint.Value, error) {
 	if len(args) < 6 {

@@ -134,23 +134,47 @@ func identityOf(t *checkpoint.Tensor) tensorIdentity {
 	return tensorIdentity{t.Storage, t.Offset, shape(t.Size) + shape(t.Stride)}
 }
 
-// params lists the dict's parameters in model.parameters() order.
+// params lists the dict's parameters in model.parameters() order. Only tensors that share
+// a storage with another entry can be tied, so only those are told apart by identityOf,
+// which renders their view; the others, nearly all, cost a pointer lookup.
 func (d *stateDict) params() []*param {
-	var out []*param
-	seen := map[tensorIdentity]*param{}
+	type entry struct {
+		key    string
+		tensor *checkpoint.Tensor
+	}
+	var tensors []entry
+	views := make(map[*checkpoint.Storage]int, len(d.entries))
 	for _, e := range d.entries {
 		k := e.Key.(string)
 		t, ok := checkpoint.AsTensor(e.Value)
 		if !ok || isBuffer(k) {
 			continue
 		}
-		id := identityOf(t)
-		if p := seen[id]; p != nil {
-			p.keys = append(p.keys, k)
-			continue
+		tensors = append(tensors, entry{k, t})
+		views[t.Storage]++
+	}
+	out := make([]*param, 0, len(tensors))
+	slab := make([]param, len(tensors)) // one allocation for all, rather than one each
+	keys := make([]string, len(tensors))
+	var seen map[tensorIdentity]*param
+	for i, e := range tensors {
+		var id tensorIdentity
+		if views[e.tensor.Storage] > 1 {
+			id = identityOf(e.tensor)
+			if p := seen[id]; p != nil {
+				p.keys = append(p.keys, e.key)
+				continue
+			}
 		}
-		p := &param{keys: []string{k}, tensor: t}
-		seen[id] = p
+		keys[i] = e.key
+		p := &slab[i]
+		p.keys, p.tensor = keys[i:i+1:i+1], e.tensor
+		if views[e.tensor.Storage] > 1 {
+			if seen == nil {
+				seen = map[tensorIdentity]*param{}
+			}
+			seen[id] = p
+		}
 		out = append(out, p)
 	}
 	return out

@@ -131,7 +131,7 @@ func (r *reporter) finish() error {
 			return withKind(kindIO, werr)
 		}
 	case r.o.single:
-		printResult(r.stdout, r.results[0])
+		_ = buffered(r.stdout, func(w io.Writer) error { printResult(w, r.results[0]); return nil })
 	default:
 		printSummary(r.stdout, r.o.dryRun, len(r.results), r.counts)
 	}

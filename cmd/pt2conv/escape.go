@@ -13,6 +13,9 @@ import (
 // %q would. Printable text, quotes, backslashes and non-ASCII letters stay as they are. JSON
 // output does not use it: encoding/json escapes on its own.
 func escapeText(s string) string {
+	if printableASCII(s) {
+		return s // nearly every name: no copy (tables list 100,000 of them)
+	}
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
@@ -28,6 +31,15 @@ func escapeText(s string) string {
 		i += size
 	}
 	return b.String()
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // shellQuote quotes a --layer argument for pasting into a POSIX shell when it holds

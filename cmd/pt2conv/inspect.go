@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/pt2conv/pt2conv/checkpoint"
@@ -86,7 +87,8 @@ FILE is a .pt/.pth/.bin file, a .safetensors file or a sharded checkpoint's inde
 				return writeJSON(cmd.OutOrStdout(), newInspectDocument(args[0], rep, nil))
 			}
 			out := cmd.OutOrStdout()
-			return printInspect(out, rep, inspectView{candidatesOnly: onlyCandidates, width: outputWidth(out)})
+			view := inspectView{candidatesOnly: onlyCandidates, width: outputWidth(out)}
+			return buffered(out, func(w io.Writer) error { return printInspect(w, rep, view) })
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema in the README)")
@@ -122,7 +124,9 @@ func buildInspectReport(c *checkpoint.Checkpoint) *inspectReport {
 			rep.Shards = append(rep.Shards, s.File)
 		}
 	}
-	for _, nt := range checkpoint.Tensors(c.Root) {
+	tensors := checkpoint.Tensors(c.Root)
+	rep.Tensors = make([]tensorInfo, 0, len(tensors))
+	for _, nt := range tensors {
 		t := nt.Tensor
 		rep.Tensors = append(rep.Tensors, tensorInfo{
 			Path: nt.Path.String(), DType: t.Kind().DType(), Shape: nonNil(t.Size), Stride: nonNil(t.Stride),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,18 @@ func isTerminal(w io.Writer) bool {
 	}
 	f, ok := w.(*os.File)
 	return ok && ansiTerminal(f)
+}
+
+// buffered runs print on a buffer over w and flushes it: a table of 100,000 rows costs a
+// write call per cell otherwise. Only whole reports go through it; lines that must appear as
+// they happen (a batch's per-file lines) are written directly.
+func buffered(w io.Writer, print func(io.Writer) error) error {
+	b := bufio.NewWriterSize(w, 64<<10)
+	err := print(b)
+	if ferr := b.Flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 // printLine is the one-line outcome of a file in a batch; it names the input first.

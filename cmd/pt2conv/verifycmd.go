@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/pt2conv/pt2conv/checkpoint"
@@ -40,7 +41,7 @@ checkpoint's index. Exit 0 when every check passes, 1 when any fails, 2 on bad i
 					return withKind(kindIO, werr)
 				}
 			} else if rep != nil {
-				printVerify(cmd.OutOrStdout(), rep)
+				_ = buffered(cmd.OutOrStdout(), func(w io.Writer) error { printVerify(w, rep); return nil })
 			}
 			return err
 		},

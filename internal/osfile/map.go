@@ -34,6 +34,9 @@ func Map(f *os.File) (*Mapping, error) {
 	return &Mapping{data: data}, nil
 }
 
+// populateMin is the smallest range Populate asks the kernel to map ahead: 16 pages of 4 KiB.
+const populateMin = 64 << 10
+
 // Bytes returns the mapped file. Writing to it faults.
 func (m *Mapping) Bytes() []byte { return m.data }
 
@@ -50,9 +53,11 @@ func (m *Mapping) Close() error {
 // Populate asks the kernel to map the pages under [off, off+n) of the mapping in one call
 // rather than one fault at a time as they are first read (madvise MADV_POPULATE_READ on
 // linux ≥ 5.14). Pages not in the page cache are read from disk. It is only advice: errors
-// and a range outside the mapping are ignored, and elsewhere it does nothing.
+// and a range outside the mapping are ignored, and elsewhere it does nothing. So is a
+// range under populateMin bytes: its few faults cost no more than the call, and a
+// checkpoint of 100,000 small tensors would make 100,000 calls.
 func (m *Mapping) Populate(off, n int64) {
-	if off < 0 || n <= 0 || off > int64(len(m.data))-n {
+	if off < 0 || n < populateMin || off > int64(len(m.data))-n {
 		return
 	}
 	start := off / int64(os.Getpagesize()) * int64(os.Getpagesize())

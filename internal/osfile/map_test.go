@@ -13,7 +13,7 @@ import (
 
 func TestMap(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f")
-	want := bytes.Repeat([]byte("mapped "), 1000)
+	want := bytes.Repeat([]byte("mapped "), 20000)
 	if err := os.WriteFile(path, want, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,8 @@ func TestMap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Populate(5, 3000)             // inside: maps pages ahead
+	m.Populate(5, 100000)           // inside: maps pages ahead
+	m.Populate(5, 3000)             // small: left to faults
 	m.Populate(5, int64(len(want))) // past the end: ignored
 	if !bytes.Equal(m.Bytes(), want) {
 		t.Fatalf("mapped bytes differ from the file's")
