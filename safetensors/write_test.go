@@ -262,6 +262,7 @@ func TestStateDictRefusesWhatItCannotHold(t *testing.T) {
 		t.Errorf("meta tensor next to an int: %v, want ErrNotStateDict", err)
 	}
 }
+
 // TestDataPlacement checks where Write puts the data region: congruent modulo
 // osfile.CloneBlock to where the largest run of raw bytes lies in a source file, at the
 // cost of fewer than osfile.CloneBlock bytes of header, and with no more than the usual

@@ -186,6 +186,7 @@ func withSparse(b *ckBuilder, layout string) {
 		Layout: layout, Indices: []*checkpoint.Tensor{values}, Values: values,
 		Size: &checkpoint.Tuple{Items: []checkpoint.Value{int64(4)}}}})
 }
+
 // TestFirstDifferenceAt finds the first differing byte of two readers, on and around
 // chunk boundaries, and says which side could not be read.
 func TestFirstDifferenceAt(t *testing.T) {
