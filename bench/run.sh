@@ -69,34 +69,9 @@ TORCH_RUNS=${BENCH_TORCH_RUNS:-3}
 TORCH_VERIFY_RUNS=${BENCH_TORCH_VERIFY_RUNS:-2}
 INSPECT_RUNS=${BENCH_INSPECT_RUNS:-30}
 BIG_RUNS=${BENCH_BIG_RUNS:-2}
-OUT=${BENCH_OUT:-bench/out}
-TORCH113=${TORCH113:-/usr/bin/python3}
-T26_ROOT=${PT2CONV_TORCH26_ROOT:-/opt/torch26}
-GO=${GO:-go}
-TIME=/usr/bin/time
+. bench/lib.sh
+bench_setup run
 
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-SCRATCH=$(mktemp -d "$OUT/run.XXXXXX")
-T26_DIR=
-MOUNTS=()
-cleanup() {
-	local m
-	for m in "${MOUNTS[@]}"; do
-		[[ -n $m ]] || continue
-		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-	done
-	rm -rf "$SCRATCH"
-	if [[ -n $T26_DIR ]]; then rm -rf "$T26_DIR"; fi
-}
-trap cleanup EXIT
-
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-
-if [[ ! -x $TIME ]]; then
-	log "installing GNU time for peak RSS"
-	apt-get install -y time >/dev/null
-fi
 
 # --- measurement ------------------------------------------------------------------------
 
@@ -105,7 +80,6 @@ FAILURES=()
 # When ANON=1, measure also records the peak RssAnon (MiB) of the command's own process.
 ANON=0
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f\n", m }'; }
 
 # measure LABEL RUNS WARMUP PREP CMD...: runs PREP (a shell snippet, untimed) and then CMD,
 # WARMUP times untimed and RUNS times timed, and records WALL (s), CPU (s) and RSS (MiB).
@@ -260,25 +234,6 @@ fi
 
 COW_RUNS=${BENCH_COW_RUNS:-5}
 COW_FS=()
-# used_kib DIR: the file system's used space in KiB, after syncing it.
-used_kib() {
-	sync -f "$1/."
-	df -k --output=used "$1" | tail -n 1 | tr -d ' '
-}
-
-# space LABEL DIR CMD...: runs CMD once more and records the space it added on DIR's file
-# system (MiB); the output stays until the caller removes it.
-space() {
-	local label=$1 dir=$2 before after
-	shift 2
-	before=$(used_kib "$dir")
-	"$@" >/dev/null 2>&1 || {
-		SPACE[$label]=failed
-		return 0
-	}
-	after=$(used_kib "$dir")
-	SPACE[$label]=$(awk -v k=$((after - before)) 'BEGIN { printf "%.2f", k / 1024 }')
-}
 
 # cow FSTYPE MKFS...: formats a loop image, mounts it, copies the inputs in (without
 # sharing: they stand for files written there by torch) and times the copies and pt2conv.

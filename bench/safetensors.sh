@@ -21,31 +21,10 @@ WRITE=0
 [[ ${1:-} == --write ]] && WRITE=1
 RUNS=${BENCH_RUNS:-5}
 TORCH_RUNS=${BENCH_TORCH_RUNS:-3}
-OUT=${BENCH_OUT:-bench/out}
-TORCH113=${TORCH113:-/usr/bin/python3}
-T26_ROOT=${PT2CONV_TORCH26_ROOT:-/opt/torch26}
-GO=${GO:-go}
-TIME=/usr/bin/time
-
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-SCRATCH=$(mktemp -d "$OUT/st.XXXXXX")
-T26_DIR=
-MOUNTS=()
-cleanup() {
-	local m
-	for m in "${MOUNTS[@]}"; do
-		[[ -n $m ]] || continue
-		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-	done
-	rm -rf "$SCRATCH"
-	if [[ -n $T26_DIR ]]; then rm -rf "$T26_DIR"; fi
-}
-trap cleanup EXIT
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+. bench/lib.sh
+bench_setup st
 
 declare -A WALL CPU RSS SPACE
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f\n", m }'; }
 
 # measure LABEL RUNS PREP CMD...: one untimed warm-up, then RUNS timed runs, PREP (untimed)
 # before each; records the median wall and CPU time and the largest peak RSS.
@@ -114,24 +93,6 @@ measure "cp + fsync, .safetensors" "$RUNS" 'rm -f "$COPY"' sh -c 'cp "$1" "$2" &
 measure "pt2conv .safetensors -> .safetensors, Linear -> Conv2d" "$RUNS" 'rm -f "$STCONV"' "$PT2CONV" convert "$STIN" -o "$STCONV" "${HEAD[@]}"
 rm -f "$COPY" "$STCONV"
 
-# used_kib DIR: the file system's used space in KiB, after syncing it.
-used_kib() {
-	sync -f "$1/."
-	df -k --output=used "$1" | tail -n 1 | tr -d ' '
-}
-
-# space LABEL DIR CMD...: runs CMD once more and records the space it added (MiB).
-space() {
-	local label=$1 dir=$2 before after
-	shift 2
-	before=$(used_kib "$dir")
-	"$@" >/dev/null 2>&1 || {
-		SPACE[$label]=failed
-		return 0
-	}
-	after=$(used_kib "$dir")
-	SPACE[$label]=$(awk -v k=$((after - before)) 'BEGIN { printf "%.2f", k / 1024 }')
-}
 
 COW_FS=()
 # cow FSTYPE MKFS...: the header-only change, and pt -> safetensors, on a loop image of

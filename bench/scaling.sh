@@ -37,24 +37,10 @@ done
 COUNTS=${BENCH_SCALING_COUNTS:-1000 10000 100000}
 RUNS=${BENCH_SCALING_RUNS:-3}
 LIMIT=${BENCH_SCALING_TIMEOUT:-120}
-OUT=${BENCH_OUT:-bench/out}
-TORCH113=${TORCH113:-/usr/bin/python3}
-GO=${GO:-go}
-TIME=/usr/bin/time
+. bench/lib.sh
+bench_setup scaling
 
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-SCRATCH=$(mktemp -d "$OUT/scaling.XXXXXX")
-trap 'rm -rf "$SCRATCH"' EXIT
 
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-
-if [[ ! -x $TIME ]]; then
-	log "installing GNU time for peak RSS"
-	apt-get install -y time >/dev/null
-fi
-
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f\n", m }'; }
 
 declare -A WALL CPU RSS
 

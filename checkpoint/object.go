@@ -133,6 +133,18 @@ func (t *Tensor) NumElements() int64 {
 	return n
 }
 
+// ContiguousStrides are the row-major strides of size, in elements, as torch gives them (a
+// dimension of size 0 counts as 1).
+func ContiguousStrides(size []int64) []int64 {
+	stride := make([]int64, len(size))
+	n := int64(1)
+	for i := len(size) - 1; i >= 0; i-- {
+		stride[i] = n
+		n *= max(size[i], 1)
+	}
+	return stride
+}
+
 // IsContiguous reports whether the tensor's strides are the row-major strides of its sizes.
 func (t *Tensor) IsContiguous() bool {
 	want := int64(1)

@@ -585,32 +585,21 @@ func (m *machine) step(op byte) error {
 			return m.put(idx)
 		}
 		return m.get(idx)
-	case 'q': // BINPUT
-		idx, err := m.uint(1)
+	case 'q', 'r', 'h', 'j': // BINPUT LONG_BINPUT BINGET LONG_BINGET
+		width := 1
+		if op == 'r' || op == 'j' {
+			width = 4
+		}
+		idx, err := m.uint(width)
 		if err != nil {
 			return err
 		}
-		return m.put(idx)
-	case 'r': // LONG_BINPUT
-		idx, err := m.uint(4)
-		if err != nil {
-			return err
+		if op == 'q' || op == 'r' {
+			return m.put(idx)
 		}
-		return m.put(idx)
+		return m.get(idx)
 	case 0x94: // MEMOIZE
 		return m.put(uint64(m.slots.n))
-	case 'h': // BINGET
-		idx, err := m.uint(1)
-		if err != nil {
-			return err
-		}
-		return m.get(idx)
-	case 'j': // LONG_BINGET
-		idx, err := m.uint(4)
-		if err != nil {
-			return err
-		}
-		return m.get(idx)
 	default:
 		// INST OBJ EXT1 EXT2 EXT4 NEXT_BUFFER READONLY_BUFFER never reach here: scanPickle
 		// refuses them, and every other byte is no opcode.

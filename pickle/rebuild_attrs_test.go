@@ -15,13 +15,7 @@ func TestRebuildsRoundTrip(t *testing.T) {
 	i64 := &checkpoint.Storage{Kind: checkpoint.Int64, Key: "1", Location: "cpu", Len: 4}
 	u8 := &checkpoint.Storage{Kind: checkpoint.Uint8, Key: "2", Location: "cpu", Len: 4}
 	dense := func(s *checkpoint.Storage, off int64, size ...int64) *checkpoint.Tensor {
-		stride := make([]int64, len(size))
-		n := int64(1)
-		for i := len(size) - 1; i >= 0; i-- {
-			stride[i] = n
-			n *= size[i]
-		}
-		return &checkpoint.Tensor{Storage: s, Offset: off, Size: size, Stride: stride, Hooks: &checkpoint.OrderedDict{}}
+		return &checkpoint.Tensor{Storage: s, Offset: off, Size: size, Stride: checkpoint.ContiguousStrides(size), Hooks: &checkpoint.OrderedDict{}}
 	}
 	attrs := func(k string, v checkpoint.Value) *checkpoint.Dict {
 		return &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: k, Value: v}}}

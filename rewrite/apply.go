@@ -212,43 +212,42 @@ func (a *applier) replaceTensor(path checkpoint.Path, v checkpoint.Value, ch *Ch
 		return nil, fmt.Errorf("%w: %s: %v", ErrStalePlan, path, err)
 	}
 	key := tensorKey{old, fmt.Sprint(ch.NewSize, ch.NewStride)}
-	t := a.tensors[key]
-	if t == nil {
+	t := once(&a.tensors, key, func() *checkpoint.Tensor {
 		nt := *old
 		nt.Size = slices.Clone(ch.NewSize)
 		nt.Stride = slices.Clone(ch.NewStride)
-		t = &nt
-		a.tensors[key] = t
-	}
-	if at, ok := v.(*checkpoint.AttrTensor); ok {
+		return &nt
+	})
+	switch w := v.(type) {
+	case *checkpoint.AttrTensor:
 		// The attributes stay with the tensor, as torch keeps them across a view.
-		if a.attrs == nil {
-			a.attrs = map[tensorKey]*checkpoint.AttrTensor{}
-		}
-		na := a.attrs[key]
-		if na == nil {
-			cp := *at
+		return once(&a.attrs, key, func() *checkpoint.AttrTensor {
+			cp := *w
 			cp.Tensor = t
-			na = &cp
-			a.attrs[key] = na
-		}
-		return na, nil
+			return &cp
+		}), nil
+	case *checkpoint.Parameter:
+		return once(&a.params, key, func() *checkpoint.Parameter {
+			cp := *w
+			cp.Data = t
+			return &cp
+		}), nil
 	}
-	prm, isParam := v.(*checkpoint.Parameter)
-	if !isParam {
-		return t, nil
+	return t, nil
+}
+
+// once returns (*m)[key], making it with build the first time: a tensor reached twice (shared,
+// or a parameter's data seen again) gets one new value, so sharing survives the rewrite.
+func once[V any](m *map[tensorKey]*V, key tensorKey, build func() *V) *V {
+	if *m == nil {
+		*m = map[tensorKey]*V{}
 	}
-	if a.params == nil {
-		a.params = map[tensorKey]*checkpoint.Parameter{}
+	v := (*m)[key]
+	if v == nil {
+		v = build()
+		(*m)[key] = v
 	}
-	np := a.params[key]
-	if np == nil {
-		cp := *prm
-		cp.Data = t
-		np = &cp
-		a.params[key] = np
-	}
-	return np, nil
+	return v
 }
 
 // checkView refuses a change that is not a pure view: the new sizes must hold as many

@@ -14,15 +14,10 @@ import (
 func vggHead() *checkpoint.Checkpoint {
 	data := map[*checkpoint.Storage][]byte{}
 	tensor := func(size ...int64) *checkpoint.Tensor {
-		stride := make([]int64, len(size))
-		n := int64(1)
-		for i := len(size) - 1; i >= 0; i-- {
-			stride[i] = n
-			n *= size[i]
-		}
-		s := &checkpoint.Storage{Kind: checkpoint.Float32, Key: fmt.Sprint(len(data)), Location: "cpu", Len: n}
-		data[s] = make([]byte, 4*n)
-		return &checkpoint.Tensor{Storage: s, Size: size, Stride: stride, Hooks: &checkpoint.OrderedDict{}}
+		t := &checkpoint.Tensor{Size: size, Stride: checkpoint.ContiguousStrides(size), Hooks: &checkpoint.OrderedDict{}}
+		t.Storage = &checkpoint.Storage{Kind: checkpoint.Float32, Key: fmt.Sprint(len(data)), Location: "cpu", Len: t.NumElements()}
+		data[t.Storage] = make([]byte, 4*t.NumElements())
+		return t
 	}
 	sd := &checkpoint.OrderedDict{Entries: []checkpoint.Entry{
 		{Key: "features.0.weight", Value: tensor(8, 3, 3, 3)},

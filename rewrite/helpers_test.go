@@ -23,13 +23,8 @@ func (b *builder) storage(elems int64) *checkpoint.Storage {
 
 // tensor is a contiguous tensor of the given sizes over a new storage.
 func (b *builder) tensor(size ...int64) *checkpoint.Tensor {
-	t := &checkpoint.Tensor{Size: size, Stride: make([]int64, len(size)), Hooks: &checkpoint.OrderedDict{}}
-	n := int64(1)
-	for i := len(size) - 1; i >= 0; i-- {
-		t.Stride[i] = n
-		n *= size[i]
-	}
-	t.Storage = b.storage(n)
+	t := &checkpoint.Tensor{Size: size, Stride: checkpoint.ContiguousStrides(size), Hooks: &checkpoint.OrderedDict{}}
+	t.Storage = b.storage(t.NumElements())
 	return t
 }
 

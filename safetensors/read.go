@@ -122,21 +122,10 @@ func readHeader(r io.ReaderAt, size int64) (checkpoint.Value, *Header, error) {
 			Offset: h.DataStart() + int64(ti.begin),
 		}
 		od.Entries = append(od.Entries, checkpoint.Entry{Key: ti.name, Value: &checkpoint.Tensor{
-			Storage: s, Size: ti.shape, Stride: contiguousStrides(ti.shape), Hooks: &checkpoint.OrderedDict{},
+			Storage: s, Size: ti.shape, Stride: checkpoint.ContiguousStrides(ti.shape), Hooks: &checkpoint.OrderedDict{},
 		}})
 	}
 	return od, h, nil
-}
-
-// contiguousStrides are the row-major strides of shape, in elements.
-func contiguousStrides(shape []int64) []int64 {
-	st := make([]int64, len(shape))
-	acc := int64(1)
-	for i := len(shape) - 1; i >= 0; i-- {
-		st[i] = acc
-		acc *= max(shape[i], 1)
-	}
-	return st
 }
 
 // parseHeader decodes the header object, refusing duplicate keys, which encoding/json

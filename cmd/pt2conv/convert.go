@@ -351,8 +351,11 @@ func convertFile(ctx context.Context, j job, o *convertOptions, hooks fileHooks)
 		return finish(statusFailed, usageError(fmt.Errorf("%s is a sharded checkpoint: give -o DIR/NAME.index.json or --out-dir DIR", j.in)))
 	}
 	// Renames are checked before the plan, so a dry run reports them too; they apply after it,
-	// so --layer names the input's modules.
-	if _, res.Renamed, err = rewrite.RenameKeys(orig, o.renames); err != nil {
+	// so --layer names the input's modules. --verify proves the output against the input
+	// renamed alike.
+	renamedOrig, renamed, err := rewrite.RenameKeys(orig, o.renames)
+	res.Renamed = renamed
+	if err != nil {
 		return finish(statusFailed, withKind(kindBadInput, fmt.Errorf("%s: %w", j.in, err)))
 	}
 	converted := orig
@@ -408,25 +411,22 @@ func convertFile(ctx context.Context, j job, o *convertOptions, hooks fileHooks)
 	res.Bytes = &size
 	if o.verify {
 		stage(stageVerify)
-		if err := verifyWritten(orig, j, o, res); err != nil {
+		if err := verifyWritten(renamedOrig, j, o, res); err != nil {
 			return finish(statusFailed, err)
 		}
 	}
 	return finish(statusConverted, nil)
 }
 
-// verifyWritten reads the written file back and proves it against the input.
+// verifyWritten reads the written file back and proves it against the input (its keys renamed
+// as --rename asks).
 func verifyWritten(orig *checkpoint.Checkpoint, j job, o *convertOptions, res *fileResult) error {
 	written, err := ckptio.Open(j.out)
 	if err != nil {
 		return failed(fmt.Errorf("%s: reading back the written file: %w", j.out, err))
 	}
 	defer written.Close()
-	// The written file is proven against the input with the same keys renamed.
-	before, _, err := rewrite.RenameKeys(orig, o.renames)
-	if err != nil {
-		return withKind(kindBadInput, fmt.Errorf("%s: %w", j.in, err))
-	}
+	before := orig
 	if o.stateDict != "" {
 		if before, err = ckptio.SelectStateDict(before, o.stateDict); err != nil {
 			return withKind(kindBadInput, fmt.Errorf("%s: %w", j.in, err))

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -47,13 +45,8 @@ func TestConvertNextToOtherTensors(t *testing.T) {
 		{"old_form.pt", []string{"fc"}, map[string][]int64{"fc.weight": {4, 6, 1, 1}}},
 		{"old_form_legacy_t26.pt", []string{"fc=2x3"}, map[string][]int64{"fc.weight": {4, 1, 2, 3}}},
 	}
-	type pyCase struct {
-		Orig   string             `json:"orig"`
-		Conv   string             `json:"conv"`
-		Shapes map[string][]int64 `json:"shapes"`
-	}
 	dir := t.TempDir()
-	var py []pyCase
+	var py []judgeCase
 	for i, c := range cases {
 		out := filepath.Join(dir, fmt.Sprintf("conv%d.pt", i))
 		args := []string{"convert", fixture(c.in), "-o", out}
@@ -64,21 +57,11 @@ func TestConvertNextToOtherTensors(t *testing.T) {
 			t.Fatalf("pt2conv %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
 		}
 		in, _ := filepath.Abs(fixture(c.in))
-		py = append(py, pyCase{Orig: in, Conv: out, Shapes: c.shapes})
+		py = append(py, judgeCase{Orig: in, Conv: out, Shapes: c.shapes})
 	}
 	checker := filepath.Join(torchtest.RepoRoot(t), torchtest.CheckScript)
 	for _, tr := range torches {
-		shared := make([]pyCase, len(py))
-		for i, c := range py {
-			shared[i] = pyCase{Orig: tr.Share(t, c.Orig), Conv: tr.Share(t, c.Conv), Shapes: c.Shapes}
-		}
-		spec := filepath.Join(dir, "cases-"+tr.Name+".json")
-		b, _ := json.Marshal(shared)
-		if err := os.WriteFile(spec, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		out, err := tr.Output(tr.Share(t, filepath.Join(torchtest.RepoRoot(t), "cmd/pt2conv/testdata/converted_formats.py")),
-			path.Dir(tr.Share(t, checker)), tr.Share(t, spec))
+		out, err := judge(t, tr, "cmd/pt2conv/testdata/converted_formats.py", py, path.Dir(tr.Share(t, checker)))
 		if err != nil {
 			t.Errorf("%s: %v", tr, err)
 			continue

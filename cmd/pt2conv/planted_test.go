@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,12 +51,7 @@ func TestVerifyCatchesPlantedChanges(t *testing.T) {
 		"optimizer/state/8/momentum_buffer": {16, 8, 3, 3}, "optimizer/state/10/momentum_buffer": {16, 16, 1, 1},
 		"optimizer/state/12/momentum_buffer": {5, 16, 1, 1},
 	}
-	type pyCase struct {
-		Orig   string             `json:"orig"`
-		Conv   string             `json:"conv"`
-		Shapes map[string][]int64 `json:"shapes"`
-	}
-	var cases []pyCase
+	var cases []judgeCase
 	for _, p := range plantedChanges {
 		mutated := filepath.Join(host, p.kind+".pt")
 		code, stdout, stderr := pt2conv(t, "verify", orig, mutated)
@@ -71,19 +65,10 @@ func TestVerifyCatchesPlantedChanges(t *testing.T) {
 		if p.want != "" && !strings.Contains(stderr, "verification failed") {
 			t.Errorf("%s: stderr %q", p.kind, stderr)
 		}
-		cases = append(cases, pyCase{Orig: orig, Conv: mutated, Shapes: shapes})
+		cases = append(cases, judgeCase{Orig: orig, Conv: mutated, Shapes: shapes})
 	}
 	for _, tr := range torches {
-		shared := make([]pyCase, len(cases))
-		for i, c := range cases {
-			shared[i] = pyCase{Orig: tr.Share(t, c.Orig), Conv: tr.Share(t, c.Conv), Shapes: c.Shapes}
-		}
-		spec := filepath.Join(dir, "planted-"+tr.Name+".json")
-		b, _ := json.Marshal(shared)
-		if err := os.WriteFile(spec, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		out, err := tr.Output(tr.Share(t, filepath.Join(torchtest.RepoRoot(t), "cmd/pt2conv/testdata/converted.py")), "check-each", tr.Share(t, spec))
+		out, err := judge(t, tr, "cmd/pt2conv/testdata/converted.py", cases, "check-each")
 		if err != nil {
 			t.Fatalf("%s: %v", tr, err)
 		}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,19 +52,9 @@ func TestConvertSharesBlocks(t *testing.T) {
 			}
 			t.Logf("%s: %d of %d storage bytes in whole blocks are shared", fstype, shared, whole)
 
-			type pyCase struct {
-				Orig   string             `json:"orig"`
-				Conv   string             `json:"conv"`
-				Shapes map[string][]int64 `json:"shapes"`
-			}
 			shapes := map[string][]int64{"fc1.weight": {640, 64, 4, 4}, "fc2.weight": {10, 640, 1, 1}}
 			for _, tr := range torches {
-				b, _ := json.Marshal([]pyCase{{Orig: tr.Share(t, in), Conv: tr.Share(t, out), Shapes: shapes}})
-				spec := filepath.Join(t.TempDir(), "cases.json")
-				if err := os.WriteFile(spec, b, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				res, err := tr.Output(tr.Share(t, filepath.Join(torchtest.RepoRoot(t), "cmd/pt2conv/testdata/converted.py")), "check", tr.Share(t, spec))
+				res, err := judge(t, tr, "cmd/pt2conv/testdata/converted.py", []judgeCase{{Orig: in, Conv: out, Shapes: shapes}}, "check")
 				if err != nil {
 					t.Errorf("%s: %v", tr, err)
 					continue

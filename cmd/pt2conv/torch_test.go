@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,13 +35,7 @@ func TestConvertedLoadInTorch(t *testing.T) {
 		{fixture("seed2x2.pt"), []string{"fc=1x2x2"}, map[string][]int64{"fc.weight": {2, 1, 2, 2}}, true},
 		{fixture("seed2x2_t26.pt"), []string{"fc=2x2"}, map[string][]int64{"fc.weight": {2, 1, 2, 2}}, true},
 	}
-	type pyCase struct {
-		Orig   string             `json:"orig"`
-		Conv   string             `json:"conv"`
-		Shapes map[string][]int64 `json:"shapes"`
-		Seed   bool               `json:"seed"`
-	}
-	var py []pyCase
+	var py []judgeCase
 	for i, c := range cases {
 		out := filepath.Join(dir, "conv"+string(rune('a'+i))+".pt")
 		args := []string{"convert", c.in, "-o", out, "--verify"}
@@ -54,19 +46,10 @@ func TestConvertedLoadInTorch(t *testing.T) {
 			t.Fatalf("pt2conv %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
 		}
 		in, _ := filepath.Abs(c.in)
-		py = append(py, pyCase{Orig: in, Conv: out, Shapes: c.shapes, Seed: c.seed})
+		py = append(py, judgeCase{Orig: in, Conv: out, Shapes: c.shapes, Seed: c.seed})
 	}
 	for _, tr := range torches {
-		shared := make([]pyCase, len(py))
-		for i, c := range py {
-			shared[i] = pyCase{Orig: tr.Share(t, c.Orig), Conv: tr.Share(t, c.Conv), Shapes: c.Shapes, Seed: c.Seed}
-		}
-		spec := filepath.Join(dir, "cases-"+tr.Name+".json")
-		b, _ := json.Marshal(shared)
-		if err := os.WriteFile(spec, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		out, err := tr.Output(tr.Share(t, filepath.Join(torchtest.RepoRoot(t), "cmd/pt2conv/testdata/converted.py")), "check", tr.Share(t, spec))
+		out, err := judge(t, tr, "cmd/pt2conv/testdata/converted.py", py, "check")
 		if err != nil {
 			t.Errorf("%s: %v", tr, err)
 			continue
