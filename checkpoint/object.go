@@ -72,24 +72,32 @@ type Call struct {
 // tensor's dtype, see Kind).
 type Tensor struct {
 	Storage *Storage
-	// DType is the element type when it is not the storage's: tensors over an Untyped
-	// storage (torch 2's _rebuild_tensor_v3) name it. InvalidKind means Storage.Kind.
-	DType StorageKind
 	// Quant is set for a quantized tensor (torch._utils._rebuild_qtensor): the storage is
 	// one of the quantized kinds and Quant says how its integers map to real numbers.
-	Quant        *Quantizer
-	Offset       int64
-	Size         []int64
-	Stride       []int64
-	RequiresGrad bool
-	// Hooks is the backward-hooks argument (an empty OrderedDict in files torch writes).
+	Quant  *Quantizer
+	Offset int64
+	Size   []int64
+	Stride []int64
+	// Hooks is the backward-hooks argument; nil stands for the empty OrderedDict torch
+	// writes for every tensor.
 	Hooks Value
 	// Extra holds arguments after the sixth (newer torch passes a metadata dict), kept as read.
 	Extra []Value
+	// DType is the element type when it is not the storage's: tensors over an Untyped
+	// storage (torch 2's _rebuild_tensor_v3) name it. InvalidKind means Storage.Kind.
+	DType        StorageKind
+	RequiresGrad bool
 	// OldForm is set for a tensor saved in torch 0.3's form, which has no requires_grad and
 	// no hooks (torch._utils._rebuild_tensor(storage, offset, size, stride)); it is written
 	// back in that form.
 	OldForm bool
+}
+
+// NoHooks reports whether v, a tensor's backward-hooks argument, stands for no hooks: nil,
+// or the empty OrderedDict torch writes for every tensor.
+func NoHooks(v Value) bool {
+	d, ok := v.(*OrderedDict)
+	return v == nil || ok && len(d.Entries) == 0 && d.State == nil
 }
 
 // Parameter is an nn.Parameter wrapping a tensor (torch._utils._rebuild_parameter), found in
@@ -97,7 +105,7 @@ type Tensor struct {
 type Parameter struct {
 	Data         *Tensor
 	RequiresGrad bool
-	Hooks        Value
+	Hooks        Value // nil stands for an empty OrderedDict, as for Tensor.Hooks
 	// Extra holds arguments after the third (_rebuild_parameter_with_state's state).
 	Extra     []Value
 	WithState bool

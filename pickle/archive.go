@@ -25,10 +25,12 @@ type Archive struct {
 	// Records are the zip's other records in file order; empty for legacy input.
 	Records []Record
 
-	// storageKeys maps the data offset of each of the input's data/ records to its key,
-	// and pklOffset is where data.pkl's bytes lie: Save uses them to tell whether the
-	// storage records form one run it can copy whole (see findRun).
-	storageKeys map[int64]string
+	// storages are the storages read from the input's data/ records, in file order, and
+	// dataRecords counts those records (some may hold no storage the pickle names);
+	// pklOffset is where data.pkl's bytes lie. Save uses them to tell whether the storage
+	// records form one run it can copy whole (see findRun).
+	storages    []*checkpoint.Storage
+	dataRecords int
 	pklOffset   int64
 }
 

@@ -73,8 +73,8 @@ type Encoder struct {
 	memoLen  uint32
 	objects  map[any]uint32    // containers, tensors, parameters and calls, by pointer
 	strings  map[string]uint32 // str objects, by value
-	globals  map[string]uint32 // "module\nname"
-	building map[any]bool      // tuples, tensors and calls being written, to detect cycles
+	globals  map[checkpoint.Global]uint32
+	building map[any]bool // tuples, tensors and calls being written, to detect cycles
 	scratch  [10]byte
 }
 
@@ -89,7 +89,7 @@ func (e *Encoder) Encode(v checkpoint.Value) error {
 	e.memoLen = 0
 	e.objects = map[any]uint32{}
 	e.strings = map[string]uint32{}
-	e.globals = map[string]uint32{}
+	e.globals = map[checkpoint.Global]uint32{}
 	e.building = map[any]bool{}
 	e.err = nil
 
@@ -286,13 +286,15 @@ func (e *Encoder) str(s string) {
 }
 
 func (e *Encoder) global(module, name string) {
-	key := module + "\n" + name
+	key := checkpoint.Global{Module: module, Name: name}
 	if i, ok := e.globals[key]; ok {
 		e.get(i)
 		return
 	}
 	e.write(opGlobal)
-	e.writeString(key)
+	e.writeString(module)
+	e.write('\n')
+	e.writeString(name)
 	e.write('\n')
 	e.globals[key] = e.put()
 }
@@ -420,18 +422,22 @@ func (e *Encoder) tupleItems(items []checkpoint.Value) error {
 			return err
 		}
 	}
-	switch len(items) {
-	case 1:
-		e.write(opTuple1)
-	case 2:
-		e.write(opTuple2)
-	case 3:
-		e.write(opTuple3)
-	default:
-		e.write(opTuple)
-	}
+	e.write(tupleOp(len(items)))
 	e.put()
 	return e.err
+}
+
+// tupleOp is the opcode that makes a tuple of the n items before it (after a MARK when n > 3).
+func tupleOp(n int) byte {
+	switch n {
+	case 1:
+		return opTuple1
+	case 2:
+		return opTuple2
+	case 3:
+		return opTuple3
+	}
+	return opTuple
 }
 
 func (e *Encoder) tuple(t *checkpoint.Tuple) error {

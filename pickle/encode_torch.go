@@ -17,12 +17,20 @@ func (e *Encoder) emptyOrderedDict() {
 	e.put()
 }
 
-func int64sValues(xs []int64) []checkpoint.Value {
-	vs := make([]checkpoint.Value, len(xs))
-	for i, x := range xs {
-		vs[i] = x
+// intTuple writes xs as tupleItems writes a tuple of ints, without making the values.
+func (e *Encoder) intTuple(xs []int64) {
+	if len(xs) == 0 {
+		e.write(opEmptyTuple)
+		return
 	}
-	return vs
+	if len(xs) > 3 {
+		e.write(opMark)
+	}
+	for _, x := range xs {
+		e.int(x)
+	}
+	e.write(tupleOp(len(xs)))
+	e.put()
 }
 
 // tensor writes a dense or quantized tensor the way Tensor.__reduce_ex__ does:
@@ -38,10 +46,14 @@ func (e *Encoder) tensor(t *checkpoint.Tensor) error {
 	if err != nil {
 		return err
 	}
-	if err := e.enter(t); err != nil {
-		return err
+	// Only a tensor's hooks, extra arguments and quantizer can lead back to it: a plain
+	// tensor, nearly every one, skips the cycle check's two map operations.
+	if t.Hooks != nil || len(t.Extra) > 0 || t.Quant != nil {
+		if err := e.enter(t); err != nil {
+			return err
+		}
+		defer delete(e.building, t)
 	}
-	defer delete(e.building, t)
 	e.global("torch._utils", fn)
 	if err := e.tensorArgs(t); err != nil {
 		return err
@@ -85,12 +97,8 @@ func (e *Encoder) tensorArgs(t *checkpoint.Tensor) error {
 	e.write(opMark)
 	e.storage(t.Storage)
 	e.int(t.Offset)
-	if err := e.tupleItems(int64sValues(t.Size)); err != nil {
-		return err
-	}
-	if err := e.tupleItems(int64sValues(t.Stride)); err != nil {
-		return err
-	}
+	e.intTuple(t.Size)
+	e.intTuple(t.Stride)
 	if t.OldForm {
 		e.write(opTuple)
 		e.put()

@@ -1,13 +1,12 @@
 package pickle
 
 import (
-	"archive/zip"
-	"errors"
 	"fmt"
-	"github.com/pt2conv/pt2conv/checkpoint"
 	"io"
 	"path"
 	"strings"
+
+	"github.com/pt2conv/pt2conv/checkpoint"
 )
 
 // Open opens the checkpoint at name, reading only its pickle and the container's directory.
@@ -89,72 +88,71 @@ type zipRecord struct {
 }
 
 func (c *fileReader) readZip(lim Limits) error {
-	zr, err := zip.NewReader(newBlockReader(c.src, c.size), c.size)
+	entries, err := readZipDirectory(c.src, c.size)
 	if err != nil {
-		if errors.Is(err, zip.ErrFormat) {
-			if c.size < 22 {
-				return fmt.Errorf("%w: zip archive cut short (%d bytes)", ErrTruncated, c.size)
-			}
-			return fmt.Errorf("%w: no valid zip directory (%v); the file may be truncated", ErrCorrupt, err)
-		}
-		return fmt.Errorf("%w: zip directory: %v", ErrCorrupt, err)
+		return err
 	}
-	prefix, err := topFolder(zr.File)
+	prefix, err := topFolder(entries)
 	if err != nil {
 		return err
 	}
 	c.format, c.arch.Prefix = FormatZip, prefix
-	c.arch.storageKeys = make(map[int64]string, len(zr.File))
-	// One map per kind of record, sized once: these are the per-record costs of opening a
-	// checkpoint of many tensors.
-	storageRecords := make(map[string]zipRecord, len(zr.File))
+	// One index of the storage records, sized once: these are the per-record costs of
+	// opening a checkpoint of many tensors. Names are substrings of the directory buffer,
+	// garbage once the storages have their offsets.
+	storageRecords := make(map[string]int, len(entries))
+	records := make([]zipRecord, len(entries))
 	otherNames := map[string]bool{}
 	var pkl *zipRecord
 	sawData := false
 	top := prefix + "/"
-	for _, f := range zr.File {
-		rel := strings.TrimPrefix(f.Name, top)
+	// The local headers lie in file order, mostly next to each other: a cached block
+	// answers hundreds of their reads.
+	headers := newBlockReader(c.src, c.size)
+	header := new([localHeaderLen]byte)
+	for i := range entries {
+		f := &entries[i]
+		rel := strings.TrimPrefix(f.name, top)
 		key, isData := strings.CutPrefix(rel, "data/")
 		var twice bool
 		if isData {
 			_, twice = storageRecords[key]
-			storageRecords[key] = zipRecord{name: rel} // seen; the record itself comes below
+			storageRecords[key] = i
 		} else {
 			twice = otherNames[rel]
 			otherNames[rel] = true
 		}
 		if twice {
-			return fmt.Errorf("%w: record %q appears twice", ErrCorrupt, f.Name)
+			return fmt.Errorf("%w: record %q appears twice", ErrCorrupt, f.name)
 		}
-		if strings.HasSuffix(rel, "/") && f.UncompressedSize64 == 0 {
+		if strings.HasSuffix(rel, "/") && f.usize == 0 {
 			continue // a directory entry
 		}
-		if f.Flags&0x1 != 0 {
-			return fmt.Errorf("%w: record %q is encrypted", ErrUnsupported, f.Name)
+		if f.flags&0x1 != 0 {
+			return fmt.Errorf("%w: record %q is encrypted", ErrUnsupported, f.name)
 		}
-		if f.Method != zip.Store {
-			return fmt.Errorf("%w: record %q is compressed (method %d); torch stores records uncompressed, so the file was repacked: unzip and re-zip it with -0, or re-save it with torch", ErrUnsupported, f.Name, f.Method)
+		if f.method != methodStore {
+			return fmt.Errorf("%w: record %q is compressed (method %d); torch stores records uncompressed, so the file was repacked: unzip and re-zip it with -0, or re-save it with torch", ErrUnsupported, f.name, f.method)
 		}
-		off, err := f.DataOffset()
+		off, err := dataOffset(headers, f, c.size, header)
 		if err != nil {
-			return fmt.Errorf("%w: record %q: %v", ErrCorrupt, f.Name, err)
+			return fmt.Errorf("%w: record %q: %v", ErrCorrupt, f.name, err)
 		}
-		if f.CompressedSize64 != f.UncompressedSize64 {
-			return fmt.Errorf("%w: record %q: stored size %d differs from its size %d", ErrCorrupt, f.Name, f.CompressedSize64, f.UncompressedSize64)
+		if f.csize != f.usize {
+			return fmt.Errorf("%w: record %q: stored size %d differs from its size %d", ErrCorrupt, f.name, f.csize, f.usize)
 		}
-		if f.UncompressedSize64 > uint64(c.size) || off < 0 || off > c.size-int64(f.UncompressedSize64) {
-			return fmt.Errorf("%w: record %q claims %d bytes at offset %d of a %d-byte file", ErrTruncated, f.Name, f.UncompressedSize64, off, c.size)
+		if f.usize > uint64(c.size) || off < 0 || off > c.size-int64(f.usize) {
+			return fmt.Errorf("%w: record %q claims %d bytes at offset %d of a %d-byte file", ErrTruncated, f.name, f.usize, off, c.size)
 		}
-		rec := zipRecord{name: rel, offset: off, size: int64(f.UncompressedSize64), crc32: f.CRC32}
+		records[i] = zipRecord{name: rel, offset: off, size: int64(f.usize), crc32: f.crc32}
 		switch {
 		case rel == "data.pkl":
-			pkl = &rec
+			pkl = &records[i]
 		case isData:
 			sawData = true
-			storageRecords[key] = rec
-			c.arch.storageKeys[off] = key
+			c.arch.dataRecords++
 		default:
-			c.arch.Records = append(c.arch.Records, Record{Name: rel, BeforeData: !sawData, offset: off, size: rec.size, crc32: f.CRC32})
+			c.arch.Records = append(c.arch.Records, Record{Name: strings.Clone(rel), BeforeData: !sawData, offset: off, size: records[i].size, crc32: f.crc32})
 		}
 	}
 	if pkl == nil {
@@ -167,47 +165,50 @@ func (c *fileReader) readZip(lim Limits) error {
 		return err
 	}
 	for _, s := range d.order {
-		rec, ok := storageRecords[s.Key]
+		i, ok := storageRecords[s.Key]
 		if !ok {
 			return fmt.Errorf("%w: storage %q has no record data/%s", ErrCorrupt, s.Key, s.Key)
 		}
+		rec := &records[i]
 		if rec.size != s.ByteLen() {
 			return fmt.Errorf("%w: storage %q holds %d elements of %s (%d bytes) but its record has %d bytes", ErrCorrupt, s.Key, s.Len, s.Kind, s.ByteLen(), rec.size)
 		}
 		s.Offset, s.CRC32, s.HasCRC = rec.offset, rec.crc32, true
 	}
+	c.arch.storages = sortedByOffset(d.order)
 	c.root, c.arch.Protocol = root, proto
 	return nil
 }
 
 // topFolder finds the archive's single top folder and refuses TorchScript archives.
-func topFolder(files []*zip.File) (string, error) {
+func topFolder(files []dirEntry) (string, error) {
 	prefix := ""
-	for _, f := range files {
-		i := strings.IndexByte(f.Name, '/')
+	for i := range files {
+		name := files[i].name
+		i := strings.IndexByte(name, '/')
 		if i <= 0 {
-			return "", fmt.Errorf("%w: zip record %q is outside a top folder (not written by torch.save)", ErrNotCheckpoint, f.Name)
+			return "", fmt.Errorf("%w: zip record %q is outside a top folder (not written by torch.save)", ErrNotCheckpoint, name)
 		}
-		top := f.Name[:i]
+		top := name[:i]
 		if prefix == "" {
 			prefix = top
 		} else if top != prefix {
 			return "", fmt.Errorf("%w: zip records under two top folders, %q and %q", ErrNotCheckpoint, prefix, top)
 		}
-		if path.Clean(f.Name) != strings.TrimSuffix(f.Name, "/") || strings.Contains(f.Name, "\\") {
-			return "", fmt.Errorf("%w: zip record name %q is not clean", ErrCorrupt, f.Name)
+		if path.Clean(name) != strings.TrimSuffix(name, "/") || strings.Contains(name, "\\") {
+			return "", fmt.Errorf("%w: zip record name %q is not clean", ErrCorrupt, name)
 		}
 	}
 	if prefix == "" {
 		return "", fmt.Errorf("%w: the zip archive is empty", ErrNotCheckpoint)
 	}
-	for _, f := range files {
-		rel := strings.TrimPrefix(f.Name, prefix+"/")
+	for i := range files {
+		rel := strings.TrimPrefix(files[i].name, prefix+"/")
 		if rel == "constants.pkl" || strings.HasPrefix(rel, "code/") {
 			return "", fmt.Errorf("%w: load it with torch.jit.load and save model.state_dict() with torch.save", ErrTorchScript)
 		}
 	}
-	return prefix, nil
+	return strings.Clone(prefix), nil
 }
 
 // decodePickle scans and decodes the pickle in [off, off+size) of the source.

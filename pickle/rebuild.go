@@ -50,7 +50,7 @@ func (d *decoder) view(s *checkpoint.Storage, args []checkpoint.Value) (*checkpo
 	if !ok || !ok1 || !ok2 || !ok3 || len(size) != len(stride) || offset < 0 {
 		return nil, fmt.Errorf("%w: %s: malformed tensor of storage %q", ErrCorrupt, d.record, s.Key)
 	}
-	return &checkpoint.Tensor{Storage: s, Offset: offset, Size: size, Stride: stride, RequiresGrad: grad, Hooks: args[4]}, nil
+	return &checkpoint.Tensor{Storage: s, Offset: offset, Size: size, Stride: stride, RequiresGrad: grad, Hooks: hooks(args[4])}, nil
 }
 
 // qtensor reads _rebuild_qtensor(storage, offset, size, stride, quantizer_params,

@@ -15,7 +15,7 @@ func TestRebuildsRoundTrip(t *testing.T) {
 	i64 := &checkpoint.Storage{Kind: checkpoint.Int64, Key: "1", Location: "cpu", Len: 4}
 	u8 := &checkpoint.Storage{Kind: checkpoint.Uint8, Key: "2", Location: "cpu", Len: 4}
 	dense := func(s *checkpoint.Storage, off int64, size ...int64) *checkpoint.Tensor {
-		return &checkpoint.Tensor{Storage: s, Offset: off, Size: size, Stride: checkpoint.ContiguousStrides(size), Hooks: &checkpoint.OrderedDict{}}
+		return &checkpoint.Tensor{Storage: s, Offset: off, Size: size, Stride: checkpoint.ContiguousStrides(size)}
 	}
 	attrs := func(k string, v checkpoint.Value) *checkpoint.Dict {
 		return &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: k, Value: v}}}
@@ -37,7 +37,7 @@ func TestRebuildsRoundTrip(t *testing.T) {
 		{Key: "nested", Value: nested},
 		{Key: "old", Value: old},
 		{Key: "class", Value: &checkpoint.Global{Module: "torch.storage", Name: "TypedStorage"}},
-		{Key: "parameter", Value: &checkpoint.Parameter{Data: dense(f32, 0, 2), Hooks: &checkpoint.OrderedDict{}, WithState: true,
+		{Key: "parameter", Value: &checkpoint.Parameter{Data: dense(f32, 0, 2), WithState: true,
 			Extra: []checkpoint.Value{attrs("mask", dense(u8, 0, 4))}}},
 	}}
 	got, err := decodeRawPickle(encode(t, root), DefaultLimits)

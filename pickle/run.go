@@ -1,7 +1,6 @@
 package pickle
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"fmt"
@@ -35,16 +34,17 @@ type storageRun struct {
 func findRun(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) *storageRun {
 	a := ArchiveOf(c)
 	src, _, ok := c.SourceFile()
-	if a == nil || !ok || len(storages) == 0 || len(storages) != len(a.storageKeys) {
+	if a == nil || !ok || len(storages) == 0 || len(storages) != a.dataRecords || len(storages) != len(a.storages) {
 		return nil
 	}
-	for _, s := range storages {
-		if key, ok := a.storageKeys[s.Offset]; !ok || key != s.Key || !s.HasCRC {
+	// Each storage must be the input's record at its offset: both lists in file order,
+	// pair by pair.
+	sorted := sortedByOffset(storages)
+	for i, s := range sorted {
+		if in := a.storages[i]; in.Offset != s.Offset || in.Key != s.Key || !s.HasCRC {
 			return nil
 		}
 	}
-	sorted := slices.Clone(storages)
-	slices.SortFunc(sorted, func(x, y *checkpoint.Storage) int { return cmp.Compare(x.Offset, y.Offset) })
 	r := &storageRun{prefix: a.Prefix, storages: sorted, headers: make([]int64, len(sorted))}
 	r.start = sorted[0].Offset
 	last := sorted[len(sorted)-1]
@@ -62,9 +62,10 @@ func findRun(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) *storageR
 	// these reads for small storages.
 	_, size := c.Source()
 	headers := newBlockReader(src, size)
+	dir := a.Prefix + "/" + storageDir
 	for i := 1; i < len(sorted); i++ {
 		prevEnd := sorted[i-1].Offset + sorted[i-1].ByteLen()
-		h, ok := localHeaderBefore(headers, prevEnd, sorted[i].Offset, a.Prefix+"/data/"+sorted[i].Key)
+		h, ok := localHeaderBefore(headers, prevEnd, sorted[i].Offset, dir, sorted[i].Key)
 		if !ok {
 			return nil
 		}
@@ -73,13 +74,13 @@ func findRun(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) *storageR
 	return r
 }
 
-// localHeaderBefore finds the local header of the record named name whose data starts at
-// data, right after the data descriptor of the record ending at prevEnd. Descriptors take
-// 12 to 24 bytes (with or without their signature, with 32- or 64-bit sizes), or none.
-func localHeaderBefore(src io.ReaderAt, prevEnd, data int64, name string) (int64, bool) {
+// localHeaderBefore finds the local header of the record named dir+key whose data starts
+// at data, right after the data descriptor of the record ending at prevEnd. Descriptors
+// take 12 to 24 bytes (with or without their signature, with 32- or 64-bit sizes), or none.
+func localHeaderBefore(src io.ReaderAt, prevEnd, data int64, dir, key string) (int64, bool) {
 	var stack [localHeaderLen + 64]byte
 	buf := stack[:0]
-	if n := localHeaderLen + len(name); n <= len(stack) {
+	if n := localHeaderLen + len(dir) + len(key); n <= len(stack) {
 		buf = stack[:n]
 	} else {
 		buf = make([]byte, n)
@@ -94,8 +95,10 @@ func localHeaderBefore(src io.ReaderAt, prevEnd, data int64, name string) (int64
 		}
 		nameLen := int64(binary.LittleEndian.Uint16(buf[26:]))
 		extraLen := int64(binary.LittleEndian.Uint16(buf[28:]))
-		if binary.LittleEndian.Uint32(buf) == sigLocalHeader && nameLen == int64(len(name)) &&
-			bytes.Equal(buf[localHeaderLen:], []byte(name)) && h+localHeaderLen+nameLen+extraLen == data {
+		name := buf[localHeaderLen:]
+		if binary.LittleEndian.Uint32(buf) == sigLocalHeader && nameLen == int64(len(dir)+len(key)) &&
+			string(name[:len(dir)]) == dir && string(name[len(dir):]) == key &&
+			h+localHeaderLen+nameLen+extraLen == data {
 			return h, true
 		}
 	}
@@ -123,7 +126,7 @@ func (sv *saver) run(r *storageRun, prefix string) error {
 	src, _, _ := sv.c.SourceFile()
 	dst := sv.z.raw.(*os.File)
 	first := r.storages[0]
-	if err := sv.z.createAt(prefix+"data/"+first.Key, first.ByteLen(), r.start%osfile.CloneBlock, osfile.CloneBlock); err != nil {
+	if err := sv.z.createAt(prefix+storageDir+first.Key, first.ByteLen(), r.start%osfile.CloneBlock, osfile.CloneBlock); err != nil {
 		return err
 	}
 	if err := sv.z.Flush(); err != nil {
@@ -160,9 +163,17 @@ func (sv *saver) run(r *storageRun, prefix string) error {
 	}
 	shift := out - r.start
 	more := make([]zipEntry, 0, len(r.storages)-1)
+	dir := r.prefix + "/" + storageDir
 	for i, s := range r.storages[1:] {
-		more = append(more, zipEntry{name: r.prefix + "/data/" + s.Key, offset: r.headers[i+1] + shift, size: s.ByteLen(), crc: s.CRC32})
+		more = append(more, zipEntry{dir: dir, name: s.Key, offset: r.headers[i+1] + shift, size: s.ByteLen(), crc: s.CRC32})
 	}
 	sv.z.adoptRun(first.CRC32, more, n)
 	return sv.z.closeRecord(r.storages[len(r.storages)-1].CRC32)
+}
+
+// sortedByOffset returns the storages sorted by their offset in the source.
+func sortedByOffset(storages []*checkpoint.Storage) []*checkpoint.Storage {
+	sorted := slices.Clone(storages)
+	slices.SortFunc(sorted, func(x, y *checkpoint.Storage) int { return cmp.Compare(x.Offset, y.Offset) })
+	return sorted
 }

@@ -134,11 +134,23 @@ func archiveName(base string) string {
 
 // saveRecord is one record to write: in-memory data, a Record of the source, or a storage.
 type saveRecord struct {
-	name    string
+	name    string // relative to the top folder; storages' names are "data/" + key
 	data    []byte
 	record  *Record
 	storage *checkpoint.Storage
 }
+
+// fullName is the record's name relative to the top folder. A storage's is made only when
+// needed: most are copied in one run and named straight into the directory.
+func (r *saveRecord) fullName() string {
+	if r.storage != nil {
+		return storageDir + r.storage.Key
+	}
+	return r.name
+}
+
+// storageDir is the folder of the storage records, under the top folder.
+const storageDir = "data/"
 
 func (r *saveRecord) size() int64 {
 	switch {
@@ -174,7 +186,7 @@ func plan(c *checkpoint.Checkpoint, pkl []byte) ([]saveRecord, error) {
 			return nil, fmt.Errorf("storage %q: %d bytes at offset %d lie outside the source (%d bytes): %w",
 				s.Key, s.ByteLen(), s.Offset, srcSize, ErrCorrupt)
 		}
-		recs = append(recs, saveRecord{name: "data/" + s.Key, storage: s})
+		recs = append(recs, saveRecord{storage: s})
 	}
 	for i := range records {
 		if r := &records[i]; !r.BeforeData {
@@ -184,12 +196,18 @@ func plan(c *checkpoint.Checkpoint, pkl []byte) ([]saveRecord, error) {
 	if len(records) == 0 {
 		recs = append(recs, saveRecord{name: "version", data: []byte("3\n")})
 	}
-	seen := make(map[string]bool, len(recs))
-	for _, r := range recs {
-		if seen[r.name] {
-			return nil, fmt.Errorf("two records named %q (two distinct storages with one key?)", r.name)
+	// Storage keys are compared among themselves, without making their records' names:
+	// other records are never under data/ (readZip files those as storages).
+	keys, names := make(map[string]bool, len(recs)), map[string]bool{}
+	for i := range recs {
+		seen, key := names, recs[i].name
+		if s := recs[i].storage; s != nil {
+			seen, key = keys, s.Key
 		}
-		seen[r.name] = true
+		if seen[key] {
+			return nil, fmt.Errorf("two records named %q (two distinct storages with one key?)", recs[i].fullName())
+		}
+		seen[key] = true
 	}
 	return recs, nil
 }
@@ -237,13 +255,13 @@ func writeZip(c *checkpoint.Checkpoint, ctx context.Context, z *zipWriter, prefi
 		if run != nil && recs[i].storage != nil {
 			if recs[i].storage == run.storages[0] {
 				if err := sv.run(run, prefix+"/"); err != nil {
-					return z.off, fmt.Errorf("record %s: %w", recs[i].name, err)
+					return z.off, fmt.Errorf("record %s: %w", recs[i].fullName(), err)
 				}
 			}
 			continue
 		}
 		if err := sv.record(prefix+"/", &recs[i]); err != nil {
-			return z.off, fmt.Errorf("record %s: %w", recs[i].name, err)
+			return z.off, fmt.Errorf("record %s: %w", recs[i].fullName(), err)
 		}
 	}
 	err = z.Close()
@@ -258,7 +276,7 @@ func (sv *saver) report() {
 
 func (sv *saver) record(prefix string, r *saveRecord) error {
 	size := r.size()
-	if err := sv.z.create(prefix+r.name, size); err != nil {
+	if err := sv.z.create(prefix+r.fullName(), size); err != nil {
 		return err
 	}
 	var crc uint32

@@ -210,7 +210,7 @@ func (d *decoder) tensor(args []checkpoint.Value) (checkpoint.Value, error) {
 	if !ok || !ok1 || !ok2 || !ok3 || len(size) != len(stride) || offset < 0 {
 		return nil, fmt.Errorf("%w: %s: malformed tensor of storage %q", ErrCorrupt, d.record, s.Key)
 	}
-	t := &checkpoint.Tensor{Storage: s, Offset: offset, Size: size, Stride: stride, RequiresGrad: grad, Hooks: args[5], Extra: args[6:]}
+	t := &checkpoint.Tensor{Storage: s, Offset: offset, Size: size, Stride: stride, RequiresGrad: grad, Hooks: hooks(args[5]), Extra: args[6:]}
 	if len(t.Extra) == 0 {
 		t.Extra = nil
 	}
@@ -221,6 +221,16 @@ func (d *decoder) tensor(args []checkpoint.Value) (checkpoint.Value, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, d.record, err)
 	}
 	return t, nil
+}
+
+// hooks is a backward-hooks argument as the model keeps it: nil for the empty OrderedDict
+// torch writes for every tensor, which the encoder writes back for nil, so that an opened
+// checkpoint of many tensors does not hold an empty dict for each.
+func hooks(v checkpoint.Value) checkpoint.Value {
+	if checkpoint.NoHooks(v) {
+		return nil
+	}
+	return v
 }
 
 // checkSpan makes sure a tensor's view stays inside its storage, without overflow.
@@ -274,7 +284,7 @@ func (d *decoder) parameter(g *checkpoint.Global, args []checkpoint.Value) (chec
 	if !ok || !ok2 {
 		return nil, fmt.Errorf("%w: %s: malformed %s", ErrCorrupt, d.record, g)
 	}
-	p := &checkpoint.Parameter{Data: t, RequiresGrad: grad, Hooks: args[2], WithState: g.Name == "_rebuild_parameter_with_state"}
+	p := &checkpoint.Parameter{Data: t, RequiresGrad: grad, Hooks: hooks(args[2]), WithState: g.Name == "_rebuild_parameter_with_state"}
 	if len(args) > 3 {
 		p.Extra = args[3:]
 	}

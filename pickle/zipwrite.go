@@ -44,11 +44,15 @@ const (
 
 // zipEntry is what the central directory records about one written record.
 type zipEntry struct {
-	name   string
-	offset int64 // of the local header
-	size   int64
-	crc    uint32
+	// The name is dir + name: records copied in one run share their folder's string
+	// rather than each holding its whole name.
+	dir, name string
+	offset    int64 // of the local header
+	size      int64
+	crc       uint32
 }
+
+func (e *zipEntry) fullName() string { return e.dir + e.name }
 
 // zipWriter writes a torch-style zip archive. Headers go through a buffer; record data
 // goes either through Write (buffered) or, after Flush, straight to raw.
@@ -97,7 +101,7 @@ func (z *zipWriter) create(name string, size int64) error {
 // modulus (a multiple of zipAlignment below 64 KiB, the extra field's limit).
 func (z *zipWriter) createAt(name string, size, target, modulus int64) error {
 	if z.open != nil {
-		return fmt.Errorf("zip: record %q still open", z.open.name)
+		return fmt.Errorf("zip: record %q still open", z.open.fullName())
 	}
 	if len(name) > 0xFFFF {
 		return fmt.Errorf("zip: record name too long")
@@ -200,7 +204,7 @@ func (z *zipWriter) closeRecord(crc uint32) error {
 		return fmt.Errorf("zip: no open record")
 	}
 	if z.written != e.size {
-		return fmt.Errorf("zip: record %q: wrote %d bytes, declared %d", e.name, z.written, e.size)
+		return fmt.Errorf("zip: record %q: wrote %d bytes, declared %d", e.fullName(), z.written, e.size)
 	}
 	e.crc = crc
 	z.open = nil
@@ -224,7 +228,7 @@ func (z *zipWriter) closeRecord(crc uint32) error {
 // the underlying writer.
 func (z *zipWriter) Close() error {
 	if z.open != nil {
-		return fmt.Errorf("zip: record %q still open", z.open.name)
+		return fmt.Errorf("zip: record %q still open", z.open.fullName())
 	}
 	dirStart := z.off
 	for _, e := range z.entries {
@@ -238,10 +242,11 @@ func (z *zipWriter) Close() error {
 		binary.LittleEndian.PutUint32(h[16:], e.crc)
 		binary.LittleEndian.PutUint32(h[20:], z.field32(e.size))
 		binary.LittleEndian.PutUint32(h[24:], z.field32(e.size))
-		binary.LittleEndian.PutUint16(h[28:], uint16(len(e.name)))
+		binary.LittleEndian.PutUint16(h[28:], uint16(len(e.dir)+len(e.name)))
 		binary.LittleEndian.PutUint16(h[30:], uint16(len(extra)))
 		binary.LittleEndian.PutUint32(h[42:], z.field32(e.offset))
 		z.header(h[:])
+		z.headerString(e.dir)
 		z.headerString(e.name)
 		z.header(extra)
 	}

@@ -122,7 +122,7 @@ func readHeader(r io.ReaderAt, size int64) (checkpoint.Value, *Header, error) {
 			Offset: h.DataStart() + int64(ti.begin),
 		}
 		od.Entries = append(od.Entries, checkpoint.Entry{Key: ti.name, Value: &checkpoint.Tensor{
-			Storage: s, Size: ti.shape, Stride: checkpoint.ContiguousStrides(ti.shape), Hooks: &checkpoint.OrderedDict{},
+			Storage: s, Size: ti.shape, Stride: checkpoint.ContiguousStrides(ti.shape),
 		}})
 	}
 	return od, h, nil

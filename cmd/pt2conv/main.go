@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pt2conv/pt2conv/internal/memlimit"
 )
 
 // Exit codes scripts depend on.
@@ -87,5 +89,6 @@ func (c *writeCounter) Write(p []byte) (int, error) {
 }
 
 func main() {
+	memlimit.Start(memlimit.DefaultBudget)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

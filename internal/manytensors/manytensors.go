@@ -62,7 +62,7 @@ func StateDict(n int) (*checkpoint.Checkpoint, error) {
 				stride[d] = step
 				step *= p.size[d]
 			}
-			t := &checkpoint.Tensor{Storage: s, Size: p.size, Stride: stride, Hooks: &checkpoint.OrderedDict{}}
+			t := &checkpoint.Tensor{Storage: s, Size: p.size, Stride: stride}
 			sd.Entries = append(sd.Entries, checkpoint.Entry{Key: Key(i, p.name), Value: t})
 			data[s] = make([]byte, s.ByteLen())
 		}
