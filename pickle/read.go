@@ -159,7 +159,10 @@ func (c *fileReader) readZip(lim Limits) error {
 		return fmt.Errorf("%w: the zip archive has no data.pkl", ErrNotCheckpoint)
 	}
 	c.arch.pklOffset = pkl.offset
-	d := &decoder{record: "data.pkl", storages: map[string]*checkpoint.Storage{}, lim: lim}
+	// Sized for a storage per record: a map grown by doubling allocates twice its size.
+	d := &decoder{record: "data.pkl", lim: lim,
+		storages: make(map[string]*checkpoint.Storage, c.arch.dataRecords),
+		order:    make([]*checkpoint.Storage, 0, c.arch.dataRecords)}
 	root, proto, err := c.decodePickle(d, pkl.offset, pkl.size, lim)
 	if err != nil {
 		return err

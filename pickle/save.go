@@ -132,12 +132,14 @@ func archiveName(base string) string {
 	return base
 }
 
-// saveRecord is one record to write: in-memory data, a Record of the source, or a storage.
+// saveRecord is one record to write: in-memory data, a Record of the source, a storage,
+// or data.pkl, encoded as it is written.
 type saveRecord struct {
 	name    string // relative to the top folder; storages' names are "data/" + key
 	data    []byte
 	record  *Record
 	storage *checkpoint.Storage
+	pickle  bool
 }
 
 // fullName is the record's name relative to the top folder. A storage's is made only when
@@ -152,6 +154,7 @@ func (r *saveRecord) fullName() string {
 // storageDir is the folder of the storage records, under the top folder.
 const storageDir = "data/"
 
+// size is the record's length in bytes; data.pkl's is known once it is written.
 func (r *saveRecord) size() int64 {
 	switch {
 	case r.storage != nil:
@@ -163,13 +166,13 @@ func (r *saveRecord) size() int64 {
 }
 
 // plan lists the records in the order torch writes them.
-func plan(c *checkpoint.Checkpoint, pkl []byte) ([]saveRecord, error) {
+func plan(c *checkpoint.Checkpoint) ([]saveRecord, error) {
 	var records []Record
 	if a := ArchiveOf(c); a != nil {
 		records = a.Records
 	}
 	_, srcSize := c.Source()
-	recs := []saveRecord{{name: "data.pkl", data: pkl}}
+	recs := []saveRecord{{name: "data.pkl", pickle: true}}
 	if len(records) == 0 {
 		recs = append(recs, saveRecord{name: "byteorder", data: []byte("little")})
 	}
@@ -231,11 +234,7 @@ func writeZip(c *checkpoint.Checkpoint, ctx context.Context, z *zipWriter, prefi
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	var pkl bytes.Buffer
-	if err := NewEncoder(&pkl).Encode(c.Root); err != nil {
-		return 0, err
-	}
-	recs, err := plan(c, pkl.Bytes())
+	recs, err := plan(c)
 	if err != nil {
 		return 0, err
 	}
@@ -261,6 +260,9 @@ func writeZip(c *checkpoint.Checkpoint, ctx context.Context, z *zipWriter, prefi
 			continue
 		}
 		if err := sv.record(prefix+"/", &recs[i]); err != nil {
+			if recs[i].pickle {
+				return z.off, err // the encoder's errors say what they are about
+			}
 			return z.off, fmt.Errorf("record %s: %w", recs[i].fullName(), err)
 		}
 	}
@@ -275,6 +277,28 @@ func (sv *saver) report() {
 }
 
 func (sv *saver) record(prefix string, r *saveRecord) error {
+	if r.pickle {
+		if sv.z.zip64Limit <= DefaultLimits.MaxPickleBytes {
+			// data.pkl might need zip64 sizes in its header, so its size must be known
+			// before the header is written. (Only archives with a lowered zip64 threshold
+			// get here: pt2conv reads no pickle of 4 GiB.)
+			var pkl bytes.Buffer
+			if err := NewEncoder(&pkl).Encode(sv.c.Root); err != nil {
+				return err
+			}
+			r = &saveRecord{name: r.name, data: pkl.Bytes()}
+			sv.total += r.size()
+		} else {
+			if err := sv.z.createUnsized(prefix + r.name); err != nil {
+				return err
+			}
+			crc, err := sv.pickle()
+			if err != nil {
+				return err
+			}
+			return sv.z.closeRecord(crc)
+		}
+	}
 	size := r.size()
 	if err := sv.z.create(prefix+r.fullName(), size); err != nil {
 		return err
@@ -293,6 +317,22 @@ func (sv *saver) record(prefix string, r *saveRecord) error {
 		return err
 	}
 	return sv.z.closeRecord(crc)
+}
+
+// pickle encodes the checkpoint's object tree into the open record. It goes straight to the
+// archive rather than through a buffer of its own: for a checkpoint of many tensors that
+// buffer would be a sizeable part of the memory a conversion needs.
+func (sv *saver) pickle() (uint32, error) {
+	h := crc32.NewIEEE()
+	start := sv.z.written
+	if err := NewEncoder(io.MultiWriter(sv.z, h)).Encode(sv.c.Root); err != nil {
+		return 0, err
+	}
+	n := sv.z.written - start
+	sv.done += n
+	sv.total += n
+	sv.report()
+	return h.Sum32(), nil
 }
 
 // storage copies a storage's bytes. With a file on both ends and the CRC known from the

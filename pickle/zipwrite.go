@@ -97,6 +97,16 @@ func (z *zipWriter) create(name string, size int64) error {
 	return z.createAt(name, size, 0, zipAlignment)
 }
 
+// createUnsized writes the local header of a record whose size is known only when it is
+// closed; it cannot reach zip64Limit bytes, which would need a zip64 field in the header.
+func (z *zipWriter) createUnsized(name string) error {
+	if err := z.create(name, 0); err != nil {
+		return err
+	}
+	z.open.size = -1
+	return nil
+}
+
 // createAt is create with the data placed at an offset congruent to target modulo
 // modulus (a multiple of zipAlignment below 64 KiB, the extra field's limit).
 func (z *zipWriter) createAt(name string, size, target, modulus int64) error {
@@ -202,6 +212,12 @@ func (z *zipWriter) closeRecord(crc uint32) error {
 	e := z.open
 	if e == nil {
 		return fmt.Errorf("zip: no open record")
+	}
+	if e.size < 0 {
+		if z.written >= z.zip64Limit {
+			return fmt.Errorf("zip: record %q: %d bytes, too many for a record written before its size was known", e.fullName(), z.written)
+		}
+		e.size = z.written
 	}
 	if z.written != e.size {
 		return fmt.Errorf("zip: record %q: wrote %d bytes, declared %d", e.fullName(), z.written, e.size)
