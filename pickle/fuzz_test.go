@@ -64,7 +64,7 @@ func dataPickle(tb testing.TB, archive []byte) []byte {
 // decodeRawPickle scans and decodes one pickle the way data.pkl is read.
 func decodeRawPickle(data []byte, lim Limits) (checkpoint.Value, error) {
 	c := &fileReader{src: bytes.NewReader(data), size: int64(len(data)), arch: &Archive{}}
-	d := &decoder{record: "data.pkl", storages: map[string]*checkpoint.Storage{}, lim: lim}
+	d := &decoder{record: "data.pkl", lim: lim}
 	v, _, err := c.decodePickle(d, 0, int64(len(data)), lim)
 	return v, err
 }

@@ -38,7 +38,7 @@ func (c *fileReader) readLegacy(lim Limits) error {
 		pos += n
 		return v, nil
 	}
-	header := &decoder{storages: map[string]*checkpoint.Storage{}, lim: lim}
+	header := &decoder{lim: lim}
 	magic, err := next("magic number", header)
 	if err != nil {
 		return err
@@ -60,7 +60,7 @@ func (c *fileReader) readLegacy(lim Limits) error {
 	if le, ok := dictLookup(info, "little_endian"); ok && le != true {
 		return fmt.Errorf("%w: a big-endian legacy file", ErrUnsupported)
 	}
-	d := &decoder{storages: map[string]*checkpoint.Storage{}, lim: lim, legacy: true}
+	d := &decoder{lim: lim, legacy: true}
 	root, err := next("object", d)
 	if err != nil {
 		return err
@@ -79,7 +79,7 @@ func (c *fileReader) readLegacy(lim Limits) error {
 	placed := map[*checkpoint.Storage]bool{}
 	for _, kv := range keys.Items {
 		key, _ := kv.(string)
-		s, ok := d.storages[key]
+		s, ok := d.storages.get(key)
 		if !ok {
 			return fmt.Errorf("%w: storage key %s is listed but never referenced", ErrCorrupt, brief(kv))
 		}

@@ -97,10 +97,10 @@ func (c *fileReader) readZip(lim Limits) error {
 		return err
 	}
 	c.format, c.arch.Prefix = FormatZip, prefix
-	// One index of the storage records, sized once: these are the per-record costs of
-	// opening a checkpoint of many tensors. Names are substrings of the directory buffer,
-	// garbage once the storages have their offsets.
-	storageRecords := make(map[string]int, len(entries))
+	// One index of the storage records: these are the per-record costs of opening a
+	// checkpoint of many tensors. Names are substrings of the directory buffer, garbage once
+	// the storages have their offsets.
+	var storageRecords seqIndex[int]
 	records := make([]zipRecord, len(entries))
 	otherNames := map[string]bool{}
 	var pkl *zipRecord
@@ -116,8 +116,7 @@ func (c *fileReader) readZip(lim Limits) error {
 		key, isData := strings.CutPrefix(rel, "data/")
 		var twice bool
 		if isData {
-			_, twice = storageRecords[key]
-			storageRecords[key] = i
+			twice = !storageRecords.add(key, i)
 		} else {
 			twice = otherNames[rel]
 			otherNames[rel] = true
@@ -159,16 +158,15 @@ func (c *fileReader) readZip(lim Limits) error {
 		return fmt.Errorf("%w: the zip archive has no data.pkl", ErrNotCheckpoint)
 	}
 	c.arch.pklOffset = pkl.offset
-	// Sized for a storage per record: a map grown by doubling allocates twice its size.
-	d := &decoder{record: "data.pkl", lim: lim,
-		storages: make(map[string]*checkpoint.Storage, c.arch.dataRecords),
-		order:    make([]*checkpoint.Storage, 0, c.arch.dataRecords)}
+	// Sized for a storage per record: a slice grown by doubling allocates twice its size.
+	d := &decoder{record: "data.pkl", lim: lim, order: make([]*checkpoint.Storage, 0, c.arch.dataRecords)}
+	d.storages.seq = make([]*checkpoint.Storage, 0, c.arch.dataRecords)
 	root, proto, err := c.decodePickle(d, pkl.offset, pkl.size, lim)
 	if err != nil {
 		return err
 	}
 	for _, s := range d.order {
-		i, ok := storageRecords[s.Key]
+		i, ok := storageRecords.get(s.Key)
 		if !ok {
 			return fmt.Errorf("%w: storage %q has no record data/%s", ErrCorrupt, s.Key, s.Key)
 		}

@@ -15,7 +15,7 @@ import (
 // decoder turns one pickle into the object model.
 type decoder struct {
 	record   string // "data.pkl", for errors
-	storages map[string]*checkpoint.Storage
+	storages seqIndex[*checkpoint.Storage]
 	order    []*checkpoint.Storage // storages in order of first appearance
 	lim      Limits
 	read     *memoSet // the memo slots some GET reads (from scanPickleBytes)
@@ -133,14 +133,14 @@ func (d *decoder) persistentLoad(pid checkpoint.Value) (*checkpoint.Storage, err
 	if uint64(numel) > math.MaxInt64/uint64(kind.ItemSize()) {
 		return nil, fmt.Errorf("%w: %s: storage %q claims %d elements", ErrLimit, d.record, key, numel)
 	}
-	if s, ok := d.storages[key]; ok {
+	if s, ok := d.storages.get(key); ok {
 		if s.Kind != kind || s.Len != numel {
 			return nil, fmt.Errorf("%w: %s: storage %q referenced as %s[%d] and as %s[%d]", ErrCorrupt, d.record, key, s.Kind, s.Len, kind, numel)
 		}
 		return s, nil
 	}
 	s := &checkpoint.Storage{Kind: kind, Key: key, Location: loc, Len: numel}
-	d.storages[key] = s
+	d.storages.add(key, s)
 	d.order = append(d.order, s)
 	return s, nil
 }
