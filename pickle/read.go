@@ -100,7 +100,7 @@ func (c *fileReader) readZip(lim Limits) error {
 	// One index of the storage records: these are the per-record costs of opening a
 	// checkpoint of many tensors. Names are substrings of the directory buffer, garbage once
 	// the storages have their offsets.
-	var storageRecords seqIndex[int]
+	storageRecords := seqIndex[int]{seq: make([]int, 0, len(entries))}
 	records := make([]zipRecord, len(entries))
 	otherNames := map[string]bool{}
 	var pkl *zipRecord

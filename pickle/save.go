@@ -166,13 +166,14 @@ func (r *saveRecord) size() int64 {
 }
 
 // plan lists the records in the order torch writes them.
-func plan(c *checkpoint.Checkpoint) ([]saveRecord, error) {
+func plan(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) ([]saveRecord, error) {
 	var records []Record
 	if a := ArchiveOf(c); a != nil {
 		records = a.Records
 	}
 	_, srcSize := c.Source()
-	recs := []saveRecord{{name: "data.pkl", pickle: true}}
+	recs := make([]saveRecord, 0, len(storages)+len(records)+3)
+	recs = append(recs, saveRecord{name: "data.pkl", pickle: true})
 	if len(records) == 0 {
 		recs = append(recs, saveRecord{name: "byteorder", data: []byte("little")})
 	}
@@ -181,7 +182,7 @@ func plan(c *checkpoint.Checkpoint) ([]saveRecord, error) {
 			recs = append(recs, saveRecord{name: r.Name, record: r})
 		}
 	}
-	for _, s := range checkpoint.Storages(c.Root) {
+	for _, s := range storages {
 		if !s.Kind.Valid() {
 			return nil, fmt.Errorf("storage %q: invalid storage kind", s.Key)
 		}
@@ -234,7 +235,8 @@ func writeZip(c *checkpoint.Checkpoint, ctx context.Context, z *zipWriter, prefi
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	recs, err := plan(c)
+	storages := checkpoint.Storages(c.Root)
+	recs, err := plan(c, storages)
 	if err != nil {
 		return 0, err
 	}
@@ -244,7 +246,7 @@ func writeZip(c *checkpoint.Checkpoint, ctx context.Context, z *zipWriter, prefi
 	}
 	var run *storageRun
 	if _, ok := regularFileAtStart(z.raw); ok {
-		run = findRun(c, checkpoint.Storages(c.Root))
+		run = findRun(c, storages)
 	}
 	if run != nil {
 		prefix = run.prefix
