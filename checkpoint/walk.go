@@ -48,7 +48,9 @@ type WalkFunc func(path Path, v Value) error
 // (a shared object) is visited each time; cycles are cut.
 func Walk(root Value, fn WalkFunc) error {
 	w := walker{fn: fn, active: map[any]bool{}}
-	err := w.walk(nil, root)
+	// The paths handed to fn share one buffer, each child's written over its previous
+	// sibling's: walking a dict of many tensors makes no slice per value.
+	err := w.walk(make(Path, 0, 16), root)
 	if err == SkipChildren {
 		err = nil
 	}
@@ -77,12 +79,12 @@ func (w *walker) walk(path Path, v Value) error {
 	w.active[v] = true
 	defer delete(w.active, v)
 	for _, e := range entries {
-		if err := w.walk(append(path[:len(path):len(path)], KeyString(e.Key)), e.Value); err != nil {
+		if err := w.walk(append(path, KeyString(e.Key)), e.Value); err != nil {
 			return err
 		}
 	}
 	for i, it := range items {
-		if err := w.walk(append(path[:len(path):len(path)], strconv.Itoa(i)), it); err != nil {
+		if err := w.walk(append(path, strconv.Itoa(i)), it); err != nil {
 			return err
 		}
 	}
@@ -119,22 +121,35 @@ type NamedTensor struct {
 // A tensor object reachable by two paths is listed under both.
 func Tensors(root Value) []NamedTensor {
 	var out []NamedTensor
+	var paths pathArena
 	_ = Walk(root, func(path Path, v Value) error {
 		switch t := v.(type) {
 		case *Tensor:
-			out = append(out, NamedTensor{Path: append(Path(nil), path...), Tensor: t})
+			out = append(out, NamedTensor{Path: paths.clone(path), Tensor: t})
 		case *Parameter:
 			if t.Data != nil {
-				out = append(out, NamedTensor{Path: append(Path(nil), path...), Tensor: t.Data, Parameter: t})
+				out = append(out, NamedTensor{Path: paths.clone(path), Tensor: t.Data, Parameter: t})
 			}
 		case *AttrTensor:
 			if d, ok := t.Dense(); ok {
-				out = append(out, NamedTensor{Path: append(Path(nil), path...), Tensor: d, Attrs: t})
+				out = append(out, NamedTensor{Path: paths.clone(path), Tensor: d, Attrs: t})
 			}
 		}
 		return nil
 	})
 	return out
+}
+
+// pathArena copies paths into shared chunks, one allocation for many paths.
+type pathArena struct{ chunk Path }
+
+func (a *pathArena) clone(p Path) Path {
+	if cap(a.chunk)-len(a.chunk) < len(p) {
+		a.chunk = make(Path, 0, max(1024, len(p)))
+	}
+	n := len(a.chunk)
+	a.chunk = append(a.chunk, p...)
+	return a.chunk[n:len(a.chunk):len(a.chunk)]
 }
 
 // Storages lists the distinct storages below root in order of first appearance, which is

@@ -48,7 +48,7 @@ func parseOptimizer(path checkpoint.Path, v checkpoint.Value) (*optimizer, error
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("has no 'state' and 'param_groups'")
 	}
-	opt := &optimizer{path: path}
+	opt := &optimizer{path: append(checkpoint.Path(nil), path...)} // Walk's path is reused
 	if opt.state, ok = entriesOf(stateV); !ok {
 		return nil, fmt.Errorf("'state' is not a dict")
 	}
