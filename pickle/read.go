@@ -85,6 +85,7 @@ type zipRecord struct {
 	name         string // relative to the top folder
 	offset, size int64
 	crc32        uint32
+	folder       bool // a directory entry, which holds no data
 }
 
 func (c *fileReader) readZip(lim Limits) error {
@@ -103,13 +104,10 @@ func (c *fileReader) readZip(lim Limits) error {
 	storageRecords := seqIndex[int]{seq: make([]int, 0, len(entries))}
 	records := make([]zipRecord, len(entries))
 	otherNames := map[string]bool{}
-	var pkl *zipRecord
+	pkl := -1
+	var others []int // records[others[j]] is c.arch.Records[j]
 	sawData := false
 	top := prefix + "/"
-	// The local headers lie in file order, mostly next to each other: a cached block
-	// answers hundreds of their reads.
-	headers := newBlockReader(c.src, c.size)
-	header := new([localHeaderLen]byte)
 	for i := range entries {
 		f := &entries[i]
 		rel := strings.TrimPrefix(f.name, top)
@@ -125,7 +123,8 @@ func (c *fileReader) readZip(lim Limits) error {
 			return fmt.Errorf("%w: record %q appears twice", ErrCorrupt, f.name)
 		}
 		if strings.HasSuffix(rel, "/") && f.usize == 0 {
-			continue // a directory entry
+			records[i].folder = true
+			continue
 		}
 		if f.flags&0x1 != 0 {
 			return fmt.Errorf("%w: record %q is encrypted", ErrUnsupported, f.name)
@@ -133,37 +132,73 @@ func (c *fileReader) readZip(lim Limits) error {
 		if f.method != methodStore {
 			return fmt.Errorf("%w: record %q is compressed (method %d); torch stores records uncompressed, so the file was repacked: unzip and re-zip it with -0, or re-save it with torch", ErrUnsupported, f.name, f.method)
 		}
-		off, err := dataOffset(headers, f, c.size, header)
-		if err != nil {
-			return fmt.Errorf("%w: record %q: %v", ErrCorrupt, f.name, err)
-		}
 		if f.csize != f.usize {
 			return fmt.Errorf("%w: record %q: stored size %d differs from its size %d", ErrCorrupt, f.name, f.csize, f.usize)
 		}
-		if f.usize > uint64(c.size) || off < 0 || off > c.size-int64(f.usize) {
-			return fmt.Errorf("%w: record %q claims %d bytes at offset %d of a %d-byte file", ErrTruncated, f.name, f.usize, off, c.size)
+		if f.usize > uint64(c.size) {
+			return fmt.Errorf("%w: record %q claims %d bytes of a %d-byte file", ErrTruncated, f.name, f.usize, c.size)
 		}
-		records[i] = zipRecord{name: rel, offset: off, size: int64(f.usize), crc32: f.crc32}
+		records[i] = zipRecord{name: rel, size: int64(f.usize), crc32: f.crc32}
 		switch {
 		case rel == "data.pkl":
-			pkl = &records[i]
+			pkl = i
 		case isData:
 			sawData = true
 			c.arch.dataRecords++
 		default:
-			c.arch.Records = append(c.arch.Records, Record{Name: strings.Clone(rel), BeforeData: !sawData, offset: off, size: records[i].size, crc32: f.crc32})
+			others = append(others, i)
+			c.arch.Records = append(c.arch.Records, Record{Name: strings.Clone(rel), BeforeData: !sawData, size: records[i].size, crc32: f.crc32})
 		}
 	}
-	if pkl == nil {
+	if pkl < 0 {
 		return fmt.Errorf("%w: the zip archive has no data.pkl", ErrNotCheckpoint)
 	}
-	c.arch.pklOffset = pkl.offset
+	// Where each record's data starts is in its local header. data.pkl's comes first;
+	// the others', spread through the whole file, are read on another goroutine while the
+	// pickle is decoded. Each reader goes through its own cached block, which answers
+	// hundreds of reads of the headers of small records.
+	locate := func(i int, r io.ReaderAt, header *[localHeaderLen]byte) error {
+		f := &entries[i]
+		off, err := dataOffset(r, f, c.size, header)
+		if err != nil {
+			return fmt.Errorf("%w: record %q: %v", ErrCorrupt, f.name, err)
+		}
+		if off < 0 || off > c.size-int64(f.usize) {
+			return fmt.Errorf("%w: record %q claims %d bytes at offset %d of a %d-byte file", ErrTruncated, f.name, f.usize, off, c.size)
+		}
+		records[i].offset = off
+		return nil
+	}
+	if err := locate(pkl, c.src, new([localHeaderLen]byte)); err != nil {
+		return err
+	}
+	located := make(chan error, 1)
+	go func() {
+		headers, header := newBlockReader(c.src, c.size), new([localHeaderLen]byte)
+		for i := range records {
+			if i != pkl && !records[i].folder {
+				if err := locate(i, headers, header); err != nil {
+					located <- err
+					return
+				}
+			}
+		}
+		located <- nil
+	}()
+	c.arch.pklOffset = records[pkl].offset
 	// Sized for a storage per record: a slice grown by doubling allocates twice its size.
 	d := &decoder{record: "data.pkl", lim: lim, order: make([]*checkpoint.Storage, 0, c.arch.dataRecords)}
 	d.storages.seq = make([]*checkpoint.Storage, 0, c.arch.dataRecords)
-	root, proto, err := c.decodePickle(d, pkl.offset, pkl.size, lim)
+	root, proto, err := c.decodePickle(d, records[pkl].offset, records[pkl].size, lim)
+	// A record the directory places wrongly is the first thing wrong with the file.
+	if err := <-located; err != nil {
+		return err
+	}
 	if err != nil {
 		return err
+	}
+	for j, i := range others {
+		c.arch.Records[j].offset = records[i].offset
 	}
 	for _, s := range d.order {
 		i, ok := storageRecords.get(s.Key)
