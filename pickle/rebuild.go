@@ -44,10 +44,9 @@ func (d *decoder) tensorV3(args []checkpoint.Value) (checkpoint.Value, error) {
 // view reads (offset, size, stride, requires_grad, hooks) of a tensor over s.
 func (d *decoder) view(s *checkpoint.Storage, args []checkpoint.Value) (*checkpoint.Tensor, error) {
 	offset, ok := args[0].(int64)
-	size, ok1 := intTuple(args[1])
-	stride, ok2 := intTuple(args[2])
+	size, stride, ok1 := sizeAndStride(args[1], args[2])
 	grad, ok3 := args[3].(bool)
-	if !ok || !ok1 || !ok2 || !ok3 || len(size) != len(stride) || offset < 0 {
+	if !ok || !ok1 || !ok3 || len(size) != len(stride) || offset < 0 {
 		return nil, fmt.Errorf("%w: %s: malformed tensor of storage %q", ErrCorrupt, d.record, s.Key)
 	}
 	return &checkpoint.Tensor{Storage: s, Offset: offset, Size: size, Stride: stride, RequiresGrad: grad, Hooks: hooks(args[4])}, nil

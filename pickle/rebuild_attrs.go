@@ -54,10 +54,9 @@ func (d *decoder) meta(g *checkpoint.Global, args []checkpoint.Value) (checkpoin
 		return nil, bad
 	}
 	dtype, ok := args[0].(*checkpoint.Global)
-	size, ok1 := intTuple(args[1])
-	stride, ok2 := intTuple(args[2])
+	size, stride, ok1 := sizeAndStride(args[1], args[2])
 	_, ok3 := args[3].(bool)
-	if !ok || !ok1 || !ok2 || !ok3 || len(size) != len(stride) || dtype.Module != "torch" {
+	if !ok || !ok1 || !ok3 || len(size) != len(stride) || dtype.Module != "torch" {
 		return nil, bad
 	}
 	if _, ok := checkpoint.KindOfDType(dtype.Name); !ok {

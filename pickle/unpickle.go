@@ -204,10 +204,9 @@ func (d *decoder) tensor(args []checkpoint.Value) (checkpoint.Value, error) {
 		return nil, fmt.Errorf("%w: %s: tensor without a storage", ErrCorrupt, d.record)
 	}
 	offset, ok := args[1].(int64)
-	size, ok1 := intTuple(args[2])
-	stride, ok2 := intTuple(args[3])
+	size, stride, ok1 := sizeAndStride(args[2], args[3])
 	grad, ok3 := args[4].(bool)
-	if !ok || !ok1 || !ok2 || !ok3 || len(size) != len(stride) || offset < 0 {
+	if !ok || !ok1 || !ok3 || len(size) != len(stride) || offset < 0 {
 		return nil, fmt.Errorf("%w: %s: malformed tensor of storage %q", ErrCorrupt, d.record, s.Key)
 	}
 	t := &checkpoint.Tensor{Storage: s, Offset: offset, Size: size, Stride: stride, RequiresGrad: grad, Hooks: hooks(args[5]), Extra: args[6:]}
@@ -313,20 +312,27 @@ func (d *decoder) bytes(g *checkpoint.Global, args []checkpoint.Value) (checkpoi
 	return nil, fmt.Errorf("%w: %s: %s with arguments pt2conv does not model", ErrUnsupported, d.record, g)
 }
 
-func intTuple(v checkpoint.Value) ([]int64, bool) {
-	t, ok := v.(*checkpoint.Tuple)
-	if !ok {
-		return nil, false
+// sizeAndStride reads a tensor's size and stride tuples into one allocation: a checkpoint
+// of many small tensors makes one fewer per tensor. Each slice is capped at its length.
+func sizeAndStride(sizeV, strideV checkpoint.Value) (size, stride []int64, ok bool) {
+	st, ok1 := sizeV.(*checkpoint.Tuple)
+	tt, ok2 := strideV.(*checkpoint.Tuple)
+	if !ok1 || !ok2 {
+		return nil, nil, false
 	}
-	out := make([]int64, len(t.Items))
-	for i, it := range t.Items {
-		n, ok := it.(int64)
-		if !ok {
-			return nil, false
+	n := len(st.Items)
+	buf := make([]int64, n+len(tt.Items))
+	for i, it := range st.Items {
+		if buf[i], ok = it.(int64); !ok {
+			return nil, nil, false
 		}
-		out[i] = n
 	}
-	return out, true
+	for i, it := range tt.Items {
+		if buf[n+i], ok = it.(int64); !ok {
+			return nil, nil, false
+		}
+	}
+	return buf[:n:n], buf[n:], true
 }
 
 func sortedKeys(m map[string]any) []string {
