@@ -86,20 +86,30 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 	if len(dicts) == 0 {
 		return nil, fmt.Errorf("%s: %w (no dict of tensors with keys like \"fc.weight\")", c.Name, ErrNoStateDict)
 	}
-	claims := map[string]*claim{} // by path
-	var claimed []*claim
-	// Each dict's weights are listed once and indexed by module, so that a plan naming
-	// thousands of layers costs a lookup per spec, not a pass over every weight.
-	weights := make([][]*weight, len(dicts))
-	byModule := make([]map[string][]*weight, len(dicts))
+	// A weight is claimed by one spec at most; claims finds its claim in claimed.
+	claims := map[claimKey]int{}
+	var claimed []claim
+	weights := make([][]weight, len(dicts))
 	for i, d := range dicts {
 		weights[i] = d.weights()
-		byModule[i] = make(map[string][]*weight, len(weights[i]))
-		for _, w := range weights[i] {
-			byModule[i][w.module] = append(byModule[i][w.module], w)
+	}
+	// A few names are looked up by a pass over each dict's weights; a plan naming thousands
+	// of layers looks each up in an index by module, built once.
+	literals := 0
+	for _, sp := range specs {
+		if name, err := parseLayerName(sp.Layer); err == nil && !name.isGlob() {
+			literals++
+		}
+	}
+	var byModule []moduleIndex
+	if literals > maxScans {
+		byModule = make([]moduleIndex, len(dicts))
+		for i := range dicts {
+			byModule[i] = indexModules(weights[i])
 		}
 	}
 	var warnings []string
+	var selected []*weight
 	for si, sp := range specs {
 		matched := false
 		name, err := parseLayerName(sp.Layer)
@@ -107,10 +117,22 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 			return nil, fmt.Errorf("%w: %q: %v", ErrSpec, sp.Layer, err)
 		}
 		glob := name.isGlob()
+		spec := sp.String()
 		for i, d := range dicts {
-			selected := weights[i]
-			if !glob {
-				selected = byModule[i][name.module.literal()]
+			selected = selected[:0]
+			switch {
+			case glob:
+				for j := range weights[i] {
+					selected = append(selected, &weights[i][j])
+				}
+			case byModule != nil:
+				selected = byModule[i].lookup(weights[i], name.module.literal(), selected)
+			default:
+				for j := range weights[i] {
+					if weights[i][j].module == name.module.literal() {
+						selected = append(selected, &weights[i][j])
+					}
+				}
 			}
 			for _, w := range selected {
 				if !name.matches(d.path, w.module) {
@@ -123,21 +145,20 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 					return nil, atSpec(rankError(w, sp, opts.Direction), si)
 				}
 				matched = true
-				ch, err := planWeight(w, sp, opts.Direction)
+				ch, err := planWeight(w, sp, spec, opts.Direction)
 				if err != nil {
 					return nil, atSpec(err, si)
 				}
 				if warn := checkEvidence(w, &ch, opts.Direction); warn != "" {
 					warnings = append(warnings, warn)
 				}
-				key := w.path().String()
-				if prev := claims[key]; prev != nil {
+				key := claimKey{d.order, w.key}
+				if prev, ok := claims[key]; ok {
 					return nil, &LayerError{Layer: w.module, Dict: d.path, Err: ErrConflict, SpecIndex: si,
-						Detail: fmt.Sprintf("selected by two specs, %q and %q; keep one of them", prev.spec, sp.String())}
+						Detail: fmt.Sprintf("selected by two specs, %q and %q; keep one of them", claimed[prev].change.Spec, spec)}
 				}
-				cl := &claim{spec: sp.String(), change: ch, order: [2]int{d.order, w.index}}
-				claims[key] = cl
-				claimed = append(claimed, cl)
+				claims[key] = len(claimed)
+				claimed = append(claimed, claim{change: ch, storage: w.tensor.Storage, order: [2]int{d.order, w.index}})
 			}
 		}
 		if !matched {
@@ -148,11 +169,17 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 		a, b := claimed[i].order, claimed[j].order
 		return a[0] < b[0] || a[0] == b[0] && a[1] < b[1]
 	})
-	p := &Plan{Warnings: warnings}
-	for _, cl := range claimed {
-		p.Changes = append(p.Changes, cl.change)
+	for i, cl := range claimed {
+		claims[claimKey{cl.order[0], cl.change.Path[len(cl.change.Path)-1]}] = i
 	}
-	p.Warnings = append(p.Warnings, tiedWarnings(dicts, claims)...)
+	p := &Plan{Warnings: warnings, Changes: make([]Change, len(claimed))}
+	for i := range claimed {
+		p.Changes[i] = claimed[i].change
+	}
+	if len(p.Changes) == 0 {
+		p.Changes = nil
+	}
+	p.Warnings = append(p.Warnings, tiedWarnings(dicts, claims, claimed)...)
 	if err := planOptimizer(c.Root, dicts, p, opts); err != nil {
 		return nil, err
 	}
@@ -168,15 +195,60 @@ func atSpec(err error, index int) error {
 	return err
 }
 
-// claim records which spec selected a weight and what becomes of it.
+// claim records what becomes of a weight a spec selected (change.Spec names the spec).
 type claim struct {
-	spec   string
-	change Change
-	order  [2]int // dict, entry: file order
+	change  Change
+	storage *checkpoint.Storage
+	order   [2]int // dict, entry: file order
+}
+
+// claimKey names a weight: the dict's place in the walk, and its key.
+type claimKey struct {
+	dict int
+	key  string
+}
+
+// maxScans is how many layer names NewPlan looks up by a pass over the weights before it
+// indexes them by module.
+const maxScans = 8
+
+// moduleIndex finds a dict's weights by module: the first one's index, and any more (a dict
+// with a key twice) apart.
+type moduleIndex struct {
+	first map[string]int
+	more  map[string][]int
+}
+
+func indexModules(ws []weight) moduleIndex {
+	ix := moduleIndex{first: make(map[string]int, len(ws))}
+	for i := range ws {
+		if _, dup := ix.first[ws[i].module]; !dup {
+			ix.first[ws[i].module] = i
+			continue
+		}
+		if ix.more == nil {
+			ix.more = map[string][]int{}
+		}
+		ix.more[ws[i].module] = append(ix.more[ws[i].module], i)
+	}
+	return ix
+}
+
+// lookup appends the weights of module to out, in key order.
+func (ix moduleIndex) lookup(ws []weight, module string, out []*weight) []*weight {
+	i, ok := ix.first[module]
+	if !ok {
+		return out
+	}
+	out = append(out, &ws[i])
+	for _, j := range ix.more[module] {
+		out = append(out, &ws[j])
+	}
+	return out
 }
 
 // planWeight works out one weight's change.
-func planWeight(w *weight, sp Spec, dir Direction) (Change, error) {
+func planWeight(w *weight, sp Spec, spec string, dir Direction) (Change, error) {
 	t := w.tensor
 	ch := Change{
 		Path:      w.path(),
@@ -185,7 +257,7 @@ func planWeight(w *weight, sp Spec, dir Direction) (Change, error) {
 		DType:     dtypeOf(t),
 		OldSize:   append([]int64(nil), t.Size...),
 		OldStride: append([]int64(nil), t.Stride...),
-		Spec:      sp.String(),
+		Spec:      spec,
 	}
 	fail := func(kind error, format string, args ...any) (Change, error) {
 		return Change{}, &LayerError{Layer: w.module, Dict: w.dict.path, Err: kind, Detail: fmt.Sprintf(format, args...)}
@@ -311,21 +383,54 @@ func noMatchError(sp Spec, dicts []*stateDict, dir Direction) error {
 }
 
 // tiedWarnings names weights converted under one key while the same tensor also appears,
-// unconverted or converted differently, under another key of its state_dict.
-func tiedWarnings(dicts []*stateDict, claims map[string]*claim) []string {
+// unconverted or converted differently, under another key of its state_dict. Only a storage
+// of a converted weight can tie it, so only the dict entries over those are looked at.
+func tiedWarnings(dicts []*stateDict, claims map[claimKey]int, claimed []claim) []string {
+	storages := make([]map[*checkpoint.Storage]bool, len(dicts)) // by dict order
+	for _, cl := range claimed {
+		if cl.storage == nil {
+			continue
+		}
+		d := cl.order[0]
+		if storages[d] == nil {
+			storages[d] = map[*checkpoint.Storage]bool{}
+		}
+		storages[d][cl.storage] = true
+	}
 	var out []string
 	for _, d := range dicts {
-		for _, p := range d.params() {
-			if len(p.keys) < 2 {
+		if storages[d.order] == nil {
+			continue
+		}
+		// The dict's parameters over those storages, in model.parameters() order, each
+		// with every key it appears under (see params).
+		var tied [][]string
+		at := map[tensorIdentity]int{}
+		for _, e := range d.entries {
+			k := e.Key.(string)
+			t, ok := checkpoint.AsTensor(e.Value)
+			if !ok || isBuffer(k) || !storages[d.order][t.Storage] {
+				continue
+			}
+			id := identityOf(t)
+			if i, ok := at[id]; ok {
+				tied[i] = append(tied[i], k)
+				continue
+			}
+			at[id] = len(tied)
+			tied = append(tied, []string{k})
+		}
+		for _, keys := range tied {
+			if len(keys) < 2 {
 				continue
 			}
 			var conv, kept []string
 			shapes := map[string]bool{}
-			for _, k := range p.keys {
+			for _, k := range keys {
 				path := append(append(checkpoint.Path(nil), d.path...), k)
-				if cl := claims[path.String()]; cl != nil {
+				if i, ok := claims[claimKey{d.order, k}]; ok {
 					conv = append(conv, path.String())
-					shapes[dims(cl.change.NewSize)] = true
+					shapes[dims(claimed[i].change.NewSize)] = true
 				} else {
 					kept = append(kept, path.String())
 				}
