@@ -89,10 +89,7 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 	// A weight is claimed by one spec at most; claims finds its claim in claimed.
 	claims := map[claimKey]int{}
 	var claimed []claim
-	weights := make([][]weight, len(dicts))
-	for i, d := range dicts {
-		weights[i] = d.weights()
-	}
+	var changes []Change // claimed[i] made changes[i]
 	// A few names are looked up by a pass over each dict's weights; a plan naming thousands
 	// of layers looks each up in an index by module, built once.
 	literals := 0
@@ -105,11 +102,12 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 	if literals > maxScans {
 		byModule = make([]moduleIndex, len(dicts))
 		for i := range dicts {
-			byModule[i] = indexModules(weights[i])
+			byModule[i] = indexModules(dicts[i].weights())
 		}
 	}
 	var warnings []string
 	var selected []*weight
+	var found []weight // the weights a pass over a dict's entries finds
 	for si, sp := range specs {
 		matched := false
 		name, err := parseLayerName(sp.Layer)
@@ -122,16 +120,23 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 			selected = selected[:0]
 			switch {
 			case glob:
-				for j := range weights[i] {
-					selected = append(selected, &weights[i][j])
+				ws := d.weights()
+				for j := range ws {
+					selected = append(selected, &ws[j])
 				}
 			case byModule != nil:
-				selected = byModule[i].lookup(weights[i], name.module.literal(), selected)
-			default:
-				for j := range weights[i] {
-					if weights[i][j].module == name.module.literal() {
-						selected = append(selected, &weights[i][j])
+				selected = byModule[i].lookup(d.weights(), name.module.literal(), selected)
+			default: // one of a few names: no list of every weight
+				found = found[:0]
+				for j := range d.entries {
+					if k := d.entries[j].Key.(string); len(k) == len(name.module.literal())+len(".weight") || k == "weight" {
+						if w, ok := d.weightAt(j); ok && w.module == name.module.literal() {
+							found = append(found, w)
+						}
 					}
+				}
+				for j := range found {
+					selected = append(selected, &found[j])
 				}
 			}
 			for _, w := range selected {
@@ -155,31 +160,34 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 				key := claimKey{d.order, w.key}
 				if prev, ok := claims[key]; ok {
 					return nil, &LayerError{Layer: w.module, Dict: d.path, Err: ErrConflict, SpecIndex: si,
-						Detail: fmt.Sprintf("selected by two specs, %q and %q; keep one of them", claimed[prev].change.Spec, spec)}
+						Detail: fmt.Sprintf("selected by two specs, %q and %q; keep one of them", changes[prev].Spec, spec)}
 				}
 				claims[key] = len(claimed)
-				claimed = append(claimed, claim{change: ch, storage: w.tensor.Storage, order: [2]int{d.order, w.index}})
+				claimed = append(claimed, claim{storage: w.tensor.Storage, order: [2]int{d.order, w.index}})
+				changes = append(changes, ch)
 			}
 		}
 		if !matched {
 			return nil, atSpec(noMatchError(sp, dicts, opts.Direction), si)
 		}
 	}
-	sort.SliceStable(claimed, func(i, j int) bool {
-		a, b := claimed[i].order, claimed[j].order
-		return a[0] < b[0] || a[0] == b[0] && a[1] < b[1]
-	})
+	if !sort.IsSorted(byOrder{claimed, changes}) { // specs in another order than the file's
+		perm := make([]int, len(claimed))
+		for i := range perm {
+			perm[i] = i
+		}
+		sort.SliceStable(perm, func(i, j int) bool { return byOrder{claimed, changes}.Less(perm[i], perm[j]) })
+		sortedClaims, sortedChanges := make([]claim, len(claimed)), make([]Change, len(changes))
+		for i, j := range perm {
+			sortedClaims[i], sortedChanges[i] = claimed[j], changes[j]
+		}
+		claimed, changes = sortedClaims, sortedChanges
+	}
 	for i, cl := range claimed {
-		claims[claimKey{cl.order[0], cl.change.Path[len(cl.change.Path)-1]}] = i
+		claims[claimKey{cl.order[0], changes[i].Path[len(changes[i].Path)-1]}] = i
 	}
-	p := &Plan{Warnings: warnings, Changes: make([]Change, len(claimed))}
-	for i := range claimed {
-		p.Changes[i] = claimed[i].change
-	}
-	if len(p.Changes) == 0 {
-		p.Changes = nil
-	}
-	p.Warnings = append(p.Warnings, tiedWarnings(dicts, claims, claimed)...)
+	p := &Plan{Warnings: warnings, Changes: changes}
+	p.Warnings = append(p.Warnings, tiedWarnings(dicts, claims, claimed, changes)...)
 	if err := planOptimizer(c.Root, dicts, p, opts); err != nil {
 		return nil, err
 	}
@@ -195,11 +203,26 @@ func atSpec(err error, index int) error {
 	return err
 }
 
-// claim records what becomes of a weight a spec selected (change.Spec names the spec).
+// claim records where a weight a spec selected is; its Change is kept beside it.
 type claim struct {
-	change  Change
 	storage *checkpoint.Storage
 	order   [2]int // dict, entry: file order
+}
+
+// byOrder puts claims, and their changes with them, in file order.
+type byOrder struct {
+	claims  []claim
+	changes []Change
+}
+
+func (b byOrder) Len() int { return len(b.claims) }
+func (b byOrder) Less(i, j int) bool {
+	x, y := b.claims[i].order, b.claims[j].order
+	return x[0] < y[0] || x[0] == y[0] && x[1] < y[1]
+}
+func (b byOrder) Swap(i, j int) {
+	b.claims[i], b.claims[j] = b.claims[j], b.claims[i]
+	b.changes[i], b.changes[j] = b.changes[j], b.changes[i]
 }
 
 // claimKey names a weight: the dict's place in the walk, and its key.
@@ -385,40 +408,57 @@ func noMatchError(sp Spec, dicts []*stateDict, dir Direction) error {
 // tiedWarnings names weights converted under one key while the same tensor also appears,
 // unconverted or converted differently, under another key of its state_dict. Only a storage
 // of a converted weight can tie it, so only the dict entries over those are looked at.
-func tiedWarnings(dicts []*stateDict, claims map[claimKey]int, claimed []claim) []string {
-	storages := make([]map[*checkpoint.Storage]bool, len(dicts)) // by dict order
+func tiedWarnings(dicts []*stateDict, claims map[claimKey]int, claimed []claim, changes []Change) []string {
+	// How many entries of each dict sit over each converted weight's storage.
+	storages := make([]map[*checkpoint.Storage]int, len(dicts)) // by dict order
 	for _, cl := range claimed {
 		if cl.storage == nil {
 			continue
 		}
 		d := cl.order[0]
 		if storages[d] == nil {
-			storages[d] = map[*checkpoint.Storage]bool{}
+			storages[d] = map[*checkpoint.Storage]int{}
 		}
-		storages[d][cl.storage] = true
+		storages[d][cl.storage] = 0
 	}
 	var out []string
 	for _, d := range dicts {
-		if storages[d.order] == nil {
+		shared := storages[d.order]
+		if shared == nil {
 			continue
 		}
-		// The dict's parameters over those storages, in model.parameters() order, each
-		// with every key it appears under (see params).
-		var tied [][]string
-		at := map[tensorIdentity]int{}
-		for _, e := range d.entries {
-			k := e.Key.(string)
+		parameter := func(e checkpoint.Entry) (*checkpoint.Tensor, bool) {
 			t, ok := checkpoint.AsTensor(e.Value)
-			if !ok || isBuffer(k) || !storages[d.order][t.Storage] {
+			if !ok || isBuffer(e.Key.(string)) {
+				return nil, false
+			}
+			_, ok = shared[t.Storage]
+			return t, ok
+		}
+		for _, e := range d.entries {
+			if t, ok := parameter(e); ok {
+				shared[t.Storage]++
+			}
+		}
+		// The dict's parameters over storages that more than one entry uses, in
+		// model.parameters() order, each with every key it appears under (see params).
+		var tied [][]string
+		var at map[tensorIdentity]int
+		for _, e := range d.entries {
+			t, ok := parameter(e)
+			if !ok || shared[t.Storage] < 2 {
 				continue
+			}
+			if at == nil {
+				at = map[tensorIdentity]int{}
 			}
 			id := identityOf(t)
 			if i, ok := at[id]; ok {
-				tied[i] = append(tied[i], k)
+				tied[i] = append(tied[i], e.Key.(string))
 				continue
 			}
 			at[id] = len(tied)
-			tied = append(tied, []string{k})
+			tied = append(tied, []string{e.Key.(string)})
 		}
 		for _, keys := range tied {
 			if len(keys) < 2 {
@@ -430,7 +470,7 @@ func tiedWarnings(dicts []*stateDict, claims map[claimKey]int, claimed []claim) 
 				path := append(append(checkpoint.Path(nil), d.path...), k)
 				if i, ok := claims[claimKey{d.order, k}]; ok {
 					conv = append(conv, path.String())
-					shapes[dims(claimed[i].change.NewSize)] = true
+					shapes[dims(changes[i].NewSize)] = true
 				} else {
 					kept = append(kept, path.String())
 				}

@@ -143,13 +143,22 @@ func inspect(c *checkpoint.Checkpoint) *inspection {
 			rep.Shards = append(rep.Shards, s.File)
 		}
 	}
-	_ = eachTensor(c.Root, func(checkpoint.Path, *checkpoint.Tensor, bool) error {
-		ins.tensors++
-		return nil
-	})
-	// The distinct storages, as checkpoint.Storages counts them, without listing them.
-	seen := make(map[*checkpoint.Storage]struct{}, ins.tensors)
+	// The tensors as eachTensor lists them, and the distinct storages as
+	// checkpoint.Storages does, in one walk and without listing them.
+	seen := map[*checkpoint.Storage]struct{}{}
 	_ = checkpoint.Walk(c.Root, func(_ checkpoint.Path, v checkpoint.Value) error {
+		switch t := v.(type) {
+		case *checkpoint.Tensor:
+			ins.tensors++
+		case *checkpoint.Parameter:
+			if t.Data != nil {
+				ins.tensors++
+			}
+		case *checkpoint.AttrTensor:
+			if _, ok := t.Dense(); ok {
+				ins.tensors++
+			}
+		}
 		for _, t := range checkpoint.Parts(v) {
 			if s := t.Storage; s != nil {
 				if _, dup := seen[s]; !dup {

@@ -81,8 +81,11 @@ func printTensors(w io.Writer, rep *inspection, v inspectView) error {
 			return r.done()
 		})
 	}
-	listed := 0
-	_ = rows(&tableRow{emit: func(*tableRow) error { listed++; return nil }})
+	listed := rep.tensors
+	if len(under) > 0 {
+		listed = 0
+		_ = rows(&tableRow{emit: func(*tableRow) error { listed++; return nil }})
+	}
 	hidden := rep.tensors - listed
 	fmt.Fprintln(w)
 	var dropped []string
