@@ -86,18 +86,31 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 	if len(dicts) == 0 {
 		return nil, fmt.Errorf("%s: %w (no dict of tensors with keys like \"fc.weight\")", c.Name, ErrNoStateDict)
 	}
-	// A weight is claimed by one spec at most; claims finds its claim in claimed.
-	claims := map[claimKey]int{}
-	var claimed []claim
-	var changes []Change // claimed[i] made changes[i]
-	// A few names are looked up by a pass over each dict's weights; a plan naming thousands
-	// of layers looks each up in an index by module, built once.
-	literals := 0
+	// Changes are sized for what the globs select, rather than grown a quarter at a time.
+	literals, globbed := 0, 0
 	for _, sp := range specs {
-		if name, err := parseLayerName(sp.Layer); err == nil && !name.isGlob() {
+		name, err := parseLayerName(sp.Layer)
+		switch {
+		case err != nil:
+		case !name.isGlob():
 			literals++
+		default:
+			for _, d := range dicts {
+				for _, w := range d.weights() {
+					if w.rank() == opts.Direction.fromRank() && name.matches(d.path, w.module) {
+						globbed++
+					}
+				}
+			}
 		}
 	}
+	// A weight is claimed by one spec at most; claims finds its claim in claimed, which
+	// made the change of the same index.
+	claims := make(map[claimKey]int, globbed+literals)
+	claimed := make([]claim, 0, globbed+literals)
+	changes := make([]Change, 0, globbed+literals)
+	// A few names are looked up by a pass over each dict's entries; a plan naming thousands
+	// of layers looks each up in an index by module, built once.
 	var byModule []moduleIndex
 	if literals > maxScans {
 		byModule = make([]moduleIndex, len(dicts))
@@ -187,6 +200,9 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 		claims[claimKey{cl.order[0], changes[i].Path[len(changes[i].Path)-1]}] = i
 	}
 	p := &Plan{Warnings: warnings, Changes: changes}
+	if len(changes) == 0 {
+		p.Changes = nil
+	}
 	p.Warnings = append(p.Warnings, tiedWarnings(dicts, claims, claimed, changes)...)
 	if err := planOptimizer(c.Root, dicts, p, opts); err != nil {
 		return nil, err

@@ -263,6 +263,9 @@ func fitCell(s string, width int, how truncation) string {
 		return s
 	}
 	if how == cutEnd {
+		if tail := runewidth.StringWidth("…"); printableASCII(s) && width >= tail {
+			return s[:width-tail] + "…" // what runewidth.Truncate gives, without its rune by rune pass
+		}
 		return runewidth.Truncate(s, width, "…")
 	}
 	return truncateMiddle(s, width)
@@ -277,9 +280,12 @@ func truncateMiddle(s string, width int) string {
 	if width <= 1 {
 		return runewidth.Truncate(s, width, "")
 	}
-	runes := []rune(s)
 	tailWidth := (width - 1) / 2
 	headWidth := width - 1 - tailWidth
+	if printableASCII(s) { // a column per byte
+		return s[:headWidth] + "…" + s[len(s)-tailWidth:]
+	}
+	runes := []rune(s)
 	var head, tail []rune
 	used := 0
 	for _, r := range runes {
