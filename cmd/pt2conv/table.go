@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mattn/go-runewidth"
 	"github.com/pt2conv/pt2conv/checkpoint"
@@ -256,6 +257,48 @@ func writeRows(w io.Writer, width int, cols []column, rows rowSource) (dropped [
 		return dropped, err
 	}
 	return dropped, rows(write)
+}
+
+// writeAligned writes the titles and rows as text/tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+// writes them with a tab after each cell but the last: every column but the last padded to
+// its widest cell, counted in runes, and two spaces. Unlike a tabwriter it holds no row:
+// the rows are measured in one pass and written in another.
+func writeAligned(w io.Writer, titles []string, rows rowSource) error {
+	widths := make([]int, len(titles))
+	for i, t := range titles {
+		widths[i] = utf8.RuneCountInString(t)
+	}
+	measure := &tableRow{emit: func(r *tableRow) error {
+		for i := range r.cells() {
+			widths[i] = max(widths[i], utf8.RuneCount(r.cell(i)))
+		}
+		return nil
+	}}
+	if err := rows(measure); err != nil {
+		return err
+	}
+	var line []byte
+	write := &tableRow{emit: func(r *tableRow) error {
+		line = line[:0]
+		for i := range r.cells() {
+			cell := r.cell(i)
+			line = append(line, cell...)
+			if i < r.cells()-1 {
+				for range widths[i] - utf8.RuneCount(cell) + columnGap {
+					line = append(line, ' ')
+				}
+			}
+		}
+		_, err := w.Write(append(line, '\n'))
+		return err
+	}}
+	for _, t := range titles {
+		write.raw(t)
+	}
+	if err := write.done(); err != nil {
+		return err
+	}
+	return rows(write)
 }
 
 func fitCell(s string, width int, how truncation) string {
