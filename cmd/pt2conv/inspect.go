@@ -145,7 +145,8 @@ func inspect(c *checkpoint.Checkpoint) *inspection {
 	}
 	// The tensors as eachTensor lists them, and the distinct storages as
 	// checkpoint.Storages does, in one walk and without listing them.
-	seen := map[*checkpoint.Storage]struct{}{}
+	entries, items, _ := checkpoint.Children(c.Root) // a state_dict's tensors, nearly always
+	seen := make(map[*checkpoint.Storage]struct{}, len(entries)+len(items))
 	_ = checkpoint.Walk(c.Root, func(_ checkpoint.Path, v checkpoint.Value) error {
 		switch t := v.(type) {
 		case *checkpoint.Tensor:
