@@ -61,6 +61,7 @@ func TestCandidatesScale(t *testing.T) {
 // around it at all.
 func TestPlanOneLayerIndexesNothing(t *testing.T) {
 	one := mustSpecs(t, manytensors.Key(7, "w1"))
+	const slack = 16 // a map grown a step further, say: not one allocation per tensor
 	var most float64
 	for _, n := range manytensors.Counts() {
 		c := manytensors.Shared(t, n)
@@ -72,10 +73,10 @@ func TestPlanOneLayerIndexesNothing(t *testing.T) {
 		})
 		t.Logf("%d tensors: %.0f allocations", n, allocs)
 		if most == 0 {
-			most = allocs
+			most = allocs + slack
 		}
 		if allocs > most {
-			t.Errorf("planning one layer among %d tensors allocates %.0f times, among fewer %.0f", n, allocs, most)
+			t.Errorf("planning one layer among %d tensors allocates %.0f times, among fewer %.0f", n, allocs, most-slack)
 		}
 	}
 }
