@@ -48,25 +48,29 @@ func writeInspectJSON(w io.Writer, file string, ins *inspection) error {
 			return nil
 		}},
 	}
-	rest := head.Bytes()
-	for _, li := range lists {
-		// In the head every list is empty, "[]", at the top level's indentation, which
-		// nothing else has: a string holds no newline.
+	// In the head every list is empty, "[]", at the top level's indentation, which nothing
+	// else has: a string holds no newline. Each is found before anything is written.
+	doc := head.Bytes()
+	cuts := make([]int, len(lists))
+	for i, li := range lists {
 		at := []byte("\n  \"" + li.key + "\": []")
-		i := bytes.Index(rest, at)
-		if i < 0 {
-			return fmt.Errorf("inspect document: no %q list", li.key) // a field renamed without this
+		j := bytes.Index(doc, at)
+		if j < 0 || i > 0 && j < cuts[i-1] {
+			return fmt.Errorf("inspect document: no %q list in place", li.key) // a field moved without this
 		}
-		cut := i + len(at) - len("[]")
-		if _, err := w.Write(rest[:cut]); err != nil {
+		cuts[i] = j + len(at) - len("[]")
+	}
+	from := 0
+	for i, li := range lists {
+		if _, err := w.Write(doc[from:cuts[i]]); err != nil {
 			return err
 		}
-		rest = rest[cut+len("[]"):]
+		from = cuts[i] + len("[]")
 		if err := l.list(li.list); err != nil {
 			return err
 		}
 	}
-	_, err := w.Write(rest)
+	_, err := w.Write(doc[from:])
 	return err
 }
 
