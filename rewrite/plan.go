@@ -88,8 +88,11 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 	}
 	// Changes are sized for what the globs select, rather than grown a quarter at a time.
 	literals, globbed := 0, 0
-	for _, sp := range specs {
+	names := make([]layerName, len(specs))
+	nameErrs := make([]error, len(specs)) // returned when the spec's turn comes
+	for si, sp := range specs {
 		name, err := parseLayerName(sp.Layer)
+		names[si], nameErrs[si] = name, err
 		switch {
 		case err != nil:
 		case !name.isGlob():
@@ -123,7 +126,7 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 	var found []weight // the weights a pass over a dict's entries finds
 	for si, sp := range specs {
 		matched := false
-		name, err := parseLayerName(sp.Layer)
+		name, err := names[si], nameErrs[si]
 		if err != nil {
 			return nil, fmt.Errorf("%w: %q: %v", ErrSpec, sp.Layer, err)
 		}
