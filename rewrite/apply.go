@@ -26,7 +26,7 @@ func Apply(c *checkpoint.Checkpoint, p *Plan) (*checkpoint.Checkpoint, error) {
 		}
 		n.change = ch
 	}
-	a := applier{containers: map[containerKey]checkpoint.Value{}, tensors: map[tensorKey]*checkpoint.Tensor{}}
+	a := applier{containers: map[checkpoint.Value][]rebuilt{}, tensors: map[tensorKey]*checkpoint.Tensor{}}
 	newRoot, err := a.rebuild(nil, c.Root, root)
 	if err != nil {
 		return nil, err
@@ -74,9 +74,10 @@ func (t *trie) signature() string {
 	return t.sig
 }
 
-type containerKey struct {
-	old checkpoint.Value
-	sig string
+// rebuilt is a container made new for the changes below a node of the trie.
+type rebuilt struct {
+	changes *trie
+	value   checkpoint.Value
 }
 
 type tensorKey struct {
@@ -85,7 +86,10 @@ type tensorKey struct {
 }
 
 type applier struct {
-	containers map[containerKey]checkpoint.Value
+	// containers are the containers made, by the old one. A container reached again
+	// under changes with the same signature is made once; signatures are worked out only
+	// then, since nearly every container is reached once.
+	containers map[checkpoint.Value][]rebuilt
 	tensors    map[tensorKey]*checkpoint.Tensor
 	params     map[tensorKey]*checkpoint.Parameter
 	attrs      map[tensorKey]*checkpoint.AttrTensor
@@ -103,9 +107,10 @@ func (a *applier) rebuild(path checkpoint.Path, v checkpoint.Value, n *trie) (ch
 	default: // checked before v is used as a map key: not every value is comparable
 		return nil, fmt.Errorf("%w: %s is a %T, the plan expects a container there", ErrStalePlan, checkpoint.Path(path), v)
 	}
-	key := containerKey{v, n.signature()}
-	if nv, ok := a.containers[key]; ok {
-		return nv, nil
+	for _, r := range a.containers[v] {
+		if r.changes == n || r.changes.signature() == n.signature() {
+			return r.value, nil
+		}
 	}
 	used := 0
 	visit := func(k string, child checkpoint.Value) (checkpoint.Value, bool, error) {
@@ -147,7 +152,7 @@ func (a *applier) rebuild(path checkpoint.Path, v checkpoint.Value, n *trie) (ch
 			}
 		}
 	}
-	a.containers[key] = out
+	a.containers[v] = append(a.containers[v], rebuilt{n, out})
 	return out, nil
 }
 
@@ -211,7 +216,7 @@ func (a *applier) replaceTensor(path checkpoint.Path, v checkpoint.Value, ch *Ch
 	if err := checkView(ch); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrStalePlan, path, err)
 	}
-	key := tensorKey{old, fmt.Sprint(ch.NewSize, ch.NewStride)}
+	key := tensorKey{old, viewKey(ch.NewSize, ch.NewStride)}
 	t := once(&a.tensors, key, func() *checkpoint.Tensor {
 		nt := *old
 		nt.Size = slices.Clone(ch.NewSize)
@@ -234,6 +239,19 @@ func (a *applier) replaceTensor(path checkpoint.Path, v checkpoint.Value, ch *Ch
 		}), nil
 	}
 	return t, nil
+}
+
+// viewKey tells new views of one tensor apart: sizes and strides.
+func viewKey(size, stride []int64) string {
+	var b [64]byte
+	k := b[:0]
+	for _, d := range [2][]int64{size, stride} {
+		for _, n := range d {
+			k = append(strconv.AppendInt(k, n, 10), ',')
+		}
+		k = append(k, ';')
+	}
+	return string(k)
 }
 
 // once returns (*m)[key], making it with build the first time: a tensor reached twice (shared,

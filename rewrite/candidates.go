@@ -26,14 +26,22 @@ type Candidate struct {
 // Each Spec selects that layer and no other weight: the bare module name when it is unique
 // in the checkpoint, else the name qualified by its state_dict's path (LayerSpecName).
 func Candidates(c *checkpoint.Checkpoint) []Candidate {
-	var out []Candidate
 	dicts := findStateDicts(c.Root)
 	// 2-D tensors per storage view, to see tied weights.
 	type view struct {
 		s   *checkpoint.Storage
 		off int64
 	}
-	views := map[view]int{}
+	total, paths := 0, 0 // candidates, and the keys of their paths
+	for _, d := range dicts {
+		for _, w := range d.weights() {
+			if w.rank() == 2 {
+				total++
+				paths += len(d.path) + 1
+			}
+		}
+	}
+	views := make(map[view]int, total)
 	counted := map[any]bool{}
 	for _, d := range dicts {
 		if counted[d.obj] {
@@ -49,25 +57,27 @@ func Candidates(c *checkpoint.Checkpoint) []Candidate {
 	// How many weights, in all state_dicts, sit in each module: a bare module name is a
 	// spec that selects exactly one layer when the count is one. Counted once, so listing
 	// candidates stays linear in the number of tensors.
-	perModule := map[string]int{}
+	perModule := make(map[string]int, total)
 	for _, d := range dicts {
 		for _, w := range d.weights() {
 			perModule[w.module]++
 		}
 	}
+	out := make([]Candidate, 0, total)
+	slab := make(checkpoint.Path, 0, paths) // every candidate's Weight, in one allocation
 	for _, d := range dicts {
-		keys := map[string]bool{}
-		for _, e := range d.entries {
-			keys[e.Key.(string)] = true
-		}
-		for _, w := range d.weights() {
+		ws := d.weights()
+		for i := range ws {
+			w := &ws[i]
 			if w.rank() != 2 {
 				continue
 			}
+			start := len(slab)
+			slab = append(append(slab, d.path...), w.key)
 			cand := Candidate{
-				Layer: w.module, Dict: d.path, Weight: w.path(),
+				Layer: w.module, Dict: d.path, Weight: slab[start:len(slab):len(slab)],
 				Out: w.tensor.Size[0], In: w.tensor.Size[1],
-				HasBias: keys[w.module+".bias"] || (w.module == "" && keys["bias"]),
+				HasBias: d.hasParam(w, "bias"),
 				Spec:    moduleName(w.module), Rule: "in x 1 x 1",
 			}
 			cand.NotLinear = notLinear(w, cand.HasBias, views[view{w.tensor.Storage, w.tensor.Offset}] > 1)
@@ -75,13 +85,13 @@ func Candidates(c *checkpoint.Checkpoint) []Candidate {
 				cand.Spec = LayerSpecName(d.path, w.module)
 			}
 			name := cand.Spec
-			if ev := evidenceFor(w); ev.Fixed {
-				cand.Rule = "auto: " + ev.Rule
+			if ev := w.evidence("auto: "); ev.Fixed {
+				cand.Rule = ev.Rule
 				if ev.H*ev.W > 1 {
 					cand.Spec = fmt.Sprintf("%s=%dx%dx%d", name, ev.C, ev.H, ev.W)
 				}
 			} else if ev.Source != "" || len(ev.Skipped) > 0 {
-				cand.Rule = "in x 1 x 1 (auto: " + ev.Rule + ")"
+				cand.Rule = "in x 1 x 1 (" + ev.Rule + ")"
 			}
 			out = append(out, cand)
 		}

@@ -36,11 +36,11 @@ func Optimizers(c *checkpoint.Checkpoint) []OptimizerState {
 	var out []OptimizerState
 	_ = checkpoint.Walk(c.Root, func(path checkpoint.Path, v checkpoint.Value) error {
 		if _, ok := entriesOf(v); !ok {
-			return nil
+			return leavesOnly(v)
 		}
 		opt, err := parseOptimizer(path, v)
 		if err != nil {
-			return nil
+			return leavesOnly(v)
 		}
 		s := OptimizerState{Path: append(checkpoint.Path(nil), path...), Params: len(opt.indices)}
 		seen := map[string]bool{}

@@ -50,72 +50,182 @@ func (e Evidence) Agrees(c, h, w int64) bool {
 // O(log n) whatever the checkpoint holds.
 const maxSkips = 8
 
+// carrierKind is what a carrier's channel count comes from.
+type carrierKind uint8
+
+const (
+	notCarrier carrierKind = iota
+	convCarrier
+	normCarrier
+	linearCarrier
+)
+
+var kindNames = [...]string{convCarrier: "conv", normCarrier: "norm", linearCarrier: "linear"}
+
 // carrier is a tensor of a state_dict that carries a channel count.
 type carrier struct {
 	index    int // entry index in the dict
 	key      string
-	kind     string // "conv", "norm", "linear"
+	module   string
+	kind     carrierKind
 	channels int64
-	// groupStart is the carrier index where the run of carriers inside this carrier's
-	// parent module begins (this carrier's own index for a top-level module).
-	groupStart int
 }
 
-// dictEvidence indexes one state_dict's carriers in key order; built once per dict.
+// classify says whether entry e of a state_dict is a carrier, and which.
+func classify(index int, e checkpoint.Entry) (carrier, bool) {
+	k, _ := e.Key.(string)
+	t, ok := checkpoint.AsTensor(e.Value)
+	if !ok || len(t.Size) != len(t.Stride) || len(t.Size) == 0 {
+		return carrier{}, false
+	}
+	module, isWeight := cutParam(k, "weight")
+	var kind carrierKind
+	switch {
+	case isWeight && len(t.Size) == 4:
+		kind = convCarrier
+	case isWeight && len(t.Size) == 2:
+		kind = linearCarrier
+	case isWeight && len(t.Size) == 1:
+		kind = normCarrier
+	default:
+		if m, ok := cutParam(k, "running_mean"); ok && len(t.Size) == 1 {
+			module, kind = m, normCarrier
+		}
+	}
+	if kind == notCarrier {
+		return carrier{}, false
+	}
+	return carrier{index: index, key: k, module: module, kind: kind, channels: t.Size[0]}, true
+}
+
+// within reports whether module m lies inside module p: p is its parent or further up.
+func within(m, p string) bool {
+	return len(m) > len(p) && m[len(p)] == '.' && m[:len(p)] == p
+}
+
+// carrierSource finds the carriers before a Linear in its dict's key order: by looking back
+// through the entries, or through an index of them all.
+type carrierSource interface {
+	// before returns the last carrier at an entry index below i; ok is false when there
+	// is none, and done is false when the source gave up looking.
+	before(i int) (c carrier, ok, done bool)
+	// runStart returns the entry index of the first of the carriers, one after another
+	// up to c, that lie inside c's parent module (c's own index for a top-level module),
+	// or done false when the source gave up looking.
+	runStart(c carrier) (start int, done bool)
+}
+
+// scanLimit bounds the entries one lookup reads back through before the dict is indexed:
+// the evidence for a Linear sits a few keys before it, so that looking up one layer costs
+// a few entries, not an index of the whole dict, while a dict where lookups would read far
+// back is indexed once (O(n)) and then answers each in O(log n).
+const scanLimit = 256
+
+// entryScan looks back through a dict's entries, reading at most budget of them.
+type entryScan struct {
+	entries []checkpoint.Entry
+	budget  int
+}
+
+func (s *entryScan) before(i int) (carrier, bool, bool) {
+	for i--; i >= 0; i-- {
+		if s.budget--; s.budget < 0 {
+			return carrier{}, false, false
+		}
+		if c, ok := classify(i, s.entries[i]); ok {
+			return c, true, true
+		}
+	}
+	return carrier{}, false, true
+}
+
+func (s *entryScan) runStart(c carrier) (int, bool) {
+	parent := parentModule(c.module)
+	if parent == "" {
+		return c.index, true
+	}
+	for {
+		prev, ok, done := s.before(c.index)
+		if !done {
+			return 0, false
+		}
+		if !ok || !within(prev.module, parent) {
+			return c.index, true
+		}
+		c = prev
+	}
+}
+
+// dictEvidence indexes one state_dict's carriers in key order; built once per dict, and
+// only for a dict where looking back through the entries went too far.
 type dictEvidence struct {
-	carriers []carrier
-	byIndex  map[int]int // entry index -> carrier index, for Linear weights
+	entries  []checkpoint.Entry
+	carriers []indexedCarrier
+}
+
+// indexedCarrier is a carrier in the index, compact: its key and module are read back
+// from the entry.
+type indexedCarrier struct {
+	index    int32
+	module   int32 // length of the module name, a prefix of the key
+	start    int32 // the carrier index runStart gives, see carrierSource
+	kind     carrierKind
+	channels int64
+}
+
+func (ix *dictEvidence) carrier(j int) carrier {
+	c := ix.carriers[j]
+	key, _ := ix.entries[c.index].Key.(string)
+	return carrier{index: int(c.index), key: key, module: key[:c.module], kind: c.kind, channels: c.channels}
+}
+
+func (ix *dictEvidence) before(i int) (carrier, bool, bool) {
+	j := sort.Search(len(ix.carriers), func(k int) bool { return int(ix.carriers[k].index) >= i })
+	if j == 0 {
+		return carrier{}, false, true
+	}
+	return ix.carrier(j - 1), true, true
+}
+
+func (ix *dictEvidence) runStart(c carrier) (int, bool) {
+	j := sort.Search(len(ix.carriers), func(k int) bool { return int(ix.carriers[k].index) >= c.index })
+	return int(ix.carriers[ix.carriers[j].start].index), true
 }
 
 func (d *stateDict) evidenceIndex() *dictEvidence {
 	if d.evidence != nil {
 		return d.evidence
 	}
-	ix := &dictEvidence{byIndex: map[int]int{}}
-	// runStart[p] is where the current contiguous run of carriers under module prefix p
-	// began; last[p] is the last carrier seen under p.
-	runStart, last := map[string]int{}, map[string]int{}
+	n := 0
 	for i, e := range d.entries {
-		k, _ := e.Key.(string)
-		t, ok := checkpoint.AsTensor(e.Value)
-		if !ok || len(t.Size) != len(t.Stride) || len(t.Size) == 0 {
-			continue
+		if _, ok := classify(i, e); ok {
+			n++
 		}
-		module, isWeight := cutParam(k, "weight")
-		var kind string
-		switch {
-		case isWeight && len(t.Size) == 4:
-			kind = "conv"
-		case isWeight && len(t.Size) == 2:
-			kind = "linear"
-		case isWeight && len(t.Size) == 1:
-			kind = "norm"
-		default:
-			if m, ok := cutParam(k, "running_mean"); ok && len(t.Size) == 1 {
-				module, kind = m, "norm"
-			}
-		}
-		if kind == "" {
+	}
+	ix := &dictEvidence{entries: d.entries, carriers: make([]indexedCarrier, 0, n)}
+	for i, e := range d.entries {
+		c, ok := classify(i, e)
+		if !ok {
 			continue
 		}
 		j := len(ix.carriers)
-		parent := parentModule(module)
 		start := j
-		if parent != "" {
-			if l, ok := last[parent]; ok && l == j-1 {
-				start = runStart[parent]
+		// The run inside c's parent goes back through the carriers before c that lie
+		// inside it, a whole run of a deeper module at a time.
+		if parent := parentModule(c.module); parent != "" {
+			for k := j - 1; k >= 0; {
+				prev := ix.carrier(k)
+				if !within(prev.module, parent) {
+					break
+				}
+				start = int(ix.carriers[k].start)
+				if parentModule(prev.module) == parent {
+					break // its run is the run inside parent
+				}
+				k = start - 1
 			}
 		}
-		for p := parent; p != ""; p = parentModule(p) {
-			if l, ok := last[p]; !ok || l != j-1 {
-				runStart[p] = j
-			}
-			last[p] = j
-		}
-		if kind == "linear" {
-			ix.byIndex[i] = j
-		}
-		ix.carriers = append(ix.carriers, carrier{index: i, key: k, kind: kind, channels: t.Size[0], groupStart: start})
+		ix.carriers = append(ix.carriers, indexedCarrier{index: int32(i), module: int32(len(c.module)), start: int32(start), kind: c.kind, channels: c.channels})
 	}
 	d.evidence = ix
 	return ix
@@ -126,7 +236,10 @@ func cutParam(key, name string) (string, bool) {
 	if key == name {
 		return "", true
 	}
-	return strings.CutSuffix(key, "."+name)
+	if len(key) > len(name) && key[len(key)-len(name)-1] == '.' && key[len(key)-len(name):] == name {
+		return key[:len(key)-len(name)-1], true
+	}
+	return key, false
 }
 
 func parentModule(m string) string {
@@ -136,50 +249,75 @@ func parentModule(m string) string {
 	return ""
 }
 
-// evidenceFor works out the evidence for the Linear weight w.
+// evidenceFor works out the evidence for the Linear weight w. It looks back through the
+// entries before w, and indexes the dict when that goes too far.
 func evidenceFor(w *weight) Evidence {
-	ix := w.dict.evidenceIndex()
-	in := w.tensor.Size[1]
-	j, ok := ix.byIndex[w.index]
-	if !ok { // not indexed as a Linear: find the first carrier at or after it
-		j = sort.Search(len(ix.carriers), func(k int) bool { return ix.carriers[k].index >= w.index })
+	return w.evidence("")
+}
+
+// evidence is evidenceFor with its Rule starting with prefix.
+func (w *weight) evidence(prefix string) Evidence {
+	d := w.dict
+	if d.evidence == nil {
+		if ev, ok := findEvidence(&entryScan{entries: d.entries, budget: scanLimit}, w, prefix); ok {
+			return ev
+		}
 	}
-	var ev Evidence
-	for j--; j >= 0; j-- {
-		c := ix.carriers[j]
-		if c.kind == "linear" {
+	ev, _ := findEvidence(d.evidenceIndex(), w, prefix)
+	return ev
+}
+
+// findEvidence walks back from w through the carriers of src; ok is false when src gave up.
+func findEvidence(src carrierSource, w *weight, prefix string) (ev Evidence, ok bool) {
+	in := w.tensor.Size[1]
+	i := w.index
+	for {
+		c, found, done := src.before(i)
+		if !done {
+			return Evidence{}, false
+		}
+		if !found {
+			break
+		}
+		key, kind := c.key, kindNames[c.kind]
+		if c.kind == linearCarrier {
 			if c.channels == in {
-				ev.Source, ev.Kind, ev.Channels = c.key, c.kind, c.channels
+				ev.Source, ev.Kind, ev.Channels = key, kind, c.channels
 				ev.Fixed, ev.C, ev.H, ev.W = true, in, 1, 1
-				ev.Rule = "after Linear " + strings.TrimSuffix(c.key, ".weight")
-				return ev
+				ev.Rule = prefix + "after Linear " + strings.TrimSuffix(key, ".weight")
+				return ev, true
 			}
-			ev.Skipped = append(ev.Skipped, fmt.Sprintf("Linear %s (%d outputs, not %d)", strings.TrimSuffix(c.key, ".weight"), c.channels, in))
+			ev.Skipped = append(ev.Skipped, fmt.Sprintf("Linear %s (%d outputs, not %d)", strings.TrimSuffix(key, ".weight"), c.channels, in))
 			if len(ev.Skipped) > maxSkips {
 				break
 			}
-			j = c.groupStart // the loop's j-- steps before the branch
+			if i, done = src.runStart(c); !done { // the next carrier is before the branch
+				return Evidence{}, false
+			}
 			continue
 		}
-		ev.Source, ev.Kind, ev.Channels = c.key, c.kind, c.channels
-		what := map[string]string{"conv": "", "norm": "norm layer "}[c.kind]
+		ev.Source, ev.Kind, ev.Channels = key, kind, c.channels
+		what := ""
+		if c.kind == normCarrier {
+			what = "norm layer "
+		}
 		switch {
 		case c.channels == 0 || in%c.channels != 0:
-			ev.Rule = fmt.Sprintf("%d inputs are not a multiple of the %d channels of %s%s", in, c.channels, what, c.key)
+			ev.Rule = fmt.Sprintf("%s%d inputs are not a multiple of the %d channels of %s%s", prefix, in, c.channels, what, key)
 		default:
 			side, ok := isqrt(in / c.channels)
 			if !ok {
-				ev.Rule = fmt.Sprintf("%d inputs / %d channels of %s%s = %d, not a square", in, c.channels, what, c.key, in/c.channels)
+				ev.Rule = fmt.Sprintf("%s%d inputs / %d channels of %s%s = %d, not a square", prefix, in, c.channels, what, key, in/c.channels)
 				break
 			}
 			ev.Fixed, ev.C, ev.H, ev.W = true, c.channels, side, side
-			ev.Rule = fmt.Sprintf("C=%d from %s%s", c.channels, what, c.key)
+			ev.Rule = fmt.Sprintf("%sC=%d from %s%s", prefix, c.channels, what, key)
 		}
 		ev.Rule += ev.skippedNote()
-		return ev
+		return ev, true
 	}
-	ev.Rule = "nothing before it carries a channel count" + ev.skippedNote()
-	return ev
+	ev.Rule = prefix + "nothing before it carries a channel count" + ev.skippedNote()
+	return ev, true
 }
 
 func (e Evidence) skippedNote() string {
@@ -216,18 +354,8 @@ func (ix *EvidenceIndex) For(path checkpoint.Path) (Evidence, bool) {
 	if d == nil {
 		return Evidence{}, false
 	}
-	if d.keyIndex == nil {
-		d.keyIndex = make(map[string]int, len(d.entries))
-		for i, e := range d.entries {
-			if k, ok := e.Key.(string); ok {
-				if _, dup := d.keyIndex[k]; !dup {
-					d.keyIndex[k] = i
-				}
-			}
-		}
-	}
 	key := path[len(path)-1]
-	i, ok := d.keyIndex[key]
+	i, ok := d.key(key)
 	if !ok {
 		return Evidence{}, false
 	}

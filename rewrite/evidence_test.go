@@ -2,6 +2,8 @@ package rewrite
 
 import (
 	"fmt"
+	"math/rand"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -139,5 +141,105 @@ func TestSplitDisagreeingWithEvidenceWarns(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// randomDict is a state_dict of n entries under modules nested up to three deep, with
+// Linear, Conv2d and norm layers of a few widths in random order, so that runs of carriers
+// inside one module, and branches to pass over, come in every arrangement.
+func (b *builder) randomDict(seed int64, n int) *checkpoint.OrderedDict {
+	r := rand.New(rand.NewSource(seed))
+	widths := []int64{4, 8, 16}
+	var kv []any
+	for len(kv) < 2*n {
+		module := []string{"a", "b", "c"}[r.Intn(3)]
+		for depth := r.Intn(3); depth > 0; depth-- {
+			module += "." + []string{"x", "y", "0", "1"}[r.Intn(4)]
+		}
+		w := widths[r.Intn(len(widths))]
+		switch r.Intn(6) {
+		case 0, 1, 2:
+			kv = b.linear(kv, module, w, widths[r.Intn(len(widths))])
+		case 3:
+			kv = b.conv(kv, module, w, 2, 3)
+		case 4:
+			kv = b.batchNorm(kv, module, w)
+		default:
+			kv = append(kv, module+".scale", b.tensor(w))
+		}
+	}
+	return newStateDict(kv...)
+}
+
+// TestEvidenceScanAgreesWithIndex: looking back through the entries and looking through the
+// index of the dict's carriers find the same evidence for every Linear.
+func TestEvidenceScanAgreesWithIndex(t *testing.T) {
+	roots := map[string]func(b *builder) checkpoint.Value{
+		"densenet":  (*builder).denseNetHead,
+		"googlenet": (*builder).googLeNetHead,
+		"vgg":       func(b *builder) checkpoint.Value { return b.vgg("") },
+		"bn mlp":    func(b *builder) checkpoint.Value { return b.bnMLP() },
+	}
+	for seed := range int64(20) {
+		roots[fmt.Sprint("random ", seed)] = func(b *builder) checkpoint.Value { return b.randomDict(seed, 300) }
+	}
+	skips := 0 // lookups that passed over a branch: the runs inside modules matter
+	for name, root := range roots {
+		t.Run(name, func(t *testing.T) {
+			dicts := findStateDicts(root(newBuilder()))
+			if len(dicts) != 1 {
+				t.Fatalf("%d state_dicts", len(dicts))
+			}
+			d := dicts[0]
+			linears := 0
+			for _, w := range d.weights() {
+				if w.rank() != 2 {
+					continue
+				}
+				linears++
+				scanned, ok := findEvidence(&entryScan{entries: d.entries, budget: len(d.entries) * len(d.entries)}, &w, "")
+				if !ok {
+					t.Fatalf("%s: the scan gave up", w.key)
+				}
+				indexed, _ := findEvidence(d.evidenceIndex(), &w, "")
+				skips += len(scanned.Skipped)
+				if !reflect.DeepEqual(scanned, indexed) {
+					t.Errorf("%s: looking back finds\n%+v\nthe index\n%+v", w.key, scanned, indexed)
+				}
+			}
+			if linears == 0 {
+				t.Fatal("no Linear to look up")
+			}
+		})
+	}
+	if skips < 100 {
+		t.Errorf("%d branches passed over in all: the dicts do not test skipping", skips)
+	}
+}
+
+// TestEvidenceScanGivesUp: a lookup that would read far back indexes the dict instead, and
+// finds what the index finds.
+func TestEvidenceScanGivesUp(t *testing.T) {
+	b := newBuilder()
+	kv := b.batchNorm(nil, "features.norm", 16)
+	for i := range scanLimit {
+		kv = append(kv, fmt.Sprintf("pos.%d.scale", i), b.tensor(4)) // carries no channel count
+	}
+	kv = b.linear(kv, "fc", 10, 16)
+	d := findStateDicts(newStateDict(kv...))[0]
+	ws := d.weights()
+	fc := &ws[len(ws)-1]
+	if _, ok := findEvidence(&entryScan{entries: d.entries, budget: scanLimit}, fc, ""); ok {
+		t.Fatal("the scan read past its limit")
+	}
+	if d.evidence != nil {
+		t.Fatal("indexed before any lookup")
+	}
+	ev := evidenceFor(fc)
+	if d.evidence == nil {
+		t.Error("a lookup past the limit did not index the dict")
+	}
+	if want := "C=16 from norm layer features.norm.running_mean"; !ev.Fixed || ev.Rule != want {
+		t.Errorf("evidence %+v, want %s", ev, want)
 	}
 }

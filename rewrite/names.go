@@ -167,6 +167,17 @@ func LayerSpecName(dict checkpoint.Path, module string) string {
 	return b.String()
 }
 
+// plainName reports whether escapeName leaves s as it is: printable ASCII holding none of
+// the characters a spec name gives a meaning to, and no space at either end.
+func plainName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '\\' || c == '*' || c == '/' || c == '=' {
+			return false
+		}
+	}
+	return s == "" || s[0] != ' ' && s[len(s)-1] != ' '
+}
+
 // moduleName is a module name as a spec writes it unqualified: "." for the root.
 func moduleName(module string) string {
 	switch module {
@@ -181,6 +192,9 @@ func moduleName(module string) string {
 // escapeName escapes what a spec name gives a meaning to, and bytes that are not
 // printable text.
 func escapeName(s string) string {
+	if plainName(s) {
+		return s // nearly every name: no copy
+	}
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])

@@ -289,6 +289,27 @@ func signature(d *stateDict) string {
 // pathKey is a map key for a path; unlike Path.String it keeps keys holding "/" apart.
 func pathKey(p checkpoint.Path) string { return strings.Join(p, "\x00") }
 
+// leavesOnly is SkipChildren for a container that holds no container, such as a
+// state_dict: an optimizer is a dict, so none is below it, and walking its 100,000 tensors
+// one by one finds nothing.
+func leavesOnly(v checkpoint.Value) error {
+	entries, items, ok := checkpoint.Children(v)
+	if !ok {
+		return nil
+	}
+	for _, e := range entries {
+		if _, _, ok := checkpoint.Children(e.Value); ok {
+			return nil
+		}
+	}
+	for _, it := range items {
+		if _, _, ok := checkpoint.Children(it); ok {
+			return nil
+		}
+	}
+	return checkpoint.SkipChildren
+}
+
 // optimizerWarnings finds optimizer state_dicts holding tensors shaped like a converted
 // weight, which a resumed training would load with the old shapes.
 func optimizerWarnings(root checkpoint.Value, p *Plan) []string {
@@ -302,11 +323,11 @@ func optimizerWarnings(root checkpoint.Value, p *Plan) []string {
 	var out []string
 	_ = checkpoint.Walk(root, func(path checkpoint.Path, v checkpoint.Value) error {
 		if _, ok := entriesOf(v); !ok {
-			return nil
+			return leavesOnly(v)
 		}
 		opt, err := parseOptimizer(path, v)
 		if err != nil {
-			return nil
+			return leavesOnly(v)
 		}
 		hit := false
 		opt.stateTensors(func(_ int64, _ string, t *checkpoint.Tensor) {

@@ -86,31 +86,74 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 	if len(dicts) == 0 {
 		return nil, fmt.Errorf("%s: %w (no dict of tensors with keys like \"fc.weight\")", c.Name, ErrNoStateDict)
 	}
-	claims := map[string]*claim{} // by path
-	var claimed []*claim
-	// Each dict's weights are listed once and indexed by module, so that a plan naming
-	// thousands of layers costs a lookup per spec, not a pass over every weight.
-	weights := make([][]*weight, len(dicts))
-	byModule := make([]map[string][]*weight, len(dicts))
-	for i, d := range dicts {
-		weights[i] = d.weights()
-		byModule[i] = make(map[string][]*weight, len(weights[i]))
-		for _, w := range weights[i] {
-			byModule[i][w.module] = append(byModule[i][w.module], w)
+	// Changes are sized for what the globs select, rather than grown a quarter at a time.
+	literals, globbed := 0, 0
+	names := make([]layerName, len(specs))
+	nameErrs := make([]error, len(specs)) // returned when the spec's turn comes
+	for si, sp := range specs {
+		name, err := parseLayerName(sp.Layer)
+		names[si], nameErrs[si] = name, err
+		switch {
+		case err != nil:
+		case !name.isGlob():
+			literals++
+		default:
+			for _, d := range dicts {
+				for _, w := range d.weights() {
+					if w.rank() == opts.Direction.fromRank() && name.matches(d.path, w.module) {
+						globbed++
+					}
+				}
+			}
+		}
+	}
+	// A weight is claimed by one spec at most; claims finds its claim in claimed, which
+	// made the change of the same index.
+	claims := make(map[claimKey]int, globbed+literals)
+	claimed := make([]claim, 0, globbed+literals)
+	changes := make([]Change, 0, globbed+literals)
+	// A few names are looked up by a pass over each dict's entries; a plan naming thousands
+	// of layers looks each up in an index by module, built once.
+	var byModule []moduleIndex
+	if literals > maxScans {
+		byModule = make([]moduleIndex, len(dicts))
+		for i := range dicts {
+			byModule[i] = indexModules(dicts[i].weights())
 		}
 	}
 	var warnings []string
+	var selected []*weight
+	var found []weight // the weights a pass over a dict's entries finds
 	for si, sp := range specs {
 		matched := false
-		name, err := parseLayerName(sp.Layer)
+		name, err := names[si], nameErrs[si]
 		if err != nil {
 			return nil, fmt.Errorf("%w: %q: %v", ErrSpec, sp.Layer, err)
 		}
 		glob := name.isGlob()
+		spec := sp.String()
 		for i, d := range dicts {
-			selected := weights[i]
-			if !glob {
-				selected = byModule[i][name.module.literal()]
+			selected = selected[:0]
+			switch {
+			case glob:
+				ws := d.weights()
+				for j := range ws {
+					selected = append(selected, &ws[j])
+				}
+			case byModule != nil:
+				selected = byModule[i].lookup(d.weights(), name.module.literal(), selected)
+			default: // one of a few names: no list of every weight
+				found = found[:0]
+				for j := range d.entries {
+					if k := d.entries[j].Key.(string); len(k) == len(name.module.literal())+len(".weight") || k == "weight" {
+						if w, ok := d.weightAt(j); ok && w.module == name.module.literal() {
+							found = append(found, w)
+						}
+					}
+				}
+				for j := range found {
+					selected = append(selected, &found[j])
+				}
 			}
 			for _, w := range selected {
 				if !name.matches(d.path, w.module) {
@@ -123,36 +166,47 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 					return nil, atSpec(rankError(w, sp, opts.Direction), si)
 				}
 				matched = true
-				ch, err := planWeight(w, sp, opts.Direction)
+				ch, err := planWeight(w, sp, spec, opts.Direction)
 				if err != nil {
 					return nil, atSpec(err, si)
 				}
 				if warn := checkEvidence(w, &ch, opts.Direction); warn != "" {
 					warnings = append(warnings, warn)
 				}
-				key := w.path().String()
-				if prev := claims[key]; prev != nil {
+				key := claimKey{d.order, w.key}
+				if prev, ok := claims[key]; ok {
 					return nil, &LayerError{Layer: w.module, Dict: d.path, Err: ErrConflict, SpecIndex: si,
-						Detail: fmt.Sprintf("selected by two specs, %q and %q; keep one of them", prev.spec, sp.String())}
+						Detail: fmt.Sprintf("selected by two specs, %q and %q; keep one of them", changes[prev].Spec, spec)}
 				}
-				cl := &claim{spec: sp.String(), change: ch, order: [2]int{d.order, w.index}}
-				claims[key] = cl
-				claimed = append(claimed, cl)
+				claims[key] = len(claimed)
+				claimed = append(claimed, claim{storage: w.tensor.Storage, order: [2]int{d.order, w.index}})
+				changes = append(changes, ch)
 			}
 		}
 		if !matched {
 			return nil, atSpec(noMatchError(sp, dicts, opts.Direction), si)
 		}
 	}
-	sort.SliceStable(claimed, func(i, j int) bool {
-		a, b := claimed[i].order, claimed[j].order
-		return a[0] < b[0] || a[0] == b[0] && a[1] < b[1]
-	})
-	p := &Plan{Warnings: warnings}
-	for _, cl := range claimed {
-		p.Changes = append(p.Changes, cl.change)
+	if !sort.IsSorted(byOrder{claimed, changes}) { // specs in another order than the file's
+		perm := make([]int, len(claimed))
+		for i := range perm {
+			perm[i] = i
+		}
+		sort.SliceStable(perm, func(i, j int) bool { return byOrder{claimed, changes}.Less(perm[i], perm[j]) })
+		sortedClaims, sortedChanges := make([]claim, len(claimed)), make([]Change, len(changes))
+		for i, j := range perm {
+			sortedClaims[i], sortedChanges[i] = claimed[j], changes[j]
+		}
+		claimed, changes = sortedClaims, sortedChanges
 	}
-	p.Warnings = append(p.Warnings, tiedWarnings(dicts, claims)...)
+	for i, cl := range claimed {
+		claims[claimKey{cl.order[0], changes[i].Path[len(changes[i].Path)-1]}] = i
+	}
+	p := &Plan{Warnings: warnings, Changes: changes}
+	if len(changes) == 0 {
+		p.Changes = nil
+	}
+	p.Warnings = append(p.Warnings, tiedWarnings(dicts, claims, claimed, changes)...)
 	if err := planOptimizer(c.Root, dicts, p, opts); err != nil {
 		return nil, err
 	}
@@ -168,15 +222,75 @@ func atSpec(err error, index int) error {
 	return err
 }
 
-// claim records which spec selected a weight and what becomes of it.
+// claim records where a weight a spec selected is; its Change is kept beside it.
 type claim struct {
-	spec   string
-	change Change
-	order  [2]int // dict, entry: file order
+	storage *checkpoint.Storage
+	order   [2]int // dict, entry: file order
+}
+
+// byOrder puts claims, and their changes with them, in file order.
+type byOrder struct {
+	claims  []claim
+	changes []Change
+}
+
+func (b byOrder) Len() int { return len(b.claims) }
+func (b byOrder) Less(i, j int) bool {
+	x, y := b.claims[i].order, b.claims[j].order
+	return x[0] < y[0] || x[0] == y[0] && x[1] < y[1]
+}
+func (b byOrder) Swap(i, j int) {
+	b.claims[i], b.claims[j] = b.claims[j], b.claims[i]
+	b.changes[i], b.changes[j] = b.changes[j], b.changes[i]
+}
+
+// claimKey names a weight: the dict's place in the walk, and its key.
+type claimKey struct {
+	dict int
+	key  string
+}
+
+// maxScans is how many layer names NewPlan looks up by a pass over the weights before it
+// indexes them by module.
+const maxScans = 8
+
+// moduleIndex finds a dict's weights by module: the first one's index, and any more (a dict
+// with a key twice) apart.
+type moduleIndex struct {
+	first map[string]int
+	more  map[string][]int
+}
+
+func indexModules(ws []weight) moduleIndex {
+	ix := moduleIndex{first: make(map[string]int, len(ws))}
+	for i := range ws {
+		if _, dup := ix.first[ws[i].module]; !dup {
+			ix.first[ws[i].module] = i
+			continue
+		}
+		if ix.more == nil {
+			ix.more = map[string][]int{}
+		}
+		ix.more[ws[i].module] = append(ix.more[ws[i].module], i)
+	}
+	return ix
+}
+
+// lookup appends the weights of module to out, in key order.
+func (ix moduleIndex) lookup(ws []weight, module string, out []*weight) []*weight {
+	i, ok := ix.first[module]
+	if !ok {
+		return out
+	}
+	out = append(out, &ws[i])
+	for _, j := range ix.more[module] {
+		out = append(out, &ws[j])
+	}
+	return out
 }
 
 // planWeight works out one weight's change.
-func planWeight(w *weight, sp Spec, dir Direction) (Change, error) {
+func planWeight(w *weight, sp Spec, spec string, dir Direction) (Change, error) {
 	t := w.tensor
 	ch := Change{
 		Path:      w.path(),
@@ -185,7 +299,7 @@ func planWeight(w *weight, sp Spec, dir Direction) (Change, error) {
 		DType:     dtypeOf(t),
 		OldSize:   append([]int64(nil), t.Size...),
 		OldStride: append([]int64(nil), t.Stride...),
-		Spec:      sp.String(),
+		Spec:      spec,
 	}
 	fail := func(kind error, format string, args ...any) (Change, error) {
 		return Change{}, &LayerError{Layer: w.module, Dict: w.dict.path, Err: kind, Detail: fmt.Sprintf(format, args...)}
@@ -311,21 +425,71 @@ func noMatchError(sp Spec, dicts []*stateDict, dir Direction) error {
 }
 
 // tiedWarnings names weights converted under one key while the same tensor also appears,
-// unconverted or converted differently, under another key of its state_dict.
-func tiedWarnings(dicts []*stateDict, claims map[string]*claim) []string {
+// unconverted or converted differently, under another key of its state_dict. Only a storage
+// of a converted weight can tie it, so only the dict entries over those are looked at.
+func tiedWarnings(dicts []*stateDict, claims map[claimKey]int, claimed []claim, changes []Change) []string {
+	// How many entries of each dict sit over each converted weight's storage.
+	storages := make([]map[*checkpoint.Storage]int, len(dicts)) // by dict order
+	for _, cl := range claimed {
+		if cl.storage == nil {
+			continue
+		}
+		d := cl.order[0]
+		if storages[d] == nil {
+			storages[d] = map[*checkpoint.Storage]int{}
+		}
+		storages[d][cl.storage] = 0
+	}
 	var out []string
 	for _, d := range dicts {
-		for _, p := range d.params() {
-			if len(p.keys) < 2 {
+		shared := storages[d.order]
+		if shared == nil {
+			continue
+		}
+		parameter := func(e checkpoint.Entry) (*checkpoint.Tensor, bool) {
+			t, ok := checkpoint.AsTensor(e.Value)
+			if !ok || isBuffer(e.Key.(string)) {
+				return nil, false
+			}
+			_, ok = shared[t.Storage]
+			return t, ok
+		}
+		for _, e := range d.entries {
+			if t, ok := parameter(e); ok {
+				shared[t.Storage]++
+			}
+		}
+		// The dict's parameters over storages that more than one entry uses, in
+		// model.parameters() order, each with every key it appears under (see params).
+		var tied [][]string
+		var at map[tensorIdentity]int
+		for _, e := range d.entries {
+			t, ok := parameter(e)
+			if !ok || shared[t.Storage] < 2 {
+				continue
+			}
+			if at == nil {
+				at = map[tensorIdentity]int{}
+			}
+			id := identityOf(t)
+			if i, ok := at[id]; ok {
+				tied[i] = append(tied[i], e.Key.(string))
+				continue
+			}
+			at[id] = len(tied)
+			tied = append(tied, []string{e.Key.(string)})
+		}
+		for _, keys := range tied {
+			if len(keys) < 2 {
 				continue
 			}
 			var conv, kept []string
 			shapes := map[string]bool{}
-			for _, k := range p.keys {
+			for _, k := range keys {
 				path := append(append(checkpoint.Path(nil), d.path...), k)
-				if cl := claims[path.String()]; cl != nil {
+				if i, ok := claims[claimKey{d.order, k}]; ok {
 					conv = append(conv, path.String())
-					shapes[dims(cl.change.NewSize)] = true
+					shapes[dims(changes[i].NewSize)] = true
 				} else {
 					kept = append(kept, path.String())
 				}

@@ -43,6 +43,44 @@ func TestPlanAndApplyScale(t *testing.T) {
 	})
 }
 
+// TestCandidatesScale: listing the Linear candidates, with the evidence for each, allocates
+// the same per tensor for 1,000 tensors as for 100,000.
+func TestCandidatesScale(t *testing.T) {
+	manytensors.CheckFlat(t, "candidates", 1.3, func(n int) func() {
+		c := manytensors.Shared(t, n)
+		return func() {
+			if got := len(rewrite.Candidates(c)); got != n/manytensors.TensorsPerExpert {
+				t.Fatalf("%d candidates for %d tensors", got, n)
+			}
+		}
+	})
+}
+
+// TestPlanOneLayerIndexesNothing: planning one named layer reads the few keys before it for
+// its evidence and indexes nothing, so that its allocations do not grow with the tensors
+// around it at all.
+func TestPlanOneLayerIndexesNothing(t *testing.T) {
+	one := mustSpecs(t, manytensors.Key(7, "w1"))
+	const slack = 16 // a map grown a step further, say: not one allocation per tensor
+	var most float64
+	for _, n := range manytensors.Counts() {
+		c := manytensors.Shared(t, n)
+		allocs := testing.AllocsPerRun(3, func() {
+			p, err := rewrite.NewPlan(c, one, rewrite.Options{})
+			if err != nil || len(p.Changes) != 1 {
+				t.Fatal(p, err)
+			}
+		})
+		t.Logf("%d tensors: %.0f allocations", n, allocs)
+		if most == 0 {
+			most = allocs + slack
+		}
+		if allocs > most {
+			t.Errorf("planning one layer among %d tensors allocates %.0f times, among fewer %.0f", n, allocs, most-slack)
+		}
+	}
+}
+
 func everyLayer(t *testing.T) func(n int) []rewrite.Spec {
 	return func(n int) []rewrite.Spec {
 		var names []string

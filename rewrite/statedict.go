@@ -14,6 +14,7 @@ type stateDict struct {
 
 	evidence *dictEvidence  // built on first use
 	keyIndex map[string]int // key -> entry index, built on first use
+	listed   []weight       // weights(), listed on first use
 }
 
 // weight is a "<module>.weight" tensor of a state_dict.
@@ -80,25 +81,77 @@ func looksLikeStateDict(entries []checkpoint.Entry) bool {
 	return weights > 0 && 2*tensors > len(entries)
 }
 
-// weights lists the dict's "<module>.weight" tensors in key order.
-func (d *stateDict) weights() []*weight {
-	var out []*weight
-	for i, e := range d.entries {
-		k := e.Key.(string)
-		module, ok := strings.CutSuffix(k, ".weight")
-		if !ok && k != "weight" {
-			continue
-		}
-		if !ok {
-			module = ""
-		}
-		t, ok := checkpoint.AsTensor(e.Value)
-		if !ok || len(t.Stride) != len(t.Size) {
-			continue
-		}
-		out = append(out, &weight{dict: d, index: i, key: k, module: module, tensor: t})
+// weights lists the dict's "<module>.weight" tensors in key order, once per dict, in one
+// allocation.
+func (d *stateDict) weights() []weight {
+	if d.listed != nil {
+		return d.listed
 	}
-	return out
+	n := 0
+	for i := range d.entries {
+		if _, ok := d.weightAt(i); ok {
+			n++
+		}
+	}
+	d.listed = make([]weight, 0, n)
+	for i := range d.entries {
+		if w, ok := d.weightAt(i); ok {
+			d.listed = append(d.listed, w)
+		}
+	}
+	return d.listed
+}
+
+// weightAt is entry i as a weight, if it is one.
+func (d *stateDict) weightAt(i int) (weight, bool) {
+	k := d.entries[i].Key.(string)
+	module, ok := cutParam(k, "weight")
+	if !ok {
+		return weight{}, false
+	}
+	t, ok := checkpoint.AsTensor(d.entries[i].Value)
+	if !ok || len(t.Stride) != len(t.Size) {
+		return weight{}, false
+	}
+	return weight{dict: d, index: i, key: k, module: module, tensor: t}, true
+}
+
+// key returns the entry index of key, indexing the dict's keys on first use.
+func (d *stateDict) key(key string) (int, bool) {
+	if d.keyIndex == nil {
+		d.keyIndex = make(map[string]int, len(d.entries))
+		for i, e := range d.entries {
+			if k, ok := e.Key.(string); ok {
+				if _, dup := d.keyIndex[k]; !dup {
+					d.keyIndex[k] = i
+				}
+			}
+		}
+	}
+	i, ok := d.keyIndex[key]
+	return i, ok
+}
+
+// hasParam reports whether the dict has the key "<module>.<name>" (or "<name>" for the root
+// module). It looks next to the module's weight first, where torch puts its other
+// parameters, and indexes the keys only when they are elsewhere.
+func (d *stateDict) hasParam(w *weight, name string) bool {
+	for _, i := range [...]int{w.index + 1, w.index - 1} {
+		if i >= 0 && i < len(d.entries) {
+			if k, ok := d.entries[i].Key.(string); ok {
+				if m, ok := cutParam(k, name); ok && m == w.module {
+					return true
+				}
+			}
+		}
+	}
+	if w.module == "" {
+		_, ok1 := d.key(name)
+		_, ok2 := d.key("." + name)
+		return ok1 || ok2
+	}
+	_, ok := d.key(w.module + "." + name)
+	return ok
 }
 
 // bufferNames are the state_dict entries that are buffers, not parameters, in torch.nn's

@@ -33,7 +33,15 @@ func escapeText(s string) string {
 	return b.String()
 }
 
-func printableASCII(s string) bool {
+// appendEscaped appends escapeText(s) to b.
+func appendEscaped(b []byte, s string) []byte {
+	if printableASCII(s) {
+		return append(b, s...)
+	}
+	return append(b, escapeText(s)...)
+}
+
+func printableASCII[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] > 0x7e {
 			return false

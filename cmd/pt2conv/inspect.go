@@ -1,9 +1,8 @@
 package main
 
 import (
-	"fmt"
 	"io"
-	"strings"
+	"strconv"
 
 	"github.com/pt2conv/pt2conv/checkpoint"
 	"github.com/pt2conv/pt2conv/internal/ckptio"
@@ -14,6 +13,8 @@ import (
 )
 
 // inspectReport is the JSON document of `pt2conv inspect --json`; the README documents it.
+// An inspection fills its small fields and leaves Tensors and Candidates empty: those are
+// listed as they are written (see inspection).
 type inspectReport struct {
 	File           string          `json:"file"`
 	Format         string          `json:"format"`
@@ -30,7 +31,20 @@ type inspectReport struct {
 	// StateDicts and Optimizers are what --state-dict and --optimizer-key can name.
 	StateDicts []string        `json:"state_dicts"`
 	Optimizers []optimizerInfo `json:"optimizers"`
+}
 
+// inspection is what inspect reports about an opened checkpoint. Its tensors, the archive's
+// records and the Linear candidates are not copied into rows: a checkpoint of 100,000 tensors
+// would hold them all twice. They are listed from the checkpoint as the report is written.
+// Nothing is left to fail by then but the writes themselves, so a report is never cut short
+// by a bad checkpoint.
+type inspection struct {
+	*inspectReport
+	root       checkpoint.Value
+	records    []string // filled for JSON only
+	sharded    *ckptio.Sharded
+	tensors    int
+	candidates []rewrite.Candidate
 	// other summarizes the root dict's remaining entries for the text report.
 	other []contentRow
 }
@@ -82,13 +96,13 @@ FILE is a .pt/.pth/.bin file, a .safetensors file or a sharded checkpoint's inde
 				return inputError(args[0], err)
 			}
 			defer c.Close()
-			rep := buildInspectReport(c)
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), newInspectDocument(args[0], rep, nil))
-			}
+			ins := inspect(c)
 			out := cmd.OutOrStdout()
+			if asJSON {
+				return buffered(out, func(w io.Writer) error { return writeInspectJSON(w, args[0], ins) })
+			}
 			view := inspectView{candidatesOnly: onlyCandidates, width: outputWidth(out)}
-			return buffered(out, func(w io.Writer) error { return printInspect(w, rep, view) })
+			return buffered(out, func(w io.Writer) error { return printInspect(w, ins, view) })
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema in the README)")
@@ -96,19 +110,25 @@ FILE is a .pt/.pth/.bin file, a .safetensors file or a sharded checkpoint's inde
 	return cmd
 }
 
-func buildInspectReport(c *checkpoint.Checkpoint) *inspectReport {
+// inspect gathers the report's summary: counts, state_dicts, optimizers and the Linear
+// candidates. Tensors are counted here and listed when written.
+func inspect(c *checkpoint.Checkpoint) *inspection {
 	rep := &inspectReport{
 		File:       c.Name,
 		Format:     c.Format,
+		Records:    []string{},
 		Tensors:    []tensorInfo{},
 		Candidates: []candidateInfo{},
+		Shards:     []string{},
 		StateDicts: []string{},
 		Optimizers: []optimizerInfo{},
 	}
+	ins := &inspection{inspectReport: rep, root: c.Root}
 	if a := pickle.ArchiveOf(c); a != nil {
 		rep.PickleProtocol, rep.Prefix = a.Protocol, a.Prefix
-		for _, r := range a.Records {
-			rep.Records = append(rep.Records, r.Name)
+		ins.records = make([]string, len(a.Records))
+		for i, r := range a.Records {
+			ins.records[i] = r.Name
 		}
 	}
 	if h := safetensors.HeaderOf(c); h != nil && h.Metadata != nil {
@@ -117,44 +137,91 @@ func buildInspectReport(c *checkpoint.Checkpoint) *inspectReport {
 			rep.Metadata[k] = v
 		}
 	}
-	sharded := ckptio.ShardedOf(c)
-	if sharded != nil {
-		rep.Metadata = sharded.Metadata
-		for _, s := range sharded.Shards {
+	if ins.sharded = ckptio.ShardedOf(c); ins.sharded != nil {
+		rep.Metadata = ins.sharded.Metadata
+		for _, s := range ins.sharded.Shards {
 			rep.Shards = append(rep.Shards, s.File)
 		}
 	}
-	tensors := checkpoint.Tensors(c.Root)
-	rep.Tensors = make([]tensorInfo, 0, len(tensors))
-	for _, nt := range tensors {
-		t := nt.Tensor
-		rep.Tensors = append(rep.Tensors, tensorInfo{
-			Path: nt.Path.String(), DType: t.Kind().DType(), Shape: nonNil(t.Size), Stride: nonNil(t.Stride),
-			Offset: t.Offset, Storage: t.Storage.Key, Bytes: t.NumElements() * int64(t.Kind().ItemSize()),
-			Parameter: nt.Parameter != nil,
-		})
-		if sharded != nil {
-			rep.Tensors[len(rep.Tensors)-1].Shard = sharded.ShardOf(nt.Path.String())
+	// The tensors as eachTensor lists them, and the distinct storages as
+	// checkpoint.Storages does, in one walk and without listing them.
+	entries, items, _ := checkpoint.Children(c.Root) // a state_dict's tensors, nearly always
+	seen := make(map[*checkpoint.Storage]struct{}, len(entries)+len(items))
+	_ = checkpoint.Walk(c.Root, func(_ checkpoint.Path, v checkpoint.Value) error {
+		switch t := v.(type) {
+		case *checkpoint.Tensor:
+			ins.tensors++
+		case *checkpoint.Parameter:
+			if t.Data != nil {
+				ins.tensors++
+			}
+		case *checkpoint.AttrTensor:
+			if _, ok := t.Dense(); ok {
+				ins.tensors++
+			}
 		}
-	}
-	for _, s := range checkpoint.Storages(c.Root) {
-		rep.Storages++
-		rep.StorageBytes += s.ByteLen()
-	}
-	for _, cand := range rewrite.Candidates(c) {
-		rep.Candidates = append(rep.Candidates, candidateInfo{
-			Layer: cand.Layer, Dict: cand.Dict.String(), Weight: cand.Weight.String(), In: cand.In, Out: cand.Out,
-			Bias: cand.HasBias, Spec: cand.Spec, Rule: cand.Rule, NotLinear: cand.NotLinear,
-		})
-	}
+		for _, t := range checkpoint.Parts(v) {
+			if s := t.Storage; s != nil {
+				if _, dup := seen[s]; !dup {
+					seen[s] = struct{}{}
+					rep.Storages++
+					rep.StorageBytes += s.ByteLen()
+				}
+			}
+		}
+		return nil
+	})
+	ins.candidates = rewrite.Candidates(c)
 	for _, p := range rewrite.StateDicts(c) {
 		rep.StateDicts = append(rep.StateDicts, p.String())
 	}
 	for _, o := range rewrite.Optimizers(c) {
 		rep.Optimizers = append(rep.Optimizers, optimizerInfo{Path: o.Path.String(), Params: o.Params, State: nonNilStrings(o.State), Tensors: o.Tensors})
 	}
-	rep.other = otherContents(c.Root, rep)
-	return rep
+	ins.other = otherContents(c.Root, rep)
+	return ins
+}
+
+// eachTensor calls fn for every tensor (and parameter) below root, in the order and under
+// the paths checkpoint.Tensors lists them, without listing them: path is valid only during
+// the call. It stops at the first error fn returns.
+func eachTensor(root checkpoint.Value, fn func(path checkpoint.Path, t *checkpoint.Tensor, parameter bool) error) error {
+	return checkpoint.Walk(root, func(path checkpoint.Path, v checkpoint.Value) error {
+		switch t := v.(type) {
+		case *checkpoint.Tensor:
+			return fn(path, t, false)
+		case *checkpoint.Parameter:
+			if t.Data != nil {
+				return fn(path, t.Data, true)
+			}
+		case *checkpoint.AttrTensor:
+			if d, ok := t.Dense(); ok {
+				return fn(path, d, false)
+			}
+		}
+		return nil
+	})
+}
+
+// tensorInfoOf is a tensor's entry in the JSON document.
+func (ins *inspection) tensorInfoOf(path checkpoint.Path, t *checkpoint.Tensor, parameter bool) tensorInfo {
+	ti := tensorInfo{
+		Path: path.String(), DType: t.Kind().DType(), Shape: nonNil(t.Size), Stride: nonNil(t.Stride),
+		Offset: t.Offset, Storage: t.Storage.Key, Bytes: tensorBytes(t), Parameter: parameter,
+	}
+	if ins.sharded != nil {
+		ti.Shard = ins.sharded.ShardOf(ti.Path)
+	}
+	return ti
+}
+
+func tensorBytes(t *checkpoint.Tensor) int64 { return t.NumElements() * int64(t.Kind().ItemSize()) }
+
+func candidateInfoOf(c *rewrite.Candidate) candidateInfo {
+	return candidateInfo{
+		Layer: c.Layer, Dict: c.Dict.String(), Weight: c.Weight.String(), In: c.In, Out: c.Out,
+		Bias: c.HasBias, Spec: c.Spec, Rule: c.Rule, NotLinear: c.NotLinear,
+	}
 }
 
 func nonNilStrings(s []string) []string {
@@ -171,25 +238,30 @@ func nonNil(s []int64) []int64 {
 	return s
 }
 
-func dims(d []int64) string {
-	if len(d) == 0 {
-		return "()"
-	}
-	parts := make([]string, len(d))
+func dims(d []int64) string { return string(appendDims(nil, d)) }
+
+// appendDims appends sizes as Python prints a tuple of them: "(4, 3)", "()".
+func appendDims(b []byte, d []int64) []byte {
+	b = append(b, '(')
 	for i, v := range d {
-		parts[i] = fmt.Sprint(v)
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = strconv.AppendInt(b, v, 10)
 	}
-	return "(" + strings.Join(parts, ", ") + ")"
+	return append(b, ')')
 }
 
-func humanBytes(n int64) string {
+func humanBytes(n int64) string { return string(appendHumanBytes(nil, n)) }
+
+func appendHumanBytes(b []byte, n int64) []byte {
 	switch {
 	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+		return append(strconv.AppendFloat(b, float64(n)/(1<<30), 'f', 2, 64), " GiB"...)
 	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+		return append(strconv.AppendFloat(b, float64(n)/(1<<20), 'f', 1, 64), " MiB"...)
 	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+		return append(strconv.AppendFloat(b, float64(n)/(1<<10), 'f', 1, 64), " KiB"...)
 	}
-	return fmt.Sprintf("%d B", n)
+	return append(append(strconv.AppendInt(b, n, 10), ' '), 'B')
 }

@@ -1,11 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
-	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/pt2conv/pt2conv/checkpoint"
@@ -27,7 +28,7 @@ const mostPlainValues = 12
 // commandWidth is where the suggested command wraps when the output has no width limit.
 const commandWidth = 100
 
-func printInspect(w io.Writer, rep *inspectReport, v inspectView) error {
+func printInspect(w io.Writer, rep *inspection, v inspectView) error {
 	var kind string
 	switch {
 	case rep.PickleProtocol > 0:
@@ -52,7 +53,7 @@ func printInspect(w io.Writer, rep *inspectReport, v inspectView) error {
 
 // printTensors lists the tensors (optimizer state summarized, not listed), the totals and
 // what else the checkpoint holds.
-func printTensors(w io.Writer, rep *inspectReport, v inspectView) error {
+func printTensors(w io.Writer, rep *inspection, v inspectView) error {
 	if len(rep.Metadata) > 0 {
 		b, _ := json.Marshal(rep.Metadata)
 		fmt.Fprintf(w, "\nmetadata: %s\n", fitCell(escapeText(string(b)), max(v.width-len("metadata: "), 0), cutEnd))
@@ -64,29 +65,38 @@ func printTensors(w io.Writer, rep *inspectReport, v inspectView) error {
 	if len(rep.Shards) > 0 {
 		cols = append(cols, column{title: "SHARD", shrink: cutMiddle, min: 12, drop: 4})
 	}
-	var rows [][]string
-	hidden := 0
-	for _, t := range rep.Tensors {
-		if underOptimizer(t.Path, rep.Optimizers) {
-			hidden++
-			continue
-		}
-		row := []string{escapeText(t.Path), t.DType, dims(t.Shape), dims(t.Stride), fmt.Sprint(t.Offset), escapeText(t.Storage), humanBytes(t.Bytes)}
-		if len(rep.Shards) > 0 {
-			row = append(row, escapeText(t.Shard))
-		}
-		rows = append(rows, row)
+	under := optimizerPrefixes(rep.Optimizers)
+	var joined []byte // a tensor's path, to compare with the optimizers'
+	rows := func(r *tableRow) error {
+		return eachTensor(rep.root, func(path checkpoint.Path, t *checkpoint.Tensor, _ bool) error {
+			if len(under) > 0 {
+				if joined = appendPath(joined[:0], path); under.match(joined) {
+					return nil
+				}
+			}
+			r.path(path).raw(t.Kind().DType()).dims(t.Size).dims(t.Stride).int(t.Offset).text(t.Storage.Key).bytes(tensorBytes(t))
+			if len(rep.Shards) > 0 {
+				r.text(rep.sharded.ShardOf(path.String()))
+			}
+			return r.done()
+		})
 	}
+	listed := rep.tensors
+	if len(under) > 0 {
+		listed = 0
+		_ = rows(&tableRow{emit: func(*tableRow) error { listed++; return nil }})
+	}
+	hidden := rep.tensors - listed
 	fmt.Fprintln(w)
 	var dropped []string
-	if len(rows) > 0 {
+	if listed > 0 {
 		var err error
-		if dropped, err = writeTable(w, v.width, cols, rows); err != nil {
+		if dropped, err = writeRows(w, v.width, cols, rows); err != nil {
 			return err
 		}
 		fmt.Fprintln(w)
 	}
-	summary := fmt.Sprintf("%s in %s, %s", count(len(rep.Tensors), "tensor"), count(rep.Storages, "storage"), humanBytes(rep.StorageBytes))
+	summary := fmt.Sprintf("%s in %s, %s", count(rep.tensors, "tensor"), count(rep.Storages, "storage"), humanBytes(rep.StorageBytes))
 	if hidden > 0 {
 		summary += fmt.Sprintf(" (%d of the tensors are optimizer state, not listed: --json lists them)", hidden)
 	}
@@ -99,13 +109,13 @@ func printTensors(w io.Writer, rep *inspectReport, v inspectView) error {
 		return nil
 	}
 	fmt.Fprintln(w)
-	rows = rows[:0]
+	var table [][]string
 	for _, c := range contents {
-		rows = append(rows, []string{c.key, c.flag, c.what})
+		table = append(table, []string{c.key, c.flag, c.what})
 	}
 	if _, err := writeTable(w, v.width, []column{
 		{title: "CONTENTS", shrink: cutMiddle, min: 16}, {title: "USE WITH"}, {title: "WHAT", shrink: cutEnd, min: 20},
-	}, rows); err != nil {
+	}, table); err != nil {
 		return err
 	}
 	var notes []string
@@ -121,6 +131,38 @@ func printTensors(w io.Writer, rep *inspectReport, v inspectView) error {
 	return nil
 }
 
+// appendPath appends p.String().
+func appendPath(b []byte, p checkpoint.Path) []byte {
+	for i, k := range p {
+		if i > 0 {
+			b = append(b, '/')
+		}
+		b = append(b, k...)
+	}
+	return b
+}
+
+// pathPrefixes match the paths below any of a set of paths (all of them for "").
+type pathPrefixes [][]byte
+
+func optimizerPrefixes(opts []optimizerInfo) pathPrefixes {
+	var out pathPrefixes
+	for _, o := range opts {
+		out = append(out, []byte(o.Path+"/"))
+	}
+	return out
+}
+
+// match reports whether the joined path is below one of the prefixes.
+func (pp pathPrefixes) match(path []byte) bool {
+	for _, p := range pp {
+		if bytes.HasPrefix(path, p) || len(p) == 1 && len(path) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func count(n int, what string) string {
 	switch {
 	case n == 1:
@@ -131,30 +173,35 @@ func count(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
-func underOptimizer(path string, opts []optimizerInfo) bool {
-	for _, o := range opts {
-		if strings.HasPrefix(path, o.Path+"/") || (o.Path == "" && path != "") {
-			return true
-		}
-	}
-	return false
-}
-
 // contentRows lists the state_dicts and optimizers with the flags that take their paths,
 // then the top-level values, when the checkpoint is more than one state_dict.
-func contentRows(rep *inspectReport) []contentRow {
+func contentRows(rep *inspection) []contentRow {
 	if len(rep.StateDicts) == 1 && rep.StateDicts[0] == "" && len(rep.Optimizers) == 0 {
 		return nil // a bare state_dict: the tensor table is all there is
 	}
-	var rows []contentRow
-	for _, p := range rep.StateDicts {
-		n, bytes := 0, int64(0)
-		for _, t := range rep.Tensors {
-			if p == "" || strings.HasPrefix(t.Path, p+"/") {
-				n++
-				bytes += t.Bytes
+	// The tensors and bytes of each state_dict, in one pass over the tensors.
+	counts := make([]struct {
+		n     int
+		bytes int64
+	}, len(rep.StateDicts))
+	prefixes := make([][]byte, len(rep.StateDicts))
+	for i, p := range rep.StateDicts {
+		prefixes[i] = []byte(p + "/")
+	}
+	var joined []byte
+	_ = eachTensor(rep.root, func(path checkpoint.Path, t *checkpoint.Tensor, _ bool) error {
+		joined = appendPath(joined[:0], path)
+		for i, p := range prefixes {
+			if len(p) == 1 || bytes.HasPrefix(joined, p) {
+				counts[i].n++
+				counts[i].bytes += tensorBytes(t)
 			}
 		}
+		return nil
+	})
+	var rows []contentRow
+	for i, p := range rep.StateDicts {
+		n, bytes := counts[i].n, counts[i].bytes
 		key := p
 		if key == "" {
 			key = "(the whole file)"
@@ -255,68 +302,120 @@ func withTensors(what string, v checkpoint.Value) string {
 	return what
 }
 
-// shapeSuffix is the "=CxHxW" a candidate's spec ends with when auto found its split.
-var shapeSuffix = regexp.MustCompile(`=(\d+)x(\d+)x(\d+)$`)
+// splitShape splits a candidate's spec into its layer name and the C, H and W of the
+// "=CxHxW" it ends with when auto found its split (ok false, and the spec whole, when not).
+func splitShape(spec string) (name, c, h, w string, ok bool) {
+	name, shape, found := cutLast(spec, '=')
+	if !found {
+		return spec, "", "", "", false
+	}
+	c, rest, ok1 := strings.Cut(shape, "x")
+	h, w, ok2 := strings.Cut(rest, "x")
+	if !ok1 || !ok2 || !allDigits(c) || !allDigits(h) || !allDigits(w) {
+		return spec, "", "", "", false
+	}
+	return name, c, h, w, true
+}
+
+func cutLast(s string, sep byte) (before, after string, found bool) {
+	if i := strings.LastIndexByte(s, sep); i >= 0 {
+		return s[:i], s[i+1:], true
+	}
+	return s, "", false
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // printCandidates lists the Linear layers, the weights that are probably not Linears, and a
 // convert command for the former.
-func printCandidates(w io.Writer, rep *inspectReport, v inspectView) error {
-	var linears, others []candidateInfo
-	for _, c := range rep.Candidates {
-		if c.NotLinear == "" {
-			linears = append(linears, c)
-		} else {
-			others = append(others, c)
+func printCandidates(w io.Writer, rep *inspection, v inspectView) error {
+	linears := 0
+	for i := range rep.candidates {
+		if rep.candidates[i].NotLinear == "" {
+			linears++
 		}
 	}
-	if len(rep.Candidates) == 0 {
+	others := len(rep.candidates) - linears
+	if len(rep.candidates) == 0 {
 		_, err := fmt.Fprintln(w, "\nNo Linear layers (2-D .weight tensors) found.")
 		return err
 	}
-	if len(linears) > 0 {
-		fmt.Fprintf(w, "\nLinear layers that can become Conv2d (%d):\n", len(linears))
-		var rows [][]string
-		for _, c := range linears {
-			name, input := shapeSuffix.ReplaceAllString(c.Spec, ""), fmt.Sprintf("%d×1×1", c.In)
-			if m := shapeSuffix.FindStringSubmatch(c.Spec); m != nil {
-				input = m[1] + "×" + m[2] + "×" + m[3]
-			}
-			bias := "yes"
-			if !c.Bias {
-				bias = "no"
-			}
-			rows = append(rows, []string{escapeText(name), fmt.Sprint(c.In), fmt.Sprint(c.Out), bias, input, escapeText(c.Rule)})
-		}
-		if _, err := writeTable(w, v.width, []column{
+	if linears > 0 {
+		fmt.Fprintf(w, "\nLinear layers that can become Conv2d (%d):\n", linears)
+		if _, err := writeRows(w, v.width, []column{
 			{title: "LAYER", shrink: cutMiddle, min: 20}, {title: "IN"}, {title: "OUT"}, {title: "BIAS"}, {title: "INPUT"},
 			{title: "WHY", shrink: cutEnd, min: 20},
-		}, rows); err != nil {
+		}, func(r *tableRow) error {
+			for i := range rep.candidates {
+				c := &rep.candidates[i]
+				if c.NotLinear != "" {
+					continue
+				}
+				name, ch, h, wd, ok := splitShape(c.Spec)
+				r.text(name).int(c.In).int(c.Out)
+				if c.HasBias {
+					r.raw("yes")
+				} else {
+					r.raw("no")
+				}
+				if ok {
+					r.buf = append(append(append(append(append(r.buf, ch...), "×"...), h...), "×"...), wd...)
+				} else {
+					r.buf = append(strconv.AppendInt(r.buf, c.In, 10), "×1×1"...)
+				}
+				r.ends = append(r.ends, len(r.buf))
+				if err := r.text(c.Rule).done(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 	}
-	if len(others) > 0 {
-		fmt.Fprintf(w, "\nProbably not Linear layers, left out of the command below (%d):\n", len(others))
-		var rows [][]string
-		for _, c := range others {
-			rows = append(rows, []string{escapeText(shapeSuffix.ReplaceAllString(c.Spec, "")), fmt.Sprint(c.In), fmt.Sprint(c.Out), escapeText(c.NotLinear)})
-		}
-		if _, err := writeTable(w, v.width, []column{
+	if others > 0 {
+		fmt.Fprintf(w, "\nProbably not Linear layers, left out of the command below (%d):\n", others)
+		if _, err := writeRows(w, v.width, []column{
 			{title: "WEIGHT", shrink: cutMiddle, min: 20}, {title: "IN"}, {title: "OUT"}, {title: "WHY", shrink: cutEnd, min: 20},
-		}, rows); err != nil {
+		}, func(r *tableRow) error {
+			for i := range rep.candidates {
+				c := &rep.candidates[i]
+				if c.NotLinear == "" {
+					continue
+				}
+				name, _, _, _, _ := splitShape(c.Spec)
+				if err := r.text(name).int(c.In).int(c.Out).text(c.NotLinear).done(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 	}
-	if len(linears) == 0 {
+	if linears == 0 {
 		return nil
 	}
 	fmt.Fprintf(w, "\n%s\n", wrapText("INPUT is the C×H×W each layer's input is assumed to have: a checkpoint holds no graph, "+
 		"so C comes from the tensors before the layer (WHY) and H = W is assumed; in×1×1 without evidence.", v.width))
-	fmt.Fprintf(w, "\nTo convert them:\n  %s\n", suggestedCommand(rep, linears, v.width))
-	return nil
+	fmt.Fprint(w, "\nTo convert them:\n  ")
+	if err := writeSuggestedCommand(w, rep, v.width); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w)
+	return err
 }
 
-// suggestedCommand is a pt2conv convert line that converts the layers, wrapped to fit.
-func suggestedCommand(rep *inspectReport, linears []candidateInfo, width int) string {
+// writeSuggestedCommand writes a pt2conv convert line that converts the Linear candidates,
+// wrapped to fit.
+func writeSuggestedCommand(w io.Writer, rep *inspection, width int) error {
 	words := []string{"pt2conv", "convert", shellQuote(escapeText(rep.File))}
 	if len(rep.Shards) > 0 {
 		words = append(words, "--out-dir", "converted")
@@ -327,22 +426,37 @@ func suggestedCommand(rep *inspectReport, linears []candidateInfo, width int) st
 	if len(rep.Optimizers) == 1 {
 		words = append(words, "--optimizer-key", shellQuote(escapeText(rep.Optimizers[0].Path)))
 	}
-	for _, c := range linears {
-		words = append(words, "--layer", shellQuote(escapeText(c.Spec)))
+	// The words: the head above, "--layer SPEC" for each Linear, "--verify".
+	var layers []int
+	for i := range rep.candidates {
+		if rep.candidates[i].NotLinear == "" {
+			layers = append(layers, i)
+		}
 	}
-	words = append(words, "--verify")
+	n := len(words) + 2*len(layers) + 1
+	word := func(i int) string {
+		switch {
+		case i < len(words):
+			return words[i]
+		case i == n-1:
+			return "--verify"
+		case (i-len(words))%2 == 0:
+			return "--layer"
+		}
+		return shellQuote(escapeText(rep.candidates[layers[(i-len(words))/2]].Spec))
+	}
 	if width <= 0 || width > commandWidth {
 		width = commandWidth
 	}
+	ww := wordWrapper{w: w, width: width - 2, indent: "      "}
 	// "--layer SPEC" stays on one line
-	var joined []string
-	for i := 0; i < len(words); i++ {
-		if strings.HasPrefix(words[i], "-") && i+1 < len(words) && !strings.HasPrefix(words[i+1], "-") {
-			joined = append(joined, words[i]+" "+words[i+1])
+	for i := 0; i < n; i++ {
+		if a := word(i); strings.HasPrefix(a, "-") && i+1 < n && !strings.HasPrefix(word(i+1), "-") {
+			ww.word(a, word(i+1))
 			i++
-			continue
+		} else {
+			ww.word(a, "")
 		}
-		joined = append(joined, words[i])
 	}
-	return wrapWords(joined, width-2, "      ")
+	return ww.end()
 }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"text/tabwriter"
 
 	"github.com/mattn/go-runewidth"
 	"github.com/pt2conv/pt2conv/checkpoint"
@@ -207,5 +208,40 @@ func TestWriteTableFits(t *testing.T) {
 		if b.String() != tt.want {
 			t.Errorf("width %d:\n%s\nwant\n%s", tt.width, b.String(), tt.want)
 		}
+	}
+}
+
+// TestWriteAlignedIsTabwriter: writeAligned lays rows out as text/tabwriter does, for
+// cells of any width, wide runes and empty cells included.
+func TestWriteAlignedIsTabwriter(t *testing.T) {
+	titles := []string{"TENSOR", "DTYPE", "RULE"}
+	rows := [][]string{
+		{"fc.weight", "float32", "in x 1 x 1"},
+		{"", "", ""},
+		{"日本語.weight", "bfloat16", ""},
+		{"a", "x", "C=8 from features.3.weight"},
+	}
+	var want strings.Builder
+	tw := tabwriter.NewWriter(&want, 0, 0, 2, ' ', 0)
+	for _, r := range append([][]string{titles}, rows...) {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+	var got strings.Builder
+	if err := writeAligned(&got, titles, func(r *tableRow) error {
+		for _, cells := range rows {
+			for _, c := range cells {
+				r.raw(c)
+			}
+			if err := r.done(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() {
+		t.Errorf("got\n%q\nwant\n%q", got.String(), want.String())
 	}
 }

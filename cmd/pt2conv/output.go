@@ -100,12 +100,15 @@ func printRenamed(w io.Writer, renamed []rewrite.Renamed) {
 }
 
 func printPlan(w io.Writer, changes []rewrite.Change) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TENSOR\tDTYPE\tFROM\tTO\tNEW STRIDE\tRULE")
-	for _, c := range changes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", escapeText(c.Path.String()), c.DType, dims(c.OldSize), dims(c.NewSize), dims(c.NewStride), escapeText(c.Rule))
-	}
-	tw.Flush()
+	_ = writeAligned(w, []string{"TENSOR", "DTYPE", "FROM", "TO", "NEW STRIDE", "RULE"}, func(r *tableRow) error {
+		for i := range changes {
+			c := &changes[i]
+			if err := r.path(c.Path).raw(c.DType).dims(c.OldSize).dims(c.NewSize).dims(c.NewStride).text(c.Rule).done(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func printVerify(w io.Writer, rep *verify.Report) {

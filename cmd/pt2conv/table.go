@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mattn/go-runewidth"
+	"github.com/pt2conv/pt2conv/checkpoint"
 	"golang.org/x/term"
 )
 
@@ -52,19 +55,125 @@ const (
 
 const columnGap = 2
 
-// writeTable writes rows under the columns' titles, padded with spaces, fitting width when
-// width > 0: shrinking columns lose what is needed (cutEnd columns first, then cutMiddle
-// ones, each in the order given), and their cells are cut with "…" where they are too long.
-// When that is not enough, droppable columns are left out; their titles are returned.
+// writeTable writes rows under the columns' titles (see writeRows).
 func writeTable(w io.Writer, width int, cols []column, rows [][]string) (dropped []string, err error) {
+	return writeRows(w, width, cols, func(r *tableRow) error {
+		for _, cells := range rows {
+			for _, c := range cells {
+				r.raw(c)
+			}
+			if err := r.done(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// rowSource produces a table's rows: it fills r with each row's cells in turn and calls
+// r.done after each. A table is sized in one pass and written in another, so rowSource runs
+// twice and must give the same rows both times; no row is kept in between.
+type rowSource func(r *tableRow) error
+
+// tableRow is the row a rowSource is filling: its cells, text escaped for the terminal, end
+// to end in one buffer that every row reuses.
+type tableRow struct {
+	buf  []byte
+	ends []int
+	emit func(*tableRow) error
+}
+
+// raw adds a cell of text that needs no escaping.
+func (r *tableRow) raw(s string) *tableRow {
+	r.buf = append(r.buf, s...)
+	r.ends = append(r.ends, len(r.buf))
+	return r
+}
+
+// text adds a cell of text from a file, escaped (escapeText).
+func (r *tableRow) text(s string) *tableRow {
+	r.buf = appendEscaped(r.buf, s)
+	r.ends = append(r.ends, len(r.buf))
+	return r
+}
+
+// path adds a cell of a path from a file, joined with "/" and escaped. Escaping each key
+// on its own is escaping the joined path: "/" is never part of a multi-byte rune.
+func (r *tableRow) path(p checkpoint.Path) *tableRow {
+	for i, k := range p {
+		if i > 0 {
+			r.buf = append(r.buf, '/')
+		}
+		r.buf = appendEscaped(r.buf, k)
+	}
+	r.ends = append(r.ends, len(r.buf))
+	return r
+}
+
+func (r *tableRow) int(n int64) *tableRow {
+	r.buf = strconv.AppendInt(r.buf, n, 10)
+	r.ends = append(r.ends, len(r.buf))
+	return r
+}
+
+// dims adds a cell of sizes as dims writes them.
+func (r *tableRow) dims(d []int64) *tableRow {
+	r.buf = appendDims(r.buf, d)
+	r.ends = append(r.ends, len(r.buf))
+	return r
+}
+
+// bytes adds a cell of a size as humanBytes writes it.
+func (r *tableRow) bytes(n int64) *tableRow {
+	r.buf = appendHumanBytes(r.buf, n)
+	r.ends = append(r.ends, len(r.buf))
+	return r
+}
+
+// done hands the row over and empties it for the next.
+func (r *tableRow) done() error {
+	err := r.emit(r)
+	r.buf, r.ends = r.buf[:0], r.ends[:0]
+	return err
+}
+
+func (r *tableRow) cells() int { return len(r.ends) }
+
+func (r *tableRow) cell(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = r.ends[i-1]
+	}
+	return r.buf[start:r.ends[i]]
+}
+
+// cellWidth is runewidth.StringWidth of a cell, without a copy for the printable ASCII
+// nearly every cell is.
+func cellWidth(b []byte) int {
+	if printableASCII(b) {
+		return len(b)
+	}
+	return runewidth.StringWidth(string(b))
+}
+
+// writeRows writes the rows under the columns' titles, padded with spaces, fitting width
+// when width > 0: shrinking columns lose what is needed (cutEnd columns first, then
+// cutMiddle ones, each in the order given), and their cells are cut with "…" where they are
+// too long. When that is not enough, droppable columns are left out; their titles are
+// returned. Only the column widths are kept between the two passes over the rows.
+func writeRows(w io.Writer, width int, cols []column, rows rowSource) (dropped []string, err error) {
 	widths := make([]int, len(cols))
 	for i, c := range cols {
 		widths[i] = runewidth.StringWidth(c.title)
 	}
-	for _, r := range rows {
-		for i, cell := range r {
-			widths[i] = max(widths[i], runewidth.StringWidth(cell))
+	measure := &tableRow{emit: func(r *tableRow) error {
+		for i := range r.cells() {
+			widths[i] = max(widths[i], cellWidth(r.cell(i)))
 		}
+		return nil
+	}}
+	if err := rows(measure); err != nil {
+		return nil, err
 	}
 	keep := make([]bool, len(cols))
 	for i := range keep {
@@ -119,33 +228,77 @@ func writeTable(w io.Writer, width int, cols []column, rows [][]string) (dropped
 			}
 		}
 	}
-	var b strings.Builder
-	line := func(cells []string) error {
-		b.Reset()
-		for i, cell := range cells {
+	var line []byte
+	write := &tableRow{emit: func(r *tableRow) error {
+		line = line[:0]
+		for i := range r.cells() {
 			if !keep[i] {
 				continue
 			}
-			cell = fitCell(cell, widths[i], cols[i].shrink)
-			b.WriteString(cell)
-			b.WriteString(strings.Repeat(" ", widths[i]-runewidth.StringWidth(cell)+columnGap))
+			cell, cw := r.cell(i), 0
+			if cw = cellWidth(cell); cw > widths[i] && cols[i].shrink != keepWhole {
+				fitted := fitCell(string(cell), widths[i], cols[i].shrink)
+				line, cw = append(line, fitted...), runewidth.StringWidth(fitted)
+			} else {
+				line = append(line, cell...)
+			}
+			for range widths[i] - cw + columnGap {
+				line = append(line, ' ')
+			}
 		}
-		_, err := io.WriteString(w, strings.TrimRight(b.String(), " ")+"\n")
+		line = append(bytes.TrimRight(line, " "), '\n')
+		_, err := w.Write(line)
 		return err
+	}}
+	for _, c := range cols {
+		write.raw(c.title)
 	}
-	titles := make([]string, len(cols))
-	for i, c := range cols {
-		titles[i] = c.title
-	}
-	if err := line(titles); err != nil {
+	if err := write.done(); err != nil {
 		return dropped, err
 	}
-	for _, r := range rows {
-		if err := line(r); err != nil {
-			return dropped, err
-		}
+	return dropped, rows(write)
+}
+
+// writeAligned writes the titles and rows as text/tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+// writes them with a tab after each cell but the last: every column but the last padded to
+// its widest cell, counted in runes, and two spaces. Unlike a tabwriter it holds no row:
+// the rows are measured in one pass and written in another.
+func writeAligned(w io.Writer, titles []string, rows rowSource) error {
+	widths := make([]int, len(titles))
+	for i, t := range titles {
+		widths[i] = utf8.RuneCountInString(t)
 	}
-	return dropped, nil
+	measure := &tableRow{emit: func(r *tableRow) error {
+		for i := range r.cells() {
+			widths[i] = max(widths[i], utf8.RuneCount(r.cell(i)))
+		}
+		return nil
+	}}
+	if err := rows(measure); err != nil {
+		return err
+	}
+	var line []byte
+	write := &tableRow{emit: func(r *tableRow) error {
+		line = line[:0]
+		for i := range r.cells() {
+			cell := r.cell(i)
+			line = append(line, cell...)
+			if i < r.cells()-1 {
+				for range widths[i] - utf8.RuneCount(cell) + columnGap {
+					line = append(line, ' ')
+				}
+			}
+		}
+		_, err := w.Write(append(line, '\n'))
+		return err
+	}}
+	for _, t := range titles {
+		write.raw(t)
+	}
+	if err := write.done(); err != nil {
+		return err
+	}
+	return rows(write)
 }
 
 func fitCell(s string, width int, how truncation) string {
@@ -153,6 +306,9 @@ func fitCell(s string, width int, how truncation) string {
 		return s
 	}
 	if how == cutEnd {
+		if tail := runewidth.StringWidth("…"); printableASCII(s) && width >= tail {
+			return s[:width-tail] + "…" // what runewidth.Truncate gives, without its rune by rune pass
+		}
 		return runewidth.Truncate(s, width, "…")
 	}
 	return truncateMiddle(s, width)
@@ -167,9 +323,12 @@ func truncateMiddle(s string, width int) string {
 	if width <= 1 {
 		return runewidth.Truncate(s, width, "")
 	}
-	runes := []rune(s)
 	tailWidth := (width - 1) / 2
 	headWidth := width - 1 - tailWidth
+	if printableASCII(s) { // a column per byte
+		return s[:headWidth] + "…" + s[len(s)-tailWidth:]
+	}
+	runes := []rune(s)
 	var head, tail []rune
 	used := 0
 	for _, r := range runes {
@@ -192,24 +351,49 @@ func truncateMiddle(s string, width int) string {
 	return string(head) + "…" + string(tail)
 }
 
-// wrapWords joins words with spaces into lines of at most width columns (a word longer than
-// that gets a line of its own); continued lines end in " \" and the next starts with indent,
-// so the result pastes into a shell as one command.
-func wrapWords(words []string, width int, indent string) string {
-	var lines []string
-	cur := ""
-	for _, w := range words {
-		switch {
-		case cur == "":
-			cur = w
-		case runewidth.StringWidth(cur)+1+runewidth.StringWidth(w)+2 > width:
-			lines = append(lines, cur+" \\")
-			cur = indent + w
-		default:
-			cur += " " + w
-		}
+// wordWrapper writes words separated by spaces in lines of at most width columns (a word
+// longer than that gets a line of its own); continued lines end in " \\" and the next starts
+// with indent, so the result pastes into a shell as one command. Only the line being filled
+// is held.
+type wordWrapper struct {
+	w      io.Writer
+	width  int
+	indent string
+	line   []byte
+	cols   int // the line's width
+	err    error
+}
+
+// word adds a word: a, or a and b joined by a space when b is not "".
+func (ww *wordWrapper) word(a, b string) {
+	cols := runewidth.StringWidth(a)
+	if b != "" {
+		cols += 1 + runewidth.StringWidth(b)
 	}
-	return strings.Join(append(lines, cur), "\n")
+	switch {
+	case len(ww.line) == 0:
+	case ww.cols+1+cols+2 > ww.width:
+		ww.line = append(ww.line, " \\\n"...)
+		if _, err := ww.w.Write(ww.line); err != nil && ww.err == nil {
+			ww.err = err
+		}
+		ww.line, ww.cols = append(ww.line[:0], ww.indent...), runewidth.StringWidth(ww.indent)
+	default:
+		ww.line, ww.cols = append(ww.line, ' '), ww.cols+1
+	}
+	ww.line = append(ww.line, a...)
+	if b != "" {
+		ww.line = append(append(ww.line, ' '), b...)
+	}
+	ww.cols += cols
+}
+
+// end writes the last line, without a newline.
+func (ww *wordWrapper) end() error {
+	if _, err := ww.w.Write(ww.line); err != nil && ww.err == nil {
+		ww.err = err
+	}
+	return ww.err
 }
 
 // wrapText fills prose into lines of at most width columns (no limit when width <= 0 keeps
