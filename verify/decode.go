@@ -68,12 +68,18 @@ type float interface{ ~float32 | ~float64 }
 var littleEndianHost = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 func decodeAs[T float](c *checkpoint.Checkpoint, t *checkpoint.Tensor) ([]T, []int, error) {
+	return decodeWith(c, t, func(n int) []T { return make([]T, n) })
+}
+
+// decodeWith is decodeAs with the result in a buffer of n elements that alloc returns
+// zeroed.
+func decodeWith[T float](c *checkpoint.Checkpoint, t *checkpoint.Tensor, alloc func(n int) []T) ([]T, []int, error) {
 	lo, hi, shape, err := checkView(t)
 	if err != nil {
 		return nil, nil, err
 	}
 	n := numElements(shape)
-	out := make([]T, n)
+	out := alloc(n)
 	if n == 0 {
 		return out, shape, nil
 	}
