@@ -181,7 +181,8 @@ func Check(orig, conv *checkpoint.Checkpoint, opts Options) (rep *Report, err er
 
 func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
-	layers, err := FindLayers(orig, conv)
+	origTensors := checkpoint.Tensors(orig.Root)
+	layers, err := findLayers(orig, conv, origTensors, checkpoint.Tensors(conv.Root))
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +191,7 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 	}
 	rep := &Report{Layers: layers}
 	var same identical
-	if rep.Structure, same, err = prove(orig, conv, layers); err != nil {
+	if rep.Structure, same, err = prove(orig, conv, layers, len(origTensors)); err != nil {
 		return nil, err
 	}
 	evidence := rewrite.NewEvidenceIndex(orig.Root)

@@ -61,7 +61,7 @@ var compareChunk = 1 << 20
 // Storage bytes stream through two small buffers; metadata is compared with maps, in time
 // linear in the size of the trees. An error means the bytes could not be read.
 func Prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, error) {
-	s, _, err := prove(orig, conv, layers)
+	s, _, err := prove(orig, conv, layers, 0)
 	return s, err
 }
 
@@ -69,8 +69,9 @@ func Prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, error
 // the original's to that storage.
 type identical map[*checkpoint.Storage]*checkpoint.Storage
 
-// prove is Prove, also returning the storages it found identical.
-func prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, identical, error) {
+// prove is Prove, also returning the storages it found identical. tensors is about how many
+// tensors orig holds (0 when not known), to size the prover's indexes up front.
+func prove(orig, conv *checkpoint.Checkpoint, layers []Layer, tensors int) (*Structure, identical, error) {
 	if acrossFormats(orig, conv) {
 		s, err := proveTensors(orig, conv, layers)
 		if s != nil {
@@ -80,17 +81,23 @@ func prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, ident
 	}
 	p := &prover{
 		s:       &Structure{Differences: []Difference{}},
-		same:    identical{},
-		layers:  map[string]bool{},
+		same:    make(identical, tensors),
+		layers:  make(map[string]bool, len(layers)),
 		shapes:  map[[2]string]bool{},
-		pairA:   map[*checkpoint.Storage]*checkpoint.Storage{},
-		pairB:   map[*checkpoint.Storage]*checkpoint.Storage{},
-		views:   map[*checkpoint.Storage][]view{},
+		pairs:   make([]storagePair, 0, tensors),
+		pairOf:  make(map[*checkpoint.Storage]int32, tensors),
+		pairB:   make(map[*checkpoint.Storage]*checkpoint.Storage, tensors),
+		views:   make([]view, 0, tensors),
 		visited: map[[2]any]bool{},
 	}
-	for _, l := range layers {
+	var last *Layer // the previous layer, whose shapes are in p.shapes
+	for i := range layers {
+		l := &layers[i]
 		p.layers[l.Path.String()] = true
-		p.shapes[[2]string{brackets(l.Original.Size), brackets(l.Converted.Size)}] = true
+		if last == nil || !slices.Equal(l.Original.Size, last.Original.Size) || !slices.Equal(l.Converted.Size, last.Converted.Size) {
+			p.shapes[[2]string{brackets(l.Original.Size), brackets(l.Converted.Size)}] = true
+			last = l
+		}
 	}
 	p.value("", orig.Root, conv.Root)
 	if err := p.storages(orig, conv); err != nil {
@@ -100,22 +107,33 @@ func prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, ident
 }
 
 type prover struct {
-	s       *Structure
-	layers  map[string]bool       // converted weights by path
-	shapes  map[[2]string]bool    // (original shape, converted shape) of converted weights
-	order   []*checkpoint.Storage // original storages in order of first appearance
-	pairA   map[*checkpoint.Storage]*checkpoint.Storage
+	s      *Structure
+	layers map[string]bool    // converted weights by path
+	shapes map[[2]string]bool // (original shape, converted shape) of converted weights
+	// pairs are the original's storages in order of first appearance, each with the
+	// converted file's storage its tensors use; pairOf finds an original storage's pair,
+	// pairB the original storage of a converted one.
+	pairs   []storagePair
+	pairOf  map[*checkpoint.Storage]int32
 	pairB   map[*checkpoint.Storage]*checkpoint.Storage
-	views   map[*checkpoint.Storage][]view // tensors over each original storage
-	visited map[[2]any]bool                // container pairs already compared
-	same    identical                      // storages whose bytes compared equal
+	views   []view          // tensors over the original storages, listed from their pairs
+	visited map[[2]any]bool // container pairs already compared
+	same    identical       // storages whose bytes compared equal
+}
+
+// storagePair is an original storage, the converted file's storage in its place, and the
+// first and last of the views over it (indexes in prover.views).
+type storagePair struct {
+	a, b        *checkpoint.Storage
+	first, last int32
 }
 
 // view is a tensor over an original storage, with its counterpart, to name a byte
-// difference by path and index.
+// difference by path and index; next is the next view over the same storage, or -1.
 type view struct {
 	path string
 	a, b *checkpoint.Tensor
+	next int32
 }
 
 func (p *prover) differ(path, format string, args ...any) {
@@ -189,8 +207,12 @@ func (p *prover) value(path string, a, b checkpoint.Value) {
 		if x.RequiresGrad != y.RequiresGrad || x.WithState != y.WithState {
 			p.differ(path, "Parameter requires_grad %v, was %v", y.RequiresGrad, x.RequiresGrad)
 		}
-		p.value(join(path, "(hooks)"), x.Hooks, y.Hooks)
-		p.items(join(path, "(extra)"), x.Extra, y.Extra)
+		if !p.trivial(x.Hooks, y.Hooks) {
+			p.value(join(path, "(hooks)"), x.Hooks, y.Hooks)
+		}
+		if len(x.Extra) > 0 || len(y.Extra) > 0 {
+			p.items(join(path, "(extra)"), x.Extra, y.Extra)
+		}
 		if x.Data == nil || y.Data == nil {
 			if x.Data != y.Data {
 				p.differ(path, "Parameter without data")
@@ -266,24 +288,37 @@ func describeValue(v checkpoint.Value) string {
 	return s
 }
 
+// entryKey identifies a dict key: its type and its text, so that 1 and "1" differ.
+type entryKey struct {
+	typ  reflect.Type
+	text string
+}
+
+func keyOf(e checkpoint.Entry) entryKey {
+	return entryKey{reflect.TypeOf(e.Key), checkpoint.KeyString(e.Key)}
+}
+
 func (p *prover) entries(path string, a, b []checkpoint.Entry) {
-	keyOf := func(e checkpoint.Entry) string { return fmt.Sprintf("%T:%s", e.Key, checkpoint.KeyString(e.Key)) }
-	inB := make(map[string]int, len(b))
+	if len(a) == 0 && len(b) == 0 {
+		return
+	}
+	inB := make(map[entryKey]int, len(b))
 	for i, e := range b {
 		inB[keyOf(e)] = i
 	}
-	inA := make(map[string]bool, len(a))
+	// matched[j]: a key of a is the one inB finds at j.
+	matched := make([]bool, len(b))
 	reordered := false
 	next := 0 // position in b expected for the next key of a found there
 	for _, e := range a {
 		k := keyOf(e)
-		inA[k] = true
 		j, ok := inB[k]
-		sub := join(path, checkpoint.KeyString(e.Key))
+		sub := join(path, k.text)
 		if !ok {
 			p.differ(sub, "missing from the converted file")
 			continue
 		}
+		matched[j] = true
 		if j < next && !reordered {
 			reordered = true
 			p.differ(sub, "keys are in another order in the converted file")
@@ -292,10 +327,31 @@ func (p *prover) entries(path string, a, b []checkpoint.Entry) {
 		p.value(sub, e.Value, b[j].Value)
 	}
 	for _, e := range b {
-		if !inA[keyOf(e)] {
-			p.differ(join(path, checkpoint.KeyString(e.Key)), "not in the original")
+		k := keyOf(e)
+		if !matched[inB[k]] {
+			p.differ(join(path, k.text), "not in the original")
 		}
 	}
+}
+
+// trivial compares a and b when that cannot find a difference or reach anything below
+// them, and reports whether it did: both None, or both empty dicts of the same kind, as
+// tensors' hooks mostly are. It spares making their paths.
+func (p *prover) trivial(a, b checkpoint.Value) bool {
+	switch x := a.(type) {
+	case nil:
+		if b == nil {
+			p.s.Values++
+			return true
+		}
+	case *checkpoint.OrderedDict:
+		y, ok := b.(*checkpoint.OrderedDict)
+		return ok && len(x.Entries) == 0 && x.State == nil && len(y.Entries) == 0 && y.State == nil
+	case *checkpoint.Dict:
+		y, ok := b.(*checkpoint.Dict)
+		return ok && len(x.Entries) == 0 && len(y.Entries) == 0
+	}
+	return false
 }
 
 func (p *prover) items(path string, a, b []checkpoint.Value) {
@@ -346,8 +402,12 @@ func (p *prover) tensor(path string, a, b *checkpoint.Tensor) {
 	if a.OldForm != b.OldForm {
 		p.differ(path, "saved in torch 0.3's form: %v, was %v", b.OldForm, a.OldForm)
 	}
-	p.value(join(path, "(hooks)"), a.Hooks, b.Hooks)
-	p.items(join(path, "(extra)"), a.Extra, b.Extra)
+	if !p.trivial(a.Hooks, b.Hooks) {
+		p.value(join(path, "(hooks)"), a.Hooks, b.Hooks)
+	}
+	if len(a.Extra) > 0 || len(b.Extra) > 0 {
+		p.items(join(path, "(extra)"), a.Extra, b.Extra)
+	}
 	switch {
 	case slices.Equal(a.Size, b.Size):
 		if !slices.Equal(a.Stride, b.Stride) || a.Offset != b.Offset {
@@ -370,19 +430,25 @@ func (p *prover) tensor(path string, a, b *checkpoint.Tensor) {
 		return
 	}
 	sa, sb := a.Storage, b.Storage
-	if _, seen := p.pairA[sa]; !seen {
-		p.order = append(p.order, sa)
-	}
+	i, seen := p.pairOf[sa]
 	switch {
-	case p.pairA[sa] != nil && p.pairA[sa] != sb:
-		p.differ(path, "the original's storage %q is one storage there; here it is split (storage %q and %q)", sa.Key, p.pairA[sa].Key, sb.Key)
+	case seen && p.pairs[i].b != sb:
+		p.differ(path, "the original's storage %q is one storage there; here it is split (storage %q and %q)", sa.Key, p.pairs[i].b.Key, sb.Key)
 		return
 	case p.pairB[sb] != nil && p.pairB[sb] != sa:
 		p.differ(path, "shares storage %q with tensors it did not share it with in the original (storage %q there)", sb.Key, sa.Key)
 		return
 	}
-	p.pairA[sa], p.pairB[sb] = sb, sa
-	p.views[sa] = append(p.views[sa], view{path, a, b})
+	v := int32(len(p.views))
+	p.views = append(p.views, view{path, a, b, -1})
+	if !seen {
+		i = int32(len(p.pairs))
+		p.pairOf[sa], p.pairB[sb] = i, sa
+		p.pairs = append(p.pairs, storagePair{sa, sb, v, v})
+		return
+	}
+	p.views[p.pairs[i].last].next = v
+	p.pairs[i].last = v
 }
 
 // sameOrder reports whether the two views visit the same storage positions in the same
@@ -392,7 +458,8 @@ func sameOrder(a, b *checkpoint.Tensor) (int64, int64, int64, bool) {
 	if n != b.NumElements() {
 		return 0, 0, 0, false
 	}
-	if n == 0 || slices.Equal(canonical(a), canonical(b)) {
+	var roomA, roomB [8]int64
+	if n == 0 || slices.Equal(canonical(roomA[:0], a), canonical(roomB[:0], b)) {
 		return 0, 0, 0, true
 	}
 	// Different canonical forms can still describe one order only in degenerate views; walk
@@ -410,8 +477,9 @@ func sameOrder(a, b *checkpoint.Tensor) (int64, int64, int64, bool) {
 // canonical is a view's (size, stride) pairs with size-1 dimensions dropped and dimensions
 // that continue one another merged: two views with equal canonical forms read the same
 // storage positions in the same order.
-func canonical(t *checkpoint.Tensor) []int64 {
-	var out []int64 // size, stride, size, stride, ...
+// They are appended to out.
+func canonical(out []int64, t *checkpoint.Tensor) []int64 {
+	// size, stride, size, stride, ...
 	for d, n := range t.Size {
 		if n == 1 {
 			continue
@@ -447,20 +515,26 @@ func positions(t *checkpoint.Tensor) func() int64 {
 
 // storages compares every paired storage's bytes. They are read, even from mapped
 // checkpoints: on virtual machines the first read of each page of a mapping can cost
-// several times what copying the page out of the page cache costs.
+// several times what copying the page out of the page cache costs. Storages that lie one
+// after another in both files, as a checkpoint's many small ones do, are read together, a
+// span of up to compareChunk bytes per file at a time; a larger storage streams through
+// chunks of its own.
 func (p *prover) storages(orig, conv *checkpoint.Checkpoint) error {
 	srcA, _ := orig.Source()
 	srcB, _ := conv.Source()
 	sameSource := srcA != nil && reflect.TypeOf(srcA) == reflect.TypeOf(srcB) &&
 		reflect.TypeOf(srcA).Comparable() && srcA == srcB
 	bufs := &[3][]byte{make([]byte, compareChunk), make([]byte, compareChunk), make([]byte, compareChunk)}
-	for _, sa := range p.order {
-		sb := p.pairA[sa]
-		vs := p.views[sa]
-		where := vs[0].path
+	r := span{a: srcA, b: srcB}
+	for i := range p.pairs {
+		sa, sb := p.pairs[i].a, p.pairs[i].b
 		p.s.Storages++
 		if sa.Len != sb.Len {
-			p.differ(where, "its storage holds %d elements, was %d", sb.Len, sa.Len)
+			// Differences are listed in storage order: those of the span come first.
+			if err := p.compareSpan(&r, orig, conv, bufs); err != nil {
+				return err
+			}
+			p.differ(p.views[p.pairs[i].first].path, "its storage holds %d elements, was %d", sb.Len, sa.Len)
 			continue
 		}
 		n := sa.ByteLen()
@@ -469,43 +543,136 @@ func (p *prover) storages(orig, conv *checkpoint.Checkpoint) error {
 			p.proven(sa, sb) // the very same bytes
 			continue
 		}
-		ra, rb := orig.StorageReader(sa), conv.StorageReader(sb)
-		i, errA, errB := firstDifferenceAt(ra, rb, n, bufs)
-		if errA != nil {
-			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sa.Key, orig.Name, errA)
+		if srcA != nil && srcB != nil && n <= int64(compareChunk) {
+			if !r.extend(i, sa, sb, int64(compareChunk)) {
+				if err := p.compareSpan(&r, orig, conv, bufs); err != nil {
+					return err
+				}
+				r.extend(i, sa, sb, int64(compareChunk))
+			}
+			continue
 		}
-		if errB != nil {
-			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, errB)
+		if err := p.compareSpan(&r, orig, conv, bufs); err != nil {
+			return err
 		}
-		if i < 0 {
+		if err := p.compareStreamed(i, orig, conv, bufs); err != nil {
+			return err
+		}
+	}
+	return p.compareSpan(&r, orig, conv, bufs)
+}
+
+// maxGap is the most bytes between two storages of a span: a zip record's header and
+// padding are well under it.
+const maxGap = 4 << 10
+
+// span is a run of storage pairs whose original storages lie one after another in the
+// original's source, in order, at most maxGap bytes apart, and whose converted storages do
+// the same in the converted file's: bytes [loA, hiA) of a and [loB, hiB) of b hold them.
+type span struct {
+	a, b               io.ReaderAt
+	pairs              []int
+	loA, hiA, loB, hiB int64
+}
+
+// extend adds pair i, of storages sa and sb, to the span, if it can join it within limit
+// bytes per file.
+func (r *span) extend(i int, sa, sb *checkpoint.Storage, limit int64) bool {
+	n := sa.ByteLen()
+	if len(r.pairs) == 0 {
+		r.pairs = append(r.pairs, i)
+		r.loA, r.hiA, r.loB, r.hiB = sa.Offset, sa.Offset+n, sb.Offset, sb.Offset+n
+		return true
+	}
+	if sa.Offset < r.hiA || sa.Offset-r.hiA > maxGap || sa.Offset+n-r.loA > limit ||
+		sb.Offset < r.hiB || sb.Offset-r.hiB > maxGap || sb.Offset+n-r.loB > limit {
+		return false
+	}
+	r.pairs = append(r.pairs, i)
+	r.hiA, r.hiB = sa.Offset+n, sb.Offset+n
+	return true
+}
+
+// compareSpan compares the storages of the span, reading each file's part in one go, and
+// empties it. When a part cannot be read whole, the storages are compared one by one, so
+// that the error names the storage that could not be read.
+func (p *prover) compareSpan(r *span, orig, conv *checkpoint.Checkpoint, bufs *[3][]byte) error {
+	if len(r.pairs) == 0 {
+		return nil
+	}
+	defer func() { r.pairs = r.pairs[:0] }()
+	bufA, bufB := bufs[0][:r.hiA-r.loA], bufs[1][:r.hiB-r.loB]
+	na, _ := r.a.ReadAt(bufA, r.loA)
+	nb, _ := r.b.ReadAt(bufB, r.loB)
+	if na < len(bufA) || nb < len(bufB) {
+		for _, i := range r.pairs {
+			if err := p.compareStreamed(i, orig, conv, bufs); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, i := range r.pairs {
+		sa, sb := p.pairs[i].a, p.pairs[i].b
+		n := sa.ByteLen()
+		a := bufA[sa.Offset-r.loA:][:n]
+		b := bufB[sb.Offset-r.loB:][:n]
+		if bytes.Equal(a, b) {
 			p.proven(sa, sb)
 			continue
 		}
+		at := 0
+		for a[at] == b[at] {
+			at++
+		}
 		size := int64(sa.Kind.ItemSize())
-		elem := i / size
-		a, b := make([]byte, size), make([]byte, size)
-		if _, err := ra.ReadAt(a, elem*size); err != nil {
-			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sa.Key, orig.Name, err)
-		}
-		if _, err := rb.ReadAt(b, elem*size); err != nil {
-			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
-		}
-		p.byteDifference(sa, elem, a, b)
+		elem := int64(at) / size
+		p.byteDifference(i, elem, a[elem*size:][:size], b[elem*size:][:size])
 	}
+	return nil
+}
+
+// compareStreamed compares the storages of pair i through chunks of the buffers.
+func (p *prover) compareStreamed(i int, orig, conv *checkpoint.Checkpoint, bufs *[3][]byte) error {
+	sa, sb := p.pairs[i].a, p.pairs[i].b
+	where := p.views[p.pairs[i].first].path
+	ra, rb := orig.StorageReader(sa), conv.StorageReader(sb)
+	at, errA, errB := firstDifferenceAt(ra, rb, sa.ByteLen(), bufs)
+	if errA != nil {
+		return fmt.Errorf("%s: reading storage %q of %s: %w", where, sa.Key, orig.Name, errA)
+	}
+	if errB != nil {
+		return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, errB)
+	}
+	if at < 0 {
+		p.proven(sa, sb)
+		return nil
+	}
+	size := int64(sa.Kind.ItemSize())
+	elem := at / size
+	a, b := make([]byte, size), make([]byte, size)
+	if _, err := ra.ReadAt(a, elem*size); err != nil {
+		return fmt.Errorf("%s: reading storage %q of %s: %w", where, sa.Key, orig.Name, err)
+	}
+	if _, err := rb.ReadAt(b, elem*size); err != nil {
+		return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
+	}
+	p.byteDifference(i, elem, a, b)
 	return nil
 }
 
 // byteDifference names the first differing element of a storage by a tensor that views
 // it, with the index in that tensor.
-func (p *prover) byteDifference(s *checkpoint.Storage, elem int64, a, b []byte) {
+func (p *prover) byteDifference(pair int, elem int64, a, b []byte) {
+	s := p.pairs[pair].a
 	values := fmt.Sprintf("%s in the original, %s in the converted file", formatElement(s.Kind, a), formatElement(s.Kind, b))
-	for _, v := range p.views[s] {
-		if idx, ok := indexOf(v.a, elem); ok {
-			p.differ(v.path, "element %v differs (first difference in storage order): %s", idx, values)
+	for v := p.pairs[pair].first; v >= 0; v = p.views[v].next {
+		if idx, ok := indexOf(p.views[v].a, elem); ok {
+			p.differ(p.views[v].path, "element %v differs (first difference in storage order): %s", idx, values)
 			return
 		}
 	}
-	p.differ(p.views[s][0].path, "storage %q element %d, outside every tensor's view, differs: %s", s.Key, elem, values)
+	p.differ(p.views[p.pairs[pair].first].path, "storage %q element %d, outside every tensor's view, differs: %s", s.Key, elem, values)
 }
 
 // indexOf finds the index of storage element pos in the view, for views that do not
