@@ -68,10 +68,10 @@ func readLayer(t *testing.T, d *layerData) *layerData {
 	defer func(n int64) { wholeWeight = n }(wholeWeight)
 	wholeWeight = 0 // read by rows, however small
 	r := &layerData{layer: d.layer, linBias: d.linBias, convBias: d.convBias, dtype: d.dtype}
-	if r.lin, err = loadWeight(ck, lin, nil, nil); err != nil {
+	if r.lin, err = loadWeight(ck, lin, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if r.conv, err = loadWeight(ck, conv, nil, r.lin); err != nil {
+	if r.conv, err = loadWeight(ck, conv, nil, nil, r.lin); err != nil {
 		t.Fatal(err)
 	}
 	r.prepare()

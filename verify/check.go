@@ -221,6 +221,7 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 	// A layer's buffers come from one of two scratches in turn: a chain's next layer reads
 	// the previous one's outputs while it fills the other.
 	var scratches [2]scratch
+	files := &blocks{orig: orig, conv: conv}
 	pcg := rand.NewPCG(0, 0)
 	rng := rand.New(pcg)
 	large := false // the last layer checked had large weights
@@ -238,7 +239,7 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 			}
 			sc := &scratches[step%2]
 			sc.reset()
-			d, err := loadLayer(orig, conv, l, same, sc)
+			d, err := loadLayer(orig, conv, l, same, files, sc)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", l.Name, err)
 			}
@@ -288,7 +289,8 @@ type layerData struct {
 	dtype             string
 }
 
-func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer, same identical, sc *scratch) (*layerData, error) {
+// files, if not nil, reads the small tensors of orig and conv through a block of each.
+func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer, same identical, files *blocks, sc *scratch) (*layerData, error) {
 	linCk, convCk := orig, conv
 	linBiasT, convBiasT := l.Bias, l.ConvertedBias
 	if l.Reverse {
@@ -309,25 +311,44 @@ func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer, same identical, sc *
 	}
 	d := &layerData{sc: sc, layer: l, dtype: l.linear().Kind().String()}
 	var err error
-	if d.lin, err = loadWeight(linWCk, linW, sc, nil); err != nil {
+	if d.lin, err = loadWeight(linWCk, linW, files.of(linWCk), sc, nil); err != nil {
 		return nil, err
 	}
-	if d.conv, err = loadWeight(convWCk, convW, sc, d.lin); err != nil {
+	if d.conv, err = loadWeight(convWCk, convW, files.of(convWCk), sc, d.lin); err != nil {
 		return nil, err
 	}
 	// Each form uses its own checkpoint's bias, so a bias lost or changed is caught.
 	if linBiasT != nil {
-		if d.linBias, err = decodeVectorInto(linCk, linBiasT, sc); err != nil {
+		if d.linBias, err = decodeVectorInto(source{linCk, files.of(linCk)}, linBiasT, sc); err != nil {
 			return nil, err
 		}
 	}
 	if convBiasT != nil {
-		if d.convBias, err = decodeVectorInto(convCk, convBiasT, sc); err != nil {
+		if d.convBias, err = decodeVectorInto(source{convCk, files.of(convCk)}, convBiasT, sc); err != nil {
 			return nil, err
 		}
 	}
 	d.prepare()
 	return d, nil
+}
+
+// blocks are a block for each of the two checkpoints of a check.
+type blocks struct {
+	orig, conv     *checkpoint.Checkpoint
+	ofOrig, ofConv block
+}
+
+// of returns the block of c, or nil.
+func (b *blocks) of(c *checkpoint.Checkpoint) *block {
+	switch {
+	case b == nil:
+		return nil
+	case c == b.orig:
+		return &b.ofOrig
+	case c == b.conv:
+		return &b.ofConv
+	}
+	return nil
 }
 
 // prepare computes what the tolerances need from the decoded weights.
@@ -360,11 +381,11 @@ const (
 )
 
 func decodeVector(c *checkpoint.Checkpoint, t *checkpoint.Tensor) ([]float32, error) {
-	return decodeVectorInto(c, t, nil)
+	return decodeVectorInto(source{c: c}, t, nil)
 }
 
-// decodeVectorInto is decodeVector into a buffer of sc.
-func decodeVectorInto(c *checkpoint.Checkpoint, t *checkpoint.Tensor, sc *scratch) ([]float32, error) {
+// decodeVectorInto is decodeVector from c into a buffer of sc.
+func decodeVectorInto(c source, t *checkpoint.Tensor, sc *scratch) ([]float32, error) {
 	data, _, err := decodeWith(c, t, sc.floats)
 	return data, err
 }

@@ -53,7 +53,7 @@ func TestConvertedWeightFromOriginal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := loadLayer(orig, conv, &layers[0], same, nil)
+		d, err := loadLayer(orig, conv, &layers[0], same, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -42,9 +42,10 @@ var wholeWeight int64 = scratchMax
 
 // loadWeight prepares t, a tensor of c of at least two dimensions, to be read by rows: a
 // large contiguous float32 tensor is read from the file as it is needed (on little-endian
-// hosts), any other is decoded whole now, into a buffer of sc. When peer, the other form's
+// hosts), any other is decoded whole now (small reads through blk, if not nil), into a
+// buffer of sc. When peer, the other form's
 // weight, reads the very same bytes held in memory, w shares them.
-func loadWeight(c *checkpoint.Checkpoint, t *checkpoint.Tensor, sc *scratch, peer *weight) (*weight, error) {
+func loadWeight(c *checkpoint.Checkpoint, t *checkpoint.Tensor, blk *block, sc *scratch, peer *weight) (*weight, error) {
 	lo, hi, shape, err := checkView(t)
 	if err != nil {
 		return nil, err
@@ -65,7 +66,7 @@ func loadWeight(c *checkpoint.Checkpoint, t *checkpoint.Tensor, sc *scratch, pee
 			return w, nil
 		}
 	}
-	if w.data, _, err = decodeWith(c, t, sc.floats); err != nil {
+	if w.data, _, err = decodeWith(source{c, blk}, t, sc.floats); err != nil {
 		return nil, err
 	}
 	return w, nil
