@@ -146,10 +146,12 @@ func (r *Report) Passed() bool {
 // and biases involved are read. It returns ErrNoLayers if there is nothing to check; failed
 // comparisons are reported in the Report, not as an error.
 //
-// Storage bytes and large float32 weights are read from the files a block at a time, so
-// memory stays a few blocks whatever the size of the checkpoints. Small tensors of
-// checkpoints mapped with checkpoint.Checkpoint.Map are copied from the mapping. A mapped
-// file truncated meanwhile makes reading it fault; Check turns the fault into an error
+// Storage bytes and large float32 weights are read from the files a block at a time, and
+// small tensors through a block of each file, so memory stays a few blocks whatever the
+// size of the checkpoints, and a checkpoint of many small layers costs a few reads rather
+// than one per tensor. Other large tensors of checkpoints mapped with
+// checkpoint.Checkpoint.Map are copied from the mapping. A mapped file truncated meanwhile
+// makes reading it fault; Check turns the fault into an error
 // wrapping checkpoint.ErrChanged instead of crashing, and so does a file whose size or
 // modification time changed by the end.
 func Check(orig, conv *checkpoint.Checkpoint, opts Options) (rep *Report, err error) {

@@ -12,7 +12,9 @@ package verify
 type scratch struct {
 	f32      []float32
 	f64      []float64
+	denses   []shapedDense
 	n32, n64 int // elements of the slabs handed out since reset
+	nd       int // denses handed out since reset
 }
 
 // scratchMax is the largest buffer, in elements, a scratch hands out from its slabs.
@@ -24,7 +26,7 @@ const slabMax = 4 * scratchMax
 // reset makes every buffer handed out so far free for reuse.
 func (s *scratch) reset() {
 	if s != nil {
-		s.n32, s.n64 = 0, 0
+		s.n32, s.n64, s.nd = 0, 0, 0
 	}
 }
 
@@ -66,7 +68,17 @@ type shapedDense struct {
 
 // dense returns a zeroed array of the given shape (at most 4 dimensions).
 func (s *scratch) dense(shape ...int) *Dense {
-	d := new(shapedDense)
+	var d *shapedDense
+	switch {
+	case s == nil:
+		d = new(shapedDense)
+	case s.nd < len(s.denses):
+		d = &s.denses[s.nd]
+		s.nd++
+	default:
+		s.denses, s.nd = make([]shapedDense, max(8, 2*len(s.denses))), 1
+		d = &s.denses[0]
+	}
 	d.Shape = append(d.shape[:0], shape...)
 	d.Data = s.floats(numElements(shape))
 	return &d.Dense
