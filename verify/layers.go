@@ -79,7 +79,13 @@ func FindLayers(orig, conv *checkpoint.Checkpoint) ([]Layer, error) {
 func findLayers(orig, conv *checkpoint.Checkpoint, origList, convList []checkpoint.NamedTensor) ([]Layer, error) {
 	origTensors := tensorsByPath(origList)
 	convTensors := tensorsByPath(convList)
-	var layers []Layer
+	most := 0 // weights of a layer's rank: room for every layer, without growing
+	for _, nt := range origList {
+		if r := len(nt.Tensor.Size); (r == 2 || r == 4) && isWeight(nt.Path) {
+			most++
+		}
+	}
+	layers := make([]Layer, 0, most)
 	// Every weight key of the original, first occurrence, with its place in key order.
 	ordinal := map[string]int{}
 	for _, nt := range origList {
@@ -122,6 +128,9 @@ func findLayers(orig, conv *checkpoint.Checkpoint, origList, convList []checkpoi
 			return nil, err
 		}
 		layers = append(layers, l)
+	}
+	if len(layers) == 0 {
+		return nil, nil
 	}
 	return layers, nil
 }
