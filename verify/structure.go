@@ -302,18 +302,37 @@ func (p *prover) entries(path string, a, b []checkpoint.Entry) {
 	if len(a) == 0 && len(b) == 0 {
 		return
 	}
-	inB := make(map[entryKey]int, len(b))
+	if stringKeys(a) && stringKeys(b) { // a state_dict: keyed by their text alone
+		matchEntries(p, path, a, b, func(e checkpoint.Entry) string { return e.Key.(string) }, func(k string) string { return k })
+		return
+	}
+	matchEntries(p, path, a, b, keyOf, func(k entryKey) string { return k.text })
+}
+
+func stringKeys(entries []checkpoint.Entry) bool {
+	for _, e := range entries {
+		if _, ok := e.Key.(string); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// matchEntries compares the entries of two dicts by key (key makes it, text names it in a
+// path): missing, added and reordered keys, and the values of the keys both hold.
+func matchEntries[K comparable](p *prover, path string, a, b []checkpoint.Entry, key func(checkpoint.Entry) K, text func(K) string) {
+	inB := make(map[K]int, len(b))
 	for i, e := range b {
-		inB[keyOf(e)] = i
+		inB[key(e)] = i
 	}
 	// matched[j]: a key of a is the one inB finds at j.
 	matched := make([]bool, len(b))
 	reordered := false
 	next := 0 // position in b expected for the next key of a found there
 	for _, e := range a {
-		k := keyOf(e)
+		k := key(e)
 		j, ok := inB[k]
-		sub := join(path, k.text)
+		sub := join(path, text(k))
 		if !ok {
 			p.differ(sub, "missing from the converted file")
 			continue
@@ -327,9 +346,9 @@ func (p *prover) entries(path string, a, b []checkpoint.Entry) {
 		p.value(sub, e.Value, b[j].Value)
 	}
 	for _, e := range b {
-		k := keyOf(e)
+		k := key(e)
 		if !matched[inB[k]] {
-			p.differ(join(path, k.text), "not in the original")
+			p.differ(join(path, text(k)), "not in the original")
 		}
 	}
 }
