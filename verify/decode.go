@@ -287,17 +287,17 @@ func (b *block) readAt(c *checkpoint.Checkpoint, s *checkpoint.Storage, buf []by
 	}
 	at, end := s.Offset+off, s.Offset+off+int64(len(buf))
 	if at < b.lo || end > b.lo+int64(len(b.buf)) {
+		want := min(blockSize, size-at)
+		if want < end-at {
+			return readAt(c, s, buf, off) // past the end of the source: readAt says so
+		}
 		if b.buf == nil {
 			b.buf = make([]byte, blockSize)
 		}
-		b.buf = b.buf[:cap(b.buf)]
-		n, err := src.ReadAt(b.buf[:max(0, min(int64(len(b.buf)), size-at))], at)
+		n, _ := src.ReadAt(b.buf[:want], at)
 		b.buf, b.lo = b.buf[:n], at
 		if int64(n) < end-at {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("reading storage %q: %w", s.Key, err)
+			return readAt(c, s, buf, off) // which names what went wrong
 		}
 	}
 	copy(buf, b.buf[at-b.lo:])
