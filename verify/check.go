@@ -151,9 +151,9 @@ func (r *Report) Passed() bool {
 // size of the checkpoints, and a checkpoint of many small layers costs a few reads rather
 // than one per tensor. Other large tensors of checkpoints mapped with
 // checkpoint.Checkpoint.Map are copied from the mapping. A mapped file truncated meanwhile
-// makes reading it fault; Check turns the fault into an error
-// wrapping checkpoint.ErrChanged instead of crashing, and so does a file whose size or
-// modification time changed by the end.
+// makes reading it fault; Check turns the fault into an error wrapping
+// checkpoint.ErrChanged instead of crashing, and so does a file whose size or modification
+// time changed by the end.
 func Check(orig, conv *checkpoint.Checkpoint, opts Options) (rep *Report, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {

@@ -43,8 +43,8 @@ var wholeWeight int64 = scratchMax
 // loadWeight prepares t, a tensor of c of at least two dimensions, to be read by rows: a
 // large contiguous float32 tensor is read from the file as it is needed (on little-endian
 // hosts), any other is decoded whole now (small reads through blk, if not nil), into a
-// buffer of sc. When peer, the other form's
-// weight, reads the very same bytes held in memory, w shares them.
+// buffer of sc. When peer, the other form's weight, holds the very same bytes in memory,
+// w shares them.
 func loadWeight(c *checkpoint.Checkpoint, t *checkpoint.Tensor, blk *block, sc *scratch, peer *weight) (*weight, error) {
 	lo, hi, shape, err := checkView(t)
 	if err != nil {
