@@ -23,7 +23,7 @@ func (d *layerData) windows(x *Dense) batch {
 	l := d.layer
 	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	ho, wo := h-l.H+1, w-l.W+1
-	rows := NewDense(n*ho*wo, c*l.H*l.W)
+	rows := d.sc.dense(n*ho*wo, c*l.H*l.W)
 	k := rows.Shape[1]
 	r := 0
 	for s := range n {
@@ -89,13 +89,14 @@ func (d *layerData) runAll(bs []batch) ([]*outputs, error) {
 		}
 		nr += b.rows.Shape[0]
 	}
-	all := make([]float32, 0, nr*k)
+	all := d.sc.floats(nr * k)[:0]
 	for _, b := range bs {
 		all = append(all, b.rows.Data...)
 	}
 	// The products with the squared weights: of every squared row, and of the squared
 	// tolerances carried into the rows of batches that have them.
-	squares := []squared{{z: make([]float32, len(all)), nr: nr}}
+	var room [4]squared
+	squares := append(room[:0], squared{z: d.sc.floats(len(all)), nr: nr})
 	for i, v := range all {
 		squares[0].z[i] = v * v
 	}
@@ -103,7 +104,7 @@ func (d *layerData) runAll(bs []batch) ([]*outputs, error) {
 		if b.prevTol == nil {
 			continue
 		}
-		t := make([]float32, len(b.prevTol))
+		t := d.sc.floats(len(b.prevTol))
 		for i, v := range b.prevTol {
 			t[i] = float32(v * v)
 		}
@@ -111,12 +112,14 @@ func (d *layerData) runAll(bs []batch) ([]*outputs, error) {
 	}
 	// Results come out transposed, a row per output: the kernel reads the weight's rows
 	// where they lie and packs only the inputs, a few columns.
-	prod := make([]float32, out*cols) // 4-D form, [out, cols]
-	yt := make([]float32, out*nr)     // 2-D form, [out, nr]
+	prod := d.sc.floats(out * cols) // 4-D form, [out, cols]
+	yt := d.sc.floats(out * nr)     // 2-D form, [out, nr]
+	work := cols + nr
 	for i := range squares {
-		squares[i].res = make([]float32, out*squares[i].nr)
+		squares[i].res = d.sc.floats(out * squares[i].nr)
+		work += squares[i].nr
 	}
-	if err := d.forBlocks(func(o0, ob int, wl, wc, w2 []float32) {
+	if err := d.forBlocks(work, func(o0, ob int, wl, wc, w2 []float32) {
 		// w2 may be wl itself, squared in place once both forms are done with it.
 		if cols > 0 {
 			sgemm(false, false, ob, cols, k, 1, wc, k, unfolded, cols, 0, prod[o0*cols:], cols)
@@ -139,7 +142,7 @@ func (d *layerData) runAll(bs []batch) ([]*outputs, error) {
 	row, col, carried := 0, 0, 1
 	for bi, b := range bs {
 		n := b.rows.Shape[0]
-		o := &outputs{conv: d.folded(b.x, prod, cols, col), lin: NewDense(n, out), tol: make([]float64, n*out)}
+		o := &outputs{conv: d.folded(b.x, prod, cols, col), lin: d.sc.dense(n, out), tol: d.sc.float64s(n * out)}
 		var carry *squared
 		if b.prevTol != nil {
 			carry = &squares[carried]
@@ -185,7 +188,7 @@ func (d *layerData) unfold(bs []batch) ([]float32, int, error) {
 		}
 		cols += x.Shape[0] * (x.Shape[2] - kh + 1) * (x.Shape[3] - kw + 1)
 	}
-	unfolded := make([]float32, k*cols)
+	unfolded := d.sc.floats(k * cols)
 	at := 0
 	for _, b := range bs {
 		n, ho, wo := b.x.Shape[0], b.x.Shape[2]-kh+1, b.x.Shape[3]-kw+1
@@ -201,7 +204,7 @@ func (d *layerData) folded(x *Dense, prod []float32, cols, col int) *Dense {
 	out, kh, kw := d.conv.out, d.conv.shape[2], d.conv.shape[3]
 	n, ho, wo := x.Shape[0], x.Shape[2]-kh+1, x.Shape[3]-kw+1
 	plane := ho * wo
-	y := NewDense(n, out, ho, wo)
+	y := d.sc.dense(n, out, ho, wo)
 	for s := range n {
 		for o := range out {
 			copy(y.Data[(s*out+o)*plane:][:plane], prod[o*cols+col+s*plane:][:plane])
@@ -228,12 +231,19 @@ const tileRows = 6
 // blocks of fewer rows cost more copying. Tests lower it.
 var blockBytes = 8 << 20
 
+// parallelWork is the least work, in multiply-adds, that forBlocks shares out between
+// cores: starting and waking goroutines for less costs more than it saves, which a
+// checkpoint of thousands of small layers pays thousands of times.
+const parallelWork = 1 << 20
+
 // forBlocks calls f for every block of weight rows [o0, o0+ob), with the 2-D form's rows,
 // the 4-D form's rows (the same slice when both forms read the same bytes) and room for
 // the squares of the 2-D form's rows (its rows themselves when they were read into a
-// buffer of forBlocks' own, which f may then overwrite after using them), on as many
-// goroutines as there are cores. It returns the first error reading a block.
-func (d *layerData) forBlocks(f func(o0, ob int, wl, wc, w2 []float32)) error {
+// buffer of forBlocks' own, which f may then overwrite after using them). work is how many
+// multiply-adds f does per weight element. A layer with at least parallelWork of them is
+// shared out on as many goroutines as there are cores; a smaller one runs on the caller's,
+// with buffers from the layer's scratch. It returns the first error reading a block.
+func (d *layerData) forBlocks(work int, f func(o0, ob int, wl, wc, w2 []float32)) error {
 	out, k := d.lin.out, d.lin.k
 	if out == 0 || k == 0 {
 		return nil
@@ -249,17 +259,21 @@ func (d *layerData) forBlocks(f func(o0, ob int, wl, wc, w2 []float32)) error {
 		taken int
 		first error
 	)
-	parallel(min(blocks, runtime.GOMAXPROCS(0)), func() {
+	workers, sc := 1, d.sc
+	if int64(out)*int64(k)*int64(work) >= parallelWork {
+		workers, sc = min(blocks, runtime.GOMAXPROCS(0)), nil
+	}
+	parallel(workers, func() {
 		var bufL, bufC []float32
 		if d.lin.src != nil {
-			bufL = make([]float32, per*k)
+			bufL = sc.floats(per * k)
 		}
 		if d.conv.src != nil && !shared {
-			bufC = make([]float32, per*k)
+			bufC = sc.floats(per * k)
 		}
 		var w2 []float32
 		if bufL == nil {
-			w2 = make([]float32, per*k)
+			w2 = sc.floats(per * k)
 		}
 		for {
 			mu.Lock()

@@ -65,11 +65,13 @@ func readLayer(t *testing.T, d *layerData) *layerData {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer func(n int64) { wholeWeight = n }(wholeWeight)
+	wholeWeight = 0 // read by rows, however small
 	r := &layerData{layer: d.layer, linBias: d.linBias, convBias: d.convBias, dtype: d.dtype}
-	if r.lin, err = loadWeight(ck, lin); err != nil {
+	if r.lin, err = loadWeight(ck, lin, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if r.conv, err = loadWeight(ck, conv); err != nil {
+	if r.conv, err = loadWeight(ck, conv, nil, nil, r.lin); err != nil {
 		t.Fatal(err)
 	}
 	r.prepare()

@@ -146,12 +146,14 @@ func (r *Report) Passed() bool {
 // and biases involved are read. It returns ErrNoLayers if there is nothing to check; failed
 // comparisons are reported in the Report, not as an error.
 //
-// Storage bytes and large float32 weights are read from the files a block at a time, so
-// memory stays a few blocks whatever the size of the checkpoints. Small tensors of
-// checkpoints mapped with checkpoint.Checkpoint.Map are copied from the mapping. A mapped
-// file truncated meanwhile makes reading it fault; Check turns the fault into an error
-// wrapping checkpoint.ErrChanged instead of crashing, and so does a file whose size or
-// modification time changed by the end.
+// Storage bytes and large float32 weights are read from the files a block at a time, and
+// small tensors through a block of each file, so memory stays a few blocks whatever the
+// size of the checkpoints, and a checkpoint of many small layers costs a few reads rather
+// than one per tensor. Other large tensors of checkpoints mapped with
+// checkpoint.Checkpoint.Map are copied from the mapping. A mapped file truncated meanwhile
+// makes reading it fault; Check turns the fault into an error wrapping
+// checkpoint.ErrChanged instead of crashing, and so does a file whose size or modification
+// time changed by the end.
 func Check(orig, conv *checkpoint.Checkpoint, opts Options) (rep *Report, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -181,7 +183,8 @@ func Check(orig, conv *checkpoint.Checkpoint, opts Options) (rep *Report, err er
 
 func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
-	layers, err := FindLayers(orig, conv)
+	origTensors := checkpoint.Tensors(orig.Root)
+	layers, err := findLayers(orig, conv, origTensors, checkpoint.Tensors(conv.Root))
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +193,7 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 	}
 	rep := &Report{Layers: layers}
 	var same identical
-	if rep.Structure, same, err = prove(orig, conv, layers); err != nil {
+	if rep.Structure, same, err = prove(orig, conv, layers, len(origTensors)); err != nil {
 		return nil, err
 	}
 	evidence := rewrite.NewEvidenceIndex(orig.Root)
@@ -215,10 +218,19 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 			l.Status, l.Evidence = EvidenceDisagrees, "the checkpoint suggests "+ev.Shape()+": "+ev.Rule
 		}
 	}
+	groups := chains(layers)
+	rep.Results = make([]Result, 0, 2*len(layers)+len(layers)-len(groups))
+	// A layer's buffers come from one of two scratches in turn: a chain's next layer reads
+	// the previous one's outputs while it fills the other.
+	var scratches [2]scratch
+	files := &blocks{orig: orig, conv: conv}
+	pcg := rand.NewPCG(0, 0)
+	rng := rand.New(pcg)
 	large := false // the last layer checked had large weights
-	for _, chain := range chains(orig.Root, layers) {
+	var names []string
+	for _, chain := range groups {
 		var state *outputs
-		var names []string
+		names = names[:0]
 		for step, i := range chain {
 			l := &layers[i]
 			if large {
@@ -227,19 +239,21 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 				// layer's buffers rather than the collector's default of twice that.
 				runtime.GC()
 			}
-			d, err := loadLayer(orig, conv, l, same)
+			sc := &scratches[step%2]
+			sc.reset()
+			d, err := loadLayer(orig, conv, l, same, files, sc)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", l.Name, err)
 			}
 			large = 4*int64(d.lin.out)*int64(d.lin.k) >= 2*int64(blockBytes)
-			rng := rand.New(rand.NewPCG(opts.Seed, uint64(i)))
+			pcg.Seed(opts.Seed, uint64(i))
 			g := opts.Grow
 			// Both inputs, and the chain's when there is one, go through each form in one
 			// product: the weights are read once for all of them.
-			batches := []batch{
-				d.windows(randomInput(rng, opts.Samples, l.C, l.H, l.W)),
-				d.windows(randomInput(rng, opts.Samples, l.C, l.H+g, l.W+g)),
-			}
+			var room [3]batch
+			batches := append(room[:0],
+				d.windows(randomInput(rng, sc, opts.Samples, l.C, l.H, l.W)),
+				d.windows(randomInput(rng, sc, opts.Samples, l.C, l.H+g, l.W+g)))
 			if step > 0 {
 				batches = append(batches, d.following(state))
 			}
@@ -268,6 +282,7 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 
 // layerData is one layer's weights decoded for both forms.
 type layerData struct {
+	sc                *scratch // where its buffers come from; nil allocates them
 	layer             *Layer
 	lin               *weight   // [out, C·H·W]
 	conv              *weight   // [out, C, H, W]
@@ -276,7 +291,8 @@ type layerData struct {
 	dtype             string
 }
 
-func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer, same identical) (*layerData, error) {
+// files, if not nil, reads the small tensors of orig and conv through a block of each.
+func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer, same identical, files *blocks, sc *scratch) (*layerData, error) {
 	linCk, convCk := orig, conv
 	linBiasT, convBiasT := l.Bias, l.ConvertedBias
 	if l.Reverse {
@@ -295,27 +311,46 @@ func loadLayer(orig, conv *checkpoint.Checkpoint, l *Layer, same identical) (*la
 	} else if convW = same.inOriginal(convW); convW != l.conv() {
 		convWCk = orig
 	}
-	d := &layerData{layer: l, dtype: l.linear().Kind().String()}
+	d := &layerData{sc: sc, layer: l, dtype: l.linear().Kind().String()}
 	var err error
-	if d.lin, err = loadWeight(linWCk, linW); err != nil {
+	if d.lin, err = loadWeight(linWCk, linW, files.of(linWCk), sc, nil); err != nil {
 		return nil, err
 	}
-	if d.conv, err = loadWeight(convWCk, convW); err != nil {
+	if d.conv, err = loadWeight(convWCk, convW, files.of(convWCk), sc, d.lin); err != nil {
 		return nil, err
 	}
 	// Each form uses its own checkpoint's bias, so a bias lost or changed is caught.
 	if linBiasT != nil {
-		if d.linBias, err = decodeVector(linCk, linBiasT); err != nil {
+		if d.linBias, err = decodeVectorInto(source{linCk, files.of(linCk)}, linBiasT, sc); err != nil {
 			return nil, err
 		}
 	}
 	if convBiasT != nil {
-		if d.convBias, err = decodeVector(convCk, convBiasT); err != nil {
+		if d.convBias, err = decodeVectorInto(source{convCk, files.of(convCk)}, convBiasT, sc); err != nil {
 			return nil, err
 		}
 	}
 	d.prepare()
 	return d, nil
+}
+
+// blocks are a block for each of the two checkpoints of a check.
+type blocks struct {
+	orig, conv     *checkpoint.Checkpoint
+	ofOrig, ofConv block
+}
+
+// of returns the block of c, or nil.
+func (b *blocks) of(c *checkpoint.Checkpoint) *block {
+	switch {
+	case b == nil:
+		return nil
+	case c == b.orig:
+		return &b.ofOrig
+	case c == b.conv:
+		return &b.ofConv
+	}
+	return nil
 }
 
 // prepare computes what the tolerances need from the decoded weights.
@@ -348,11 +383,13 @@ const (
 )
 
 func decodeVector(c *checkpoint.Checkpoint, t *checkpoint.Tensor) ([]float32, error) {
-	d, err := Decode(c, t)
-	if err != nil {
-		return nil, err
-	}
-	return d.Data, nil
+	return decodeVectorInto(source{c: c}, t, nil)
+}
+
+// decodeVectorInto is decodeVector from c into a buffer of sc.
+func decodeVectorInto(c source, t *checkpoint.Tensor, sc *scratch) ([]float32, error) {
+	data, _, err := decodeWith(c, t, sc.floats)
+	return data, err
 }
 
 // outputs holds both forms' results on the same inputs.
@@ -364,8 +401,8 @@ type outputs struct {
 	tol []float64 // per element of lin
 }
 
-func randomInput(rng *rand.Rand, n, c, h, w int) *Dense {
-	x := NewDense(n, c, h, w)
+func randomInput(rng *rand.Rand, sc *scratch, n, c, h, w int) *Dense {
+	x := sc.dense(n, c, h, w)
 	for i := range x.Data {
 		x.Data[i] = float32(rng.NormFloat64())
 	}

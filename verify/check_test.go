@@ -159,7 +159,7 @@ func TestFindLayers(t *testing.T) {
 	if strings.Join(got, "; ") != want {
 		t.Errorf("layers %s, want %s", strings.Join(got, "; "), want)
 	}
-	if c := chains(orig.Root, layers); len(c) != 1 || len(c[0]) != 3 {
+	if c := chains(layers); len(c) != 1 || len(c[0]) != 3 {
 		t.Errorf("chains %v, want one of 3", c)
 	}
 }
@@ -180,7 +180,7 @@ func TestChainsBreak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := chains(orig.Root, layers); len(got) != 3 {
+	if got := chains(layers); len(got) != 3 {
 		t.Errorf("chains %v, want three of one", got)
 	}
 }

@@ -68,12 +68,18 @@ type float interface{ ~float32 | ~float64 }
 var littleEndianHost = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 func decodeAs[T float](c *checkpoint.Checkpoint, t *checkpoint.Tensor) ([]T, []int, error) {
+	return decodeWith(source{c: c}, t, func(n int) []T { return make([]T, n) })
+}
+
+// decodeWith is decodeAs with the result in a buffer of n elements that alloc returns
+// zeroed.
+func decodeWith[T float](c source, t *checkpoint.Tensor, alloc func(n int) []T) ([]T, []int, error) {
 	lo, hi, shape, err := checkView(t)
 	if err != nil {
 		return nil, nil, err
 	}
 	n := numElements(shape)
-	out := make([]T, n)
+	out := alloc(n)
 	if n == 0 {
 		return out, shape, nil
 	}
@@ -84,7 +90,7 @@ func decodeAs[T float](c *checkpoint.Checkpoint, t *checkpoint.Tensor) ([]T, []i
 	if t.IsContiguous() && littleEndianHost && uintptr(size) == unsafe.Sizeof(zero) &&
 		(kind == checkpoint.Float32 && size == 4 || kind == checkpoint.Float64 && size == 8) {
 		raw := unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), n*size)
-		if err := readAt(c, s, raw, lo*int64(size)); err != nil {
+		if err := c.readAt(s, raw, lo*int64(size)); err != nil {
 			return nil, nil, err
 		}
 		return out, shape, nil
@@ -102,7 +108,7 @@ func decodeAs[T float](c *checkpoint.Checkpoint, t *checkpoint.Tensor) ([]T, []i
 	// Overlapping views (stride 0, or strides that interleave) revisit elements: read the
 	// span once and gather.
 	raw := make([]byte, (hi-lo)*int64(size))
-	if err := readAt(c, s, raw, lo*int64(size)); err != nil {
+	if err := c.readAt(s, raw, lo*int64(size)); err != nil {
 		return nil, nil, err
 	}
 	i := 0
@@ -148,7 +154,7 @@ var streamChunk int64 = 4 << 20
 // streamInto decodes a non-overlapping view by walking it in storage order, reading the
 // span front to back in chunks and scattering each element to its row-major place, so
 // that memory beyond the result stays bounded whatever the layout.
-func streamInto[T float](c *checkpoint.Checkpoint, t *checkpoint.Tensor, order []int, lo, hi int64, out []T, elem func([]byte) T) error {
+func streamInto[T float](c source, t *checkpoint.Tensor, order []int, lo, hi int64, out []T, elem func([]byte) T) error {
 	size := int64(t.Kind().ItemSize())
 	outStride := make([]int64, len(t.Size))
 	step := int64(1)
@@ -161,7 +167,7 @@ func streamInto[T float](c *checkpoint.Checkpoint, t *checkpoint.Tensor, order [
 	load := func(pos int64) error {
 		n := min(int64(len(buf))/size, hi-pos)
 		bufLo, bufHi = pos, pos+n
-		return readAt(c, t.Storage, buf[:n*size], pos*size)
+		return c.readAt(t.Storage, buf[:n*size], pos*size)
 	}
 	if len(order) == 0 { // a single element
 		if err := load(t.Offset); err != nil {
@@ -237,6 +243,65 @@ func checkView(t *checkpoint.Tensor) (lo, hi int64, shape []int, err error) {
 			t.Offset, shapeText(t.Size), shapeText(t.Stride), lo, hi, t.Storage.Key, held, ErrOutOfBounds)
 	}
 	return lo, hi, shape, nil
+}
+
+// source is where decoding reads a checkpoint's storages: through blk, when set, for small
+// reads, and with readAt otherwise.
+type source struct {
+	c   *checkpoint.Checkpoint
+	blk *block
+}
+
+func (r source) readAt(s *checkpoint.Storage, buf []byte, off int64) error {
+	if r.blk != nil && len(buf) <= smallRead {
+		return r.blk.readAt(r.c, s, buf, off)
+	}
+	return readAt(r.c, s, buf, off)
+}
+
+// smallRead is the most bytes a block serves in one read; blockSize is how many bytes of
+// the file a block holds.
+const (
+	smallRead = 64 << 10
+	blockSize = 1 << 20
+)
+
+// block serves small reads of a checkpoint's storages from one span of its file, read
+// blockSize bytes at a time from the first byte asked for. Check loads layers in file
+// order, so the weights and biases of a checkpoint of thousands of small layers cost a few
+// reads rather than one each, and copying them touches no page of a mapping, which would
+// count as the process's own memory.
+type block struct {
+	buf []byte // the file's bytes from lo
+	lo  int64
+}
+
+// readAt is readAt of the storage's bytes, through the block.
+func (b *block) readAt(c *checkpoint.Checkpoint, s *checkpoint.Storage, buf []byte, off int64) error {
+	src, size := c.Source()
+	if src == nil {
+		return readAt(c, s, buf, off)
+	}
+	if off < 0 || off > s.ByteLen()-int64(len(buf)) {
+		return fmt.Errorf("reading storage %q: %w", s.Key, io.ErrUnexpectedEOF)
+	}
+	at, end := s.Offset+off, s.Offset+off+int64(len(buf))
+	if at < b.lo || end > b.lo+int64(len(b.buf)) {
+		want := min(blockSize, size-at)
+		if want < end-at {
+			return readAt(c, s, buf, off) // past the end of the source: readAt says so
+		}
+		if b.buf == nil {
+			b.buf = make([]byte, blockSize)
+		}
+		n, _ := src.ReadAt(b.buf[:want], at)
+		b.buf, b.lo = b.buf[:n], at
+		if int64(n) < end-at {
+			return readAt(c, s, buf, off) // which names what went wrong
+		}
+	}
+	copy(buf, b.buf[at-b.lo:])
+	return nil
 }
 
 // readAt reads len(buf) bytes of the storage from byte offset off: from the mapping when

@@ -1,12 +1,16 @@
 package verify
 
 import (
+	"bytes"
 	"errors"
-	"github.com/pt2conv/pt2conv/checkpoint"
+	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/pt2conv/pt2conv/checkpoint"
 )
 
 func TestDecodeLayouts(t *testing.T) {
@@ -263,3 +267,49 @@ func expectedView(vals []float64, offset int64, size, stride []int64) []float64 
 	walk(0, offset)
 	return out
 }
+
+// TestBlockReads reads storages through a block as readAt does: the same bytes, the same
+// errors, and one read of the file for neighbouring storages.
+func TestBlockReads(t *testing.T) {
+	b := newBuilder(t)
+	for i := range 6 {
+		b.add(fmt.Sprint("t", i), checkpoint.Float32, []float64{float64(i), 1, 2}, 0, []int64{3}, []int64{1})
+	}
+	c := b.build()
+	src, size := c.Source()
+	reads := 0
+	counted := checkpoint.New(c.Root, readerAtFunc(func(p []byte, off int64) (int, error) {
+		reads++
+		return src.ReadAt(p, off)
+	}), size, c.Name)
+	var blk block
+	for _, s := range checkpoint.Storages(c.Root) {
+		for _, span := range [][2]int64{{0, 12}, {4, 8}, {8, 4}} {
+			want := make([]byte, span[1])
+			if err := readAt(c, s, want, span[0]); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, span[1])
+			if err := blk.readAt(counted, s, got, span[0]); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("storage %s bytes %v: %v, %v; want %v", s.Key, span, got, err, want)
+			}
+		}
+		if err := blk.readAt(counted, s, make([]byte, 8), 8); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("storage %s: reading past its end: %v, want io.ErrUnexpectedEOF", s.Key, err)
+		}
+	}
+	if reads != 1 {
+		t.Errorf("%d reads of the file for 6 storages one after another, want 1", reads)
+	}
+	// A file shorter than its storages need: the error readAt gives.
+	short := checkpoint.New(c.Root, bytes.NewReader(make([]byte, 30)), size, c.Name)
+	last := checkpoint.Storages(c.Root)[5]
+	want := readAt(short, last, make([]byte, 12), 0)
+	if err := (&block{}).readAt(short, last, make([]byte, 12), 0); want == nil || err == nil || err.Error() != want.Error() {
+		t.Errorf("a short file: %v, want %v", err, want)
+	}
+}
+
+type readerAtFunc func(p []byte, off int64) (int, error)
+
+func (f readerAtFunc) ReadAt(p []byte, off int64) (int, error) { return f(p, off) }

@@ -2,8 +2,10 @@ package verify
 
 import (
 	"fmt"
-	"github.com/pt2conv/pt2conv/checkpoint"
+	"strconv"
 	"strings"
+
+	"github.com/pt2conv/pt2conv/checkpoint"
 )
 
 // Layer is a weight that is 2-D ([out, C·H·W], nn.Linear) in one checkpoint and 4-D
@@ -34,6 +36,9 @@ type Layer struct {
 	// (disagrees, accepted by Options.Assume) or EvidenceNone.
 	Evidence string `json:"evidence"`
 	Status   string `json:"evidence_status"`
+
+	// ordinal is the weight's place among the original's weight keys, in key order.
+	ordinal int
 }
 
 // Values of Layer.Status.
@@ -67,19 +72,37 @@ func (l *Layer) conv() *checkpoint.Tensor {
 // the same output count and the same number of elements. A pair whose rank changed between
 // 2 and 4 but whose sizes disagree is an error, as is a bias of the wrong shape.
 func FindLayers(orig, conv *checkpoint.Checkpoint) ([]Layer, error) {
-	origTensors := tensorsByPath(orig.Root)
-	convTensors := tensorsByPath(conv.Root)
-	var layers []Layer
-	seen := map[string]bool{}
-	for _, nt := range checkpoint.Tensors(orig.Root) {
-		key := nt.Path.String()
-		ct := convTensors[key]
-		if ct == nil || seen[key] || biasKey(nt.Path) == "" {
+	return findLayers(orig, conv, checkpoint.Tensors(orig.Root), checkpoint.Tensors(conv.Root))
+}
+
+// findLayers is FindLayers on the checkpoints' tensors, listed once by the caller.
+func findLayers(orig, conv *checkpoint.Checkpoint, origList, convList []checkpoint.NamedTensor) ([]Layer, error) {
+	origTensors := tensorsByPath(origList)
+	convTensors := tensorsByPath(convList)
+	most := 0 // weights of a layer's rank: room for every layer, without growing
+	for _, nt := range origList {
+		if r := len(nt.Tensor.Size); (r == 2 || r == 4) && isWeight(nt.Path) {
+			most++
+		}
+	}
+	layers := make([]Layer, 0, most)
+	// Every weight key of the original, first occurrence, with its place in key order.
+	ordinal := map[string]int{}
+	for _, nt := range origList {
+		if !isWeight(nt.Path) {
 			continue
 		}
-		seen[key] = true
+		key := nt.Path.String()
+		if _, seen := ordinal[key]; seen {
+			continue
+		}
+		ordinal[key] = len(ordinal)
+		ct := convTensors[key]
+		if ct == nil {
+			continue
+		}
 		ot := nt.Tensor
-		l := Layer{Name: moduleName(nt.Path), Path: nt.Path, Original: ot, Converted: ct}
+		l := Layer{Name: moduleName(nt.Path), Path: nt.Path, Original: ot, Converted: ct, ordinal: ordinal[key]}
 		var flat, full *checkpoint.Tensor
 		switch {
 		case len(ot.Size) == 2 && len(ct.Size) == 4:
@@ -95,24 +118,27 @@ func FindLayers(orig, conv *checkpoint.Checkpoint) ([]Layer, error) {
 				key, ot.Size, orig.Name, ct.Size, conv.Name, ErrShape)
 		}
 		l.C, l.H, l.W = int(full.Size[1]), int(full.Size[2]), int(full.Size[3])
-		l.Input = fmt.Sprintf("%dx%dx%d", l.C, l.H, l.W)
-		if bias := biasKey(nt.Path); bias != "" {
-			var err error
-			if l.Bias, err = lookupBias(origTensors, bias, l.Out(), orig.Name); err != nil {
-				return nil, err
-			}
-			if l.ConvertedBias, err = lookupBias(convTensors, bias, l.Out(), conv.Name); err != nil {
-				return nil, err
-			}
+		l.Input = strconv.Itoa(l.C) + "x" + strconv.Itoa(l.H) + "x" + strconv.Itoa(l.W)
+		bias := biasKey(nt.Path)
+		var err error
+		if l.Bias, err = lookupBias(origTensors, bias, l.Out(), orig.Name); err != nil {
+			return nil, err
+		}
+		if l.ConvertedBias, err = lookupBias(convTensors, bias, l.Out(), conv.Name); err != nil {
+			return nil, err
 		}
 		layers = append(layers, l)
+	}
+	if len(layers) == 0 {
+		return nil, nil
 	}
 	return layers, nil
 }
 
-func tensorsByPath(root checkpoint.Value) map[string]*checkpoint.Tensor {
-	m := map[string]*checkpoint.Tensor{}
-	for _, nt := range checkpoint.Tensors(root) {
+// tensorsByPath indexes tensors by path; the first of a path wins.
+func tensorsByPath(list []checkpoint.NamedTensor) map[string]*checkpoint.Tensor {
+	m := make(map[string]*checkpoint.Tensor, len(list))
+	for _, nt := range list {
 		if k := nt.Path.String(); m[k] == nil {
 			m[k] = nt.Tensor
 		}
@@ -129,18 +155,25 @@ func moduleName(p checkpoint.Path) string {
 	return name
 }
 
-// biasKey is the path of the bias beside a weight, or "" when the key is not a weight.
-func biasKey(p checkpoint.Path) string {
+// isWeight reports whether the path's last key is "weight" or "<module>.weight".
+func isWeight(p checkpoint.Path) bool {
 	if len(p) == 0 {
-		return ""
+		return false
 	}
 	last, ok := strings.CutSuffix(p[len(p)-1], "weight")
-	if !ok || (last != "" && !strings.HasSuffix(last, ".")) {
+	return ok && (last == "" || strings.HasSuffix(last, "."))
+}
+
+// biasKey is the path of the bias beside a weight, or "" when the key is not a weight.
+func biasKey(p checkpoint.Path) string {
+	if !isWeight(p) {
 		return ""
 	}
-	q := append(checkpoint.Path(nil), p...)
-	q[len(q)-1] = last + "bias"
-	return q.String()
+	last := strings.TrimSuffix(p[len(p)-1], "weight") + "bias"
+	if len(p) == 1 {
+		return last
+	}
+	return checkpoint.Path(p[:len(p)-1]).String() + "/" + last
 }
 
 func lookupBias(tensors map[string]*checkpoint.Tensor, key string, out int, file string) (*checkpoint.Tensor, error) {
@@ -158,32 +191,27 @@ func lookupBias(tensors map[string]*checkpoint.Tensor, key string, out int, file
 // joins the previous one's chain when both are weights of the same dict, no other weight of
 // that dict sits between them in the original's key order, its input is 1×1 and its
 // channel count equals the previous layer's output count.
-func chains(orig checkpoint.Value, layers []Layer) [][]int {
-	order := map[string]int{}
-	var weights []checkpoint.Path // every weight key of the original, in key order
-	for _, nt := range checkpoint.Tensors(orig) {
-		k := nt.Path.String()
-		if _, ok := order[k]; ok || biasKey(nt.Path) == "" {
-			continue
-		}
-		order[k] = len(weights)
-		weights = append(weights, nt.Path)
-	}
+// The layers are FindLayers' (which numbers the weight keys); the chains are slices of one
+// list of the layers' indices.
+func chains(layers []Layer) [][]int {
+	all := make([]int, len(layers))
 	var out [][]int
+	start := 0
 	for i := range layers {
-		if i > 0 && follows(&layers[i-1], &layers[i], order) {
-			out[len(out)-1] = append(out[len(out)-1], i)
-			continue
+		all[i] = i
+		if i > 0 && !follows(&layers[i-1], &layers[i]) {
+			out = append(out, all[start:i:i])
+			start = i
 		}
-		out = append(out, []int{i})
+	}
+	if len(layers) > 0 {
+		out = append(out, all[start:])
 	}
 	return out
 }
 
-func follows(prev, next *Layer, order map[string]int) bool {
-	a, okA := order[prev.Path.String()]
-	b, okB := order[next.Path.String()]
-	return okA && okB && b == a+1 && sameParent(prev.Path, next.Path) &&
+func follows(prev, next *Layer) bool {
+	return next.ordinal == prev.ordinal+1 && sameParent(prev.Path, next.Path) &&
 		next.H == 1 && next.W == 1 && next.C == prev.Out()
 }
 

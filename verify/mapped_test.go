@@ -49,11 +49,11 @@ func TestConvertedWeightFromOriginal(t *testing.T) {
 		if err != nil || len(layers) != 1 {
 			t.Fatalf("%s: layers %v, %v", tt.conv, layers, err)
 		}
-		_, same, err := prove(orig, conv, layers)
+		_, same, err := prove(orig, conv, layers, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := loadLayer(orig, conv, &layers[0], same)
+		d, err := loadLayer(orig, conv, &layers[0], same, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

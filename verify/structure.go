@@ -2,9 +2,7 @@ package verify
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"math"
 	"math/big"
 	"reflect"
@@ -52,16 +50,13 @@ func (s *Structure) Passed() bool { return len(s.Differences) == 0 && s.More == 
 
 const maxDifferences = 20
 
-// compareChunk is how many storage bytes are compared at a time, per side.
-var compareChunk = 1 << 20
-
 // Prove compares conv with orig exactly (see Structure). layers are the converted layers
 // (FindLayers); their weights may change shape between [out, C·H·W] and [out, C, H, W],
 // and so may any other tensor that has a converted layer's two shapes (optimizer state).
 // Storage bytes stream through two small buffers; metadata is compared with maps, in time
 // linear in the size of the trees. An error means the bytes could not be read.
 func Prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, error) {
-	s, _, err := prove(orig, conv, layers)
+	s, _, err := prove(orig, conv, layers, 0)
 	return s, err
 }
 
@@ -69,8 +64,9 @@ func Prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, error
 // the original's to that storage.
 type identical map[*checkpoint.Storage]*checkpoint.Storage
 
-// prove is Prove, also returning the storages it found identical.
-func prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, identical, error) {
+// prove is Prove, also returning the storages it found identical. tensors is about how many
+// tensors orig holds (0 when not known), to size the prover's indexes up front.
+func prove(orig, conv *checkpoint.Checkpoint, layers []Layer, tensors int) (*Structure, identical, error) {
 	if acrossFormats(orig, conv) {
 		s, err := proveTensors(orig, conv, layers)
 		if s != nil {
@@ -80,17 +76,23 @@ func prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, ident
 	}
 	p := &prover{
 		s:       &Structure{Differences: []Difference{}},
-		same:    identical{},
-		layers:  map[string]bool{},
+		same:    make(identical, tensors),
+		layers:  make(map[string]bool, len(layers)),
 		shapes:  map[[2]string]bool{},
-		pairA:   map[*checkpoint.Storage]*checkpoint.Storage{},
-		pairB:   map[*checkpoint.Storage]*checkpoint.Storage{},
-		views:   map[*checkpoint.Storage][]view{},
+		pairs:   make([]storagePair, 0, tensors),
+		pairOf:  make(map[*checkpoint.Storage]int32, tensors),
+		pairB:   make(map[*checkpoint.Storage]*checkpoint.Storage, tensors),
+		views:   make([]view, 0, tensors),
 		visited: map[[2]any]bool{},
 	}
-	for _, l := range layers {
+	var last *Layer // the previous layer, whose shapes are in p.shapes
+	for i := range layers {
+		l := &layers[i]
 		p.layers[l.Path.String()] = true
-		p.shapes[[2]string{brackets(l.Original.Size), brackets(l.Converted.Size)}] = true
+		if last == nil || !slices.Equal(l.Original.Size, last.Original.Size) || !slices.Equal(l.Converted.Size, last.Converted.Size) {
+			p.shapes[[2]string{brackets(l.Original.Size), brackets(l.Converted.Size)}] = true
+			last = l
+		}
 	}
 	p.value("", orig.Root, conv.Root)
 	if err := p.storages(orig, conv); err != nil {
@@ -100,22 +102,33 @@ func prove(orig, conv *checkpoint.Checkpoint, layers []Layer) (*Structure, ident
 }
 
 type prover struct {
-	s       *Structure
-	layers  map[string]bool       // converted weights by path
-	shapes  map[[2]string]bool    // (original shape, converted shape) of converted weights
-	order   []*checkpoint.Storage // original storages in order of first appearance
-	pairA   map[*checkpoint.Storage]*checkpoint.Storage
+	s      *Structure
+	layers map[string]bool    // converted weights by path
+	shapes map[[2]string]bool // (original shape, converted shape) of converted weights
+	// pairs are the original's storages in order of first appearance, each with the
+	// converted file's storage its tensors use; pairOf finds an original storage's pair,
+	// pairB the original storage of a converted one.
+	pairs   []storagePair
+	pairOf  map[*checkpoint.Storage]int32
 	pairB   map[*checkpoint.Storage]*checkpoint.Storage
-	views   map[*checkpoint.Storage][]view // tensors over each original storage
-	visited map[[2]any]bool                // container pairs already compared
-	same    identical                      // storages whose bytes compared equal
+	views   []view          // tensors over the original storages, listed from their pairs
+	visited map[[2]any]bool // container pairs already compared
+	same    identical       // storages whose bytes compared equal
+}
+
+// storagePair is an original storage, the converted file's storage in its place, and the
+// first and last of the views over it (indexes in prover.views).
+type storagePair struct {
+	a, b        *checkpoint.Storage
+	first, last int32
 }
 
 // view is a tensor over an original storage, with its counterpart, to name a byte
-// difference by path and index.
+// difference by path and index; next is the next view over the same storage, or -1.
 type view struct {
 	path string
 	a, b *checkpoint.Tensor
+	next int32
 }
 
 func (p *prover) differ(path, format string, args ...any) {
@@ -190,7 +203,9 @@ func (p *prover) value(path string, a, b checkpoint.Value) {
 			p.differ(path, "Parameter requires_grad %v, was %v", y.RequiresGrad, x.RequiresGrad)
 		}
 		p.hooks(path, x.Hooks, y.Hooks)
-		p.items(join(path, "(extra)"), x.Extra, y.Extra)
+		if len(x.Extra) > 0 || len(y.Extra) > 0 {
+			p.items(join(path, "(extra)"), x.Extra, y.Extra)
+		}
 		if x.Data == nil || y.Data == nil {
 			if x.Data != y.Data {
 				p.differ(path, "Parameter without data")
@@ -275,24 +290,56 @@ func describeValue(v checkpoint.Value) string {
 	return s
 }
 
+// entryKey identifies a dict key: its type and its text, so that 1 and "1" differ.
+type entryKey struct {
+	typ  reflect.Type
+	text string
+}
+
+func keyOf(e checkpoint.Entry) entryKey {
+	return entryKey{reflect.TypeOf(e.Key), checkpoint.KeyString(e.Key)}
+}
+
 func (p *prover) entries(path string, a, b []checkpoint.Entry) {
-	keyOf := func(e checkpoint.Entry) string { return fmt.Sprintf("%T:%s", e.Key, checkpoint.KeyString(e.Key)) }
-	inB := make(map[string]int, len(b))
-	for i, e := range b {
-		inB[keyOf(e)] = i
+	if len(a) == 0 && len(b) == 0 {
+		return
 	}
-	inA := make(map[string]bool, len(a))
+	if stringKeys(a) && stringKeys(b) { // a state_dict: keyed by their text alone
+		matchEntries(p, path, a, b, func(e checkpoint.Entry) string { return e.Key.(string) }, func(k string) string { return k })
+		return
+	}
+	matchEntries(p, path, a, b, keyOf, func(k entryKey) string { return k.text })
+}
+
+func stringKeys(entries []checkpoint.Entry) bool {
+	for _, e := range entries {
+		if _, ok := e.Key.(string); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// matchEntries compares the entries of two dicts by key (key makes it, text names it in a
+// path): missing, added and reordered keys, and the values of the keys both hold.
+func matchEntries[K comparable](p *prover, path string, a, b []checkpoint.Entry, key func(checkpoint.Entry) K, text func(K) string) {
+	inB := make(map[K]int, len(b))
+	for i, e := range b {
+		inB[key(e)] = i
+	}
+	// matched[j]: a key of a is the one inB finds at j.
+	matched := make([]bool, len(b))
 	reordered := false
 	next := 0 // position in b expected for the next key of a found there
 	for _, e := range a {
-		k := keyOf(e)
-		inA[k] = true
+		k := key(e)
 		j, ok := inB[k]
-		sub := join(path, checkpoint.KeyString(e.Key))
+		sub := join(path, text(k))
 		if !ok {
 			p.differ(sub, "missing from the converted file")
 			continue
 		}
+		matched[j] = true
 		if j < next && !reordered {
 			reordered = true
 			p.differ(sub, "keys are in another order in the converted file")
@@ -301,8 +348,9 @@ func (p *prover) entries(path string, a, b []checkpoint.Entry) {
 		p.value(sub, e.Value, b[j].Value)
 	}
 	for _, e := range b {
-		if !inA[keyOf(e)] {
-			p.differ(join(path, checkpoint.KeyString(e.Key)), "not in the original")
+		k := key(e)
+		if !matched[inB[k]] {
+			p.differ(join(path, text(k)), "not in the original")
 		}
 	}
 }
@@ -356,7 +404,9 @@ func (p *prover) tensor(path string, a, b *checkpoint.Tensor) {
 		p.differ(path, "saved in torch 0.3's form: %v, was %v", b.OldForm, a.OldForm)
 	}
 	p.hooks(path, a.Hooks, b.Hooks)
-	p.items(join(path, "(extra)"), a.Extra, b.Extra)
+	if len(a.Extra) > 0 || len(b.Extra) > 0 {
+		p.items(join(path, "(extra)"), a.Extra, b.Extra)
+	}
 	switch {
 	case slices.Equal(a.Size, b.Size):
 		if !slices.Equal(a.Stride, b.Stride) || a.Offset != b.Offset {
@@ -379,19 +429,25 @@ func (p *prover) tensor(path string, a, b *checkpoint.Tensor) {
 		return
 	}
 	sa, sb := a.Storage, b.Storage
-	if _, seen := p.pairA[sa]; !seen {
-		p.order = append(p.order, sa)
-	}
+	i, seen := p.pairOf[sa]
 	switch {
-	case p.pairA[sa] != nil && p.pairA[sa] != sb:
-		p.differ(path, "the original's storage %q is one storage there; here it is split (storage %q and %q)", sa.Key, p.pairA[sa].Key, sb.Key)
+	case seen && p.pairs[i].b != sb:
+		p.differ(path, "the original's storage %q is one storage there; here it is split (storage %q and %q)", sa.Key, p.pairs[i].b.Key, sb.Key)
 		return
 	case p.pairB[sb] != nil && p.pairB[sb] != sa:
 		p.differ(path, "shares storage %q with tensors it did not share it with in the original (storage %q there)", sb.Key, sa.Key)
 		return
 	}
-	p.pairA[sa], p.pairB[sb] = sb, sa
-	p.views[sa] = append(p.views[sa], view{path, a, b})
+	v := int32(len(p.views))
+	p.views = append(p.views, view{path, a, b, -1})
+	if !seen {
+		i = int32(len(p.pairs))
+		p.pairOf[sa], p.pairB[sb] = i, sa
+		p.pairs = append(p.pairs, storagePair{sa, sb, v, v})
+		return
+	}
+	p.views[p.pairs[i].last].next = v
+	p.pairs[i].last = v
 }
 
 // sameOrder reports whether the two views visit the same storage positions in the same
@@ -401,7 +457,8 @@ func sameOrder(a, b *checkpoint.Tensor) (int64, int64, int64, bool) {
 	if n != b.NumElements() {
 		return 0, 0, 0, false
 	}
-	if n == 0 || slices.Equal(canonical(a), canonical(b)) {
+	var roomA, roomB [8]int64
+	if n == 0 || slices.Equal(canonical(roomA[:0], a), canonical(roomB[:0], b)) {
 		return 0, 0, 0, true
 	}
 	// Different canonical forms can still describe one order only in degenerate views; walk
@@ -418,9 +475,9 @@ func sameOrder(a, b *checkpoint.Tensor) (int64, int64, int64, bool) {
 
 // canonical is a view's (size, stride) pairs with size-1 dimensions dropped and dimensions
 // that continue one another merged: two views with equal canonical forms read the same
-// storage positions in the same order.
-func canonical(t *checkpoint.Tensor) []int64 {
-	var out []int64 // size, stride, size, stride, ...
+// storage positions in the same order. It appends them to out.
+func canonical(out []int64, t *checkpoint.Tensor) []int64 {
+	// size, stride, size, stride, ...
 	for d, n := range t.Size {
 		if n == 1 {
 			continue
@@ -454,109 +511,6 @@ func positions(t *checkpoint.Tensor) func() int64 {
 	}
 }
 
-// storages compares every paired storage's bytes. They are read, even from mapped
-// checkpoints: on virtual machines the first read of each page of a mapping can cost
-// several times what copying the page out of the page cache costs.
-func (p *prover) storages(orig, conv *checkpoint.Checkpoint) error {
-	srcA, _ := orig.Source()
-	srcB, _ := conv.Source()
-	sameSource := srcA != nil && reflect.TypeOf(srcA) == reflect.TypeOf(srcB) &&
-		reflect.TypeOf(srcA).Comparable() && srcA == srcB
-	bufs := &[3][]byte{make([]byte, compareChunk), make([]byte, compareChunk), make([]byte, compareChunk)}
-	for _, sa := range p.order {
-		sb := p.pairA[sa]
-		vs := p.views[sa]
-		where := vs[0].path
-		p.s.Storages++
-		if sa.Len != sb.Len {
-			p.differ(where, "its storage holds %d elements, was %d", sb.Len, sa.Len)
-			continue
-		}
-		n := sa.ByteLen()
-		p.s.Bytes += n
-		if sameSource && sa.Offset == sb.Offset {
-			p.proven(sa, sb) // the very same bytes
-			continue
-		}
-		ra, rb := orig.StorageReader(sa), conv.StorageReader(sb)
-		i, errA, errB := firstDifferenceAt(ra, rb, n, bufs)
-		if errA != nil {
-			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sa.Key, orig.Name, errA)
-		}
-		if errB != nil {
-			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, errB)
-		}
-		if i < 0 {
-			p.proven(sa, sb)
-			continue
-		}
-		size := int64(sa.Kind.ItemSize())
-		elem := i / size
-		a, b := make([]byte, size), make([]byte, size)
-		if _, err := ra.ReadAt(a, elem*size); err != nil {
-			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sa.Key, orig.Name, err)
-		}
-		if _, err := rb.ReadAt(b, elem*size); err != nil {
-			return fmt.Errorf("%s: reading storage %q of %s: %w", where, sb.Key, conv.Name, err)
-		}
-		p.byteDifference(sa, elem, a, b)
-	}
-	return nil
-}
-
-// byteDifference names the first differing element of a storage by a tensor that views
-// it, with the index in that tensor.
-func (p *prover) byteDifference(s *checkpoint.Storage, elem int64, a, b []byte) {
-	values := fmt.Sprintf("%s in the original, %s in the converted file", formatElement(s.Kind, a), formatElement(s.Kind, b))
-	for _, v := range p.views[s] {
-		if idx, ok := indexOf(v.a, elem); ok {
-			p.differ(v.path, "element %v differs (first difference in storage order): %s", idx, values)
-			return
-		}
-	}
-	p.differ(p.views[s][0].path, "storage %q element %d, outside every tensor's view, differs: %s", s.Key, elem, values)
-}
-
-// indexOf finds the index of storage element pos in the view, for views that do not
-// overlap themselves.
-func indexOf(t *checkpoint.Tensor, pos int64) ([]int64, bool) {
-	order, ok := storageOrder(t)
-	if !ok || t.NumElements() == 0 {
-		return nil, false
-	}
-	idx := make([]int64, len(t.Size))
-	rem := pos - t.Offset
-	for _, d := range order {
-		if rem < 0 {
-			return nil, false
-		}
-		idx[d] = rem / t.Stride[d]
-		if idx[d] >= t.Size[d] {
-			return nil, false
-		}
-		rem -= idx[d] * t.Stride[d]
-	}
-	return idx, rem == 0
-}
-
-// formatElement shows one little-endian element with its bits, so that -0.0 against +0.0
-// or two NaN payloads read differently.
-func formatElement(k checkpoint.StorageKind, raw []byte) string {
-	var bits uint64
-	for i := len(raw) - 1; i >= 0; i-- {
-		bits = bits<<8 | uint64(raw[i])
-	}
-	hex := fmt.Sprintf("%#0*x", 2*len(raw), bits)
-	if conv, err := converter[float64](k); err == nil && k != checkpoint.Bool {
-		return fmt.Sprintf("%v (%s)", conv(raw), hex)
-	}
-	if k == checkpoint.Complex64 && len(raw) == 8 {
-		le := binary.LittleEndian
-		return fmt.Sprintf("(%v%+vj) (%s)", math.Float32frombits(le.Uint32(raw)), math.Float32frombits(le.Uint32(raw[4:])), hex)
-	}
-	return hex
-}
-
 // shape formats sizes or strides as the command line prints them: (1000, 512, 1, 1).
 func shapeText(v []int64) string {
 	parts := make([]string, len(v))
@@ -577,87 +531,4 @@ func brackets(v []int64) string {
 	}
 	b.WriteByte(']')
 	return b.String()
-}
-
-// proven records that the converted file's storage sb holds exactly the bytes of the
-// original's sa, so that a view of sb reads the same elements from sa.
-func (p *prover) proven(sa, sb *checkpoint.Storage) {
-	if sa.Kind == sb.Kind && sa.Len == sb.Len {
-		p.same[sb] = sa
-	}
-}
-
-// inOriginal returns the converted file's tensor t viewing, instead of its own storage,
-// the original's storage proven to hold the same bytes (or t itself when there is none).
-// Its elements are the same, bit for bit; reading them from the original's pages, already
-// read for the proof, spares reading the converted file's a second time.
-func (same identical) inOriginal(t *checkpoint.Tensor) *checkpoint.Tensor {
-	if t == nil {
-		return t
-	}
-	sa, ok := same[t.Storage]
-	if !ok {
-		return t
-	}
-	v := *t
-	v.Storage = sa
-	return &v
-}
-
-// firstDifferenceAt returns the index of the first byte where the first n bytes of a and
-// b differ, or -1, with the error reading a or b. Each side is read in chunks of the size of
-// the buffers (three of the same length: one for a, two for b); the next chunk of b is read
-// while the current one is compared, so that on two cores reading b costs no time of its own.
-func firstDifferenceAt(a, b io.ReaderAt, n int64, bufs *[3][]byte) (int64, error, error) {
-	type chunk struct {
-		off int64
-		buf []byte
-		err error
-	}
-	size := int64(len(bufs[0]))
-	free := make(chan []byte, 2)
-	free <- bufs[1]
-	free <- bufs[2]
-	read := make(chan chunk, 2)
-	stop := make(chan struct{})
-	defer func() {
-		close(stop)
-		for range read { // the reader is gone when this function returns
-		}
-	}()
-	go func() {
-		defer close(read)
-		for off := int64(0); off < n; off += size {
-			var buf []byte
-			select {
-			case buf = <-free:
-			case <-stop:
-				return
-			}
-			m := min(size, n-off)
-			_, err := io.ReadFull(io.NewSectionReader(b, off, m), buf[:m])
-			read <- chunk{off, buf[:m], err}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	for c := range read {
-		if c.err != nil {
-			return 0, nil, c.err
-		}
-		mine := bufs[0][:len(c.buf)]
-		if _, err := io.ReadFull(io.NewSectionReader(a, c.off, int64(len(mine))), mine); err != nil {
-			return 0, err, nil
-		}
-		if !bytes.Equal(mine, c.buf) {
-			for i := range mine {
-				if mine[i] != c.buf[i] {
-					return c.off + int64(i), nil, nil
-				}
-			}
-		}
-		free <- c.buf[:cap(c.buf)]
-	}
-	return -1, nil, nil
 }

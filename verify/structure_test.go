@@ -139,7 +139,97 @@ func TestProve(t *testing.T) {
 			if tt.want == "" && len(diffs) != 0 || tt.want != "" && !strings.Contains(got, tt.want) {
 				t.Errorf("differences %s\nwant %q", got, tt.want)
 			}
+			// Storages larger than a chunk stream through chunks of their own instead of
+			// being read in one span with their neighbours: the same differences.
+			defer func(n int) { compareChunk = n }(compareChunk)
+			compareChunk = 8
+			if streamed := fmt.Sprint(proveCase(t, tt.change)); streamed != got {
+				t.Errorf("storages streamed: differences %s\nread in spans: %s", streamed, got)
+			}
 		})
+	}
+}
+
+// TestProveSpans compares storages that lie one after another, read in spans of the files,
+// with storages that differ in length, in the middle of a span and at its ends, and files
+// too short to hold them: the differences are listed in storage order, as they are when
+// every storage is read on its own, and a short file is an error naming the storage.
+func TestProveSpans(t *testing.T) {
+	build := func(change func(i int, vals []float64) []float64) *checkpoint.Checkpoint {
+		b := newBuilder(t)
+		for i := range 12 {
+			vals := []float64{float64(i), 1, 2, 3}
+			if change != nil {
+				vals = change(i, vals)
+			}
+			b.add(fmt.Sprintf("t%d", i), checkpoint.Float32, vals, 0, []int64{4}, []int64{1})
+		}
+		return b.build()
+	}
+	orig := build(nil)
+	conv := build(func(i int, vals []float64) []float64 {
+		switch i {
+		case 0, 5, 11:
+			vals[2] = -1
+		case 7:
+			vals = append(vals, 4)
+		}
+		return vals
+	})
+	var lists []string
+	for _, chunk := range []int{1 << 20, 40, 4} {
+		defer func(n int) { compareChunk = n }(compareChunk)
+		compareChunk = chunk
+		s, err := Prove(orig, conv, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Storages != 12 || s.Bytes != 11*16 {
+			t.Errorf("chunk %d: %d storages, %d bytes compared", chunk, s.Storages, s.Bytes)
+		}
+		lists = append(lists, fmt.Sprint(s.Differences))
+	}
+	want := "[t0: element [2] differs (first difference in storage order): 2 (0x40000000) in the original, -1 (0xbf800000) in the converted file " +
+		"t5: element [2] differs (first difference in storage order): 2 (0x40000000) in the original, -1 (0xbf800000) in the converted file " +
+		"t7: its storage holds 5 elements, was 4 " +
+		"t11: element [2] differs (first difference in storage order): 2 (0x40000000) in the original, -1 (0xbf800000) in the converted file]"
+	for i, got := range lists {
+		if got != want {
+			t.Errorf("chunk %d: differences\n%s\nwant\n%s", []int{1 << 20, 40, 4}[i], got, want)
+		}
+	}
+
+	// The converted file cut short in its fourth storage.
+	src, size := conv.Source()
+	raw := make([]byte, size)
+	if _, err := src.ReadAt(raw, 0); err != nil {
+		t.Fatal(err)
+	}
+	short := checkpoint.New(conv.Root, bytes.NewReader(raw[:3*16+6]), size, "short.pt")
+	if _, err := Prove(orig, short, nil); err == nil || !strings.Contains(err.Error(), `t3: reading storage "3" of short.pt`) {
+		t.Errorf("a file cut short: %v, want an error reading storage \"3\" of short.pt", err)
+	}
+}
+
+// TestProveSharingSplit: a converted file whose tensors share a storage that their
+// originals did not is a difference, not a crash, whichever tensor comes first.
+func TestProveSharingSplit(t *testing.T) {
+	build := func(shared bool) *checkpoint.Checkpoint {
+		b := newBuilder(t)
+		a := b.add("a", checkpoint.Float32, []float64{1, 2}, 0, []int64{2}, []int64{1})
+		c := b.add("b", checkpoint.Float32, []float64{1, 2}, 0, []int64{2}, []int64{1})
+		if shared {
+			delete(b.data, c.Storage)
+			c.Storage = a.Storage
+		}
+		return b.build()
+	}
+	s, err := Prove(build(false), build(true), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(s.Differences); !strings.Contains(got, `b: shares storage "0" with tensors it did not share it with in the original`) || s.Storages != 1 {
+		t.Errorf("differences %s, %d storages compared", got, s.Storages)
 	}
 }
 

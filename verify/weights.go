@@ -35,10 +35,17 @@ func denseWeight(d *Dense) *weight {
 	return &weight{shape: d.Shape, out: d.Shape[0], k: numElements(d.Shape[1:]), data: d.Data}
 }
 
+// wholeWeight is the most elements a contiguous float32 weight may have to be read whole
+// when its layer is loaded rather than a block of rows at a time: one read (or copy from
+// the mapping) of a small weight costs less than setting up reads by rows. Tests lower it.
+var wholeWeight int64 = scratchMax
+
 // loadWeight prepares t, a tensor of c of at least two dimensions, to be read by rows: a
-// contiguous float32 tensor is read from the file as it is needed (on little-endian hosts),
-// any other is decoded whole now.
-func loadWeight(c *checkpoint.Checkpoint, t *checkpoint.Tensor) (*weight, error) {
+// large contiguous float32 tensor is read from the file as it is needed (on little-endian
+// hosts), any other is decoded whole now (small reads through blk, if not nil), into a
+// buffer of sc. When peer, the other form's weight, holds the very same bytes in memory,
+// w shares them.
+func loadWeight(c *checkpoint.Checkpoint, t *checkpoint.Tensor, blk *block, sc *scratch, peer *weight) (*weight, error) {
 	lo, hi, shape, err := checkView(t)
 	if err != nil {
 		return nil, err
@@ -49,21 +56,25 @@ func loadWeight(c *checkpoint.Checkpoint, t *checkpoint.Tensor) (*weight, error)
 	w := &weight{shape: shape, out: shape[0], k: numElements(shape[1:])}
 	if littleEndianHost && t.Kind() == checkpoint.Float32 && t.Storage.Kind == checkpoint.Float32 &&
 		t.IsContiguous() && hi > lo {
-		w.src = io.NewSectionReader(c.StorageReader(t.Storage), lo*4, (hi-lo)*4)
 		w.from = weightSource{c, t.Storage, lo}
-		return w, nil
+		if hi-lo > wholeWeight {
+			w.src = io.NewSectionReader(c.StorageReader(t.Storage), lo*4, (hi-lo)*4)
+			return w, nil
+		}
+		if peer != nil && peer.data != nil && peer.from == w.from && peer.out == w.out && peer.k == w.k {
+			w.data = peer.data
+			return w, nil
+		}
 	}
-	d, err := Decode(c, t)
-	if err != nil {
+	if w.data, _, err = decodeWith(source{c, blk}, t, sc.floats); err != nil {
 		return nil, err
 	}
-	w.data = d.Data
 	return w, nil
 }
 
 // sameRows reports whether w and v read the very same bytes, so that one read serves both.
 func (w *weight) sameRows(v *weight) bool {
-	return w.src != nil && v.src != nil && w.from == v.from && w.out == v.out && w.k == v.k
+	return w.from.file != nil && w.from == v.from && (w.src == nil) == (v.src == nil) && w.out == v.out && w.k == v.k
 }
 
 // rows returns rows [o0, o0+n) of w: a slice of the weight held in memory, or buf (of at

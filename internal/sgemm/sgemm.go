@@ -163,6 +163,14 @@ func (p problem) runParallel(nThreads int) {
 		p.run()
 		return
 	}
+	p.share(nThreads, chunks, units, unit, extent, splitM)
+}
+
+// share runs p on nThreads goroutines, cut into chunks of whole units (of rows when
+// splitM, of columns otherwise). It is apart from runParallel so that a problem run on the
+// caller's goroutine is not moved to the heap for the workers' sake: callers with many
+// small products would pay an allocation for each.
+func (p problem) share(nThreads, chunks, units, unit, extent int, splitM bool) {
 	var taken atomic.Int64
 	var wg sync.WaitGroup
 	// A panic in a worker, a memory fault included, is raised again in the caller's
