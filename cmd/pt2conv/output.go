@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/pt2conv/pt2conv/rewrite"
 	"github.com/pt2conv/pt2conv/verify"
@@ -137,37 +136,54 @@ func printVerify(w io.Writer, rep *verify.Report) {
 		}
 		fmt.Fprintln(w)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "LAYER\tASSUMED INPUT\tEVIDENCE IN THE CHECKPOINT")
-	for _, l := range rep.Layers {
-		ev := l.Status
-		switch l.Status {
-		case verify.EvidenceNone:
-			ev = "none: the split is assumed"
-			if l.Evidence != "" {
-				ev = "none (" + l.Evidence + "): the split is assumed"
+	// The tables are written as they are measured, not held: a checkpoint of many layers
+	// has tens of thousands of rows.
+	_ = writeAligned(w, []string{"LAYER", "ASSUMED INPUT", "EVIDENCE IN THE CHECKPOINT"}, func(r *tableRow) error {
+		for i := range rep.Layers {
+			l := &rep.Layers[i]
+			r.text(l.Name).raw(strings.ReplaceAll(l.Input, "x", "×"))
+			switch l.Status {
+			case verify.EvidenceNone:
+				if l.Evidence == "" {
+					r.raw("none: the split is assumed")
+				} else {
+					r.text("none (" + l.Evidence + "): the split is assumed")
+				}
+			case verify.EvidenceDisagrees:
+				r.text("DISAGREES: " + l.Evidence + " (--assume accepts the split)")
+			default:
+				r.text(l.Status + ": " + l.Evidence)
 			}
-		case verify.EvidenceDisagrees:
-			failed++
-			ev = "DISAGREES: " + l.Evidence + " (--assume accepts the split)"
-		default:
-			ev += ": " + l.Evidence
+			if err := r.done(); err != nil {
+				return err
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", escapeText(l.Name), strings.ReplaceAll(l.Input, "x", "×"), escapeText(ev))
+		return nil
+	})
+	for i := range rep.Layers {
+		if rep.Layers[i].Status == verify.EvidenceDisagrees {
+			failed++
+		}
 	}
-	tw.Flush()
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "LAYER\tCHECK\tMAX ABS ERR\tTOLERANCE\tERR/TOL\tRESULT")
-	for _, r := range rep.Results {
-		verdict := "pass"
-		if !r.Pass {
-			verdict = "FAIL"
+	_ = writeAligned(w, []string{"LAYER", "CHECK", "MAX ABS ERR", "TOLERANCE", "ERR/TOL", "RESULT"}, func(r *tableRow) error {
+		for i := range rep.Results {
+			res := &rep.Results[i]
+			verdict := "pass"
+			if !res.Pass {
+				verdict = "FAIL"
+			}
+			if err := r.text(res.Layer).raw(res.Check).float(res.MaxAbs).float(res.Tol).float(res.Ratio).raw(verdict).done(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for i := range rep.Results {
+		if !rep.Results[i].Pass {
 			failed++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3g\t%.3g\t%.3g\t%s\n", escapeText(r.Layer), r.Check, r.MaxAbs, r.Tol, r.Ratio, verdict)
 	}
-	tw.Flush()
 	total := len(rep.Results) + len(rep.Layers) + 1
 	if failed == 0 {
 		fmt.Fprintf(w, "verify: all %d checks passed (structure, %d input assumptions, %d numeric)\n", total, len(rep.Layers), len(rep.Results))

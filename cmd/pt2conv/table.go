@@ -90,6 +90,13 @@ func (r *tableRow) raw(s string) *tableRow {
 	return r
 }
 
+// float adds a cell of a number as %.3g writes it.
+func (r *tableRow) float(v float64) *tableRow {
+	r.buf = strconv.AppendFloat(r.buf, v, 'g', 3, 64)
+	r.ends = append(r.ends, len(r.buf))
+	return r
+}
+
 // text adds a cell of text from a file, escaped (escapeText).
 func (r *tableRow) text(s string) *tableRow {
 	r.buf = appendEscaped(r.buf, s)
