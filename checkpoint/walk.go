@@ -1,7 +1,9 @@
 package checkpoint
 
 import (
+	"errors"
 	"fmt"
+	"iter"
 	"math/big"
 	"strconv"
 	"strings"
@@ -122,23 +124,39 @@ type NamedTensor struct {
 func Tensors(root Value) []NamedTensor {
 	var out []NamedTensor
 	var paths pathArena
-	_ = Walk(root, func(path Path, v Value) error {
-		switch t := v.(type) {
-		case *Tensor:
-			out = append(out, NamedTensor{Path: paths.clone(path), Tensor: t})
-		case *Parameter:
-			if t.Data != nil {
-				out = append(out, NamedTensor{Path: paths.clone(path), Tensor: t.Data, Parameter: t})
-			}
-		case *AttrTensor:
-			if d, ok := t.Dense(); ok {
-				out = append(out, NamedTensor{Path: paths.clone(path), Tensor: d, Attrs: t})
-			}
-		}
-		return nil
-	})
+	for nt := range AllTensors(root) {
+		nt.Path = paths.clone(nt.Path)
+		out = append(out, nt)
+	}
 	return out
 }
+
+// AllTensors yields what Tensors lists, one at a time, without making the list: for a
+// caller that indexes the tensors, the list would be as large as its index. Each yielded
+// Path is valid only until the next, as a WalkFunc's is (copy it to keep it).
+func AllTensors(root Value) iter.Seq[NamedTensor] {
+	return func(yield func(NamedTensor) bool) {
+		_ = Walk(root, func(path Path, v Value) error {
+			var nt NamedTensor
+			switch t := v.(type) {
+			case *Tensor:
+				nt = NamedTensor{Path: path, Tensor: t}
+			case *Parameter:
+				nt = NamedTensor{Path: path, Tensor: t.Data, Parameter: t}
+			case *AttrTensor:
+				d, _ := t.Dense()
+				nt = NamedTensor{Path: path, Tensor: d, Attrs: t}
+			}
+			if nt.Tensor != nil && !yield(nt) {
+				return errStop
+			}
+			return nil
+		})
+	}
+}
+
+// errStop ends a walk whose consumer has seen enough.
+var errStop = errors.New("stop")
 
 // pathArena copies paths into shared chunks, one allocation for many paths.
 type pathArena struct{ chunk Path }

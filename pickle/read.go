@@ -81,13 +81,6 @@ type fileReader struct {
 	root   checkpoint.Value
 }
 
-type zipRecord struct {
-	name         string // relative to the top folder
-	offset, size int64
-	crc32        uint32
-	folder       bool // a directory entry, which holds no data
-}
-
 func (c *fileReader) readZip(lim Limits) error {
 	entries, err := readZipDirectory(c.src, c.size)
 	if err != nil {
@@ -101,11 +94,10 @@ func (c *fileReader) readZip(lim Limits) error {
 	// One index of the storage records: these are the per-record costs of opening a
 	// checkpoint of many tensors. Names are substrings of the directory buffer, garbage once
 	// the storages have their offsets.
-	storageRecords := seqIndex[int]{seq: make([]int, 0, len(entries))}
-	records := make([]zipRecord, len(entries))
+	storageRecords := newSeqIndex[int](len(entries))
 	otherNames := map[string]bool{}
 	pkl := -1
-	var others []int // records[others[j]] is c.arch.Records[j]
+	var others []int // entries[others[j]] is c.arch.Records[j]
 	sawData := false
 	top := prefix + "/"
 	for i := range entries {
@@ -123,7 +115,7 @@ func (c *fileReader) readZip(lim Limits) error {
 			return fmt.Errorf("%w: record %q appears twice", ErrCorrupt, f.name)
 		}
 		if strings.HasSuffix(rel, "/") && f.usize == 0 {
-			records[i].folder = true
+			f.folder = true
 			continue
 		}
 		if f.flags&0x1 != 0 {
@@ -138,7 +130,6 @@ func (c *fileReader) readZip(lim Limits) error {
 		if f.usize > uint64(c.size) {
 			return fmt.Errorf("%w: record %q claims %d bytes of a %d-byte file", ErrTruncated, f.name, f.usize, c.size)
 		}
-		records[i] = zipRecord{name: rel, size: int64(f.usize), crc32: f.crc32}
 		switch {
 		case rel == "data.pkl":
 			pkl = i
@@ -147,7 +138,7 @@ func (c *fileReader) readZip(lim Limits) error {
 			c.arch.dataRecords++
 		default:
 			others = append(others, i)
-			c.arch.Records = append(c.arch.Records, Record{Name: strings.Clone(rel), BeforeData: !sawData, size: records[i].size, crc32: f.crc32})
+			c.arch.Records = append(c.arch.Records, Record{Name: strings.Clone(rel), BeforeData: !sawData, size: int64(f.usize), crc32: f.crc32})
 		}
 	}
 	if pkl < 0 {
@@ -166,7 +157,7 @@ func (c *fileReader) readZip(lim Limits) error {
 		if off < 0 || off > c.size-int64(f.usize) {
 			return fmt.Errorf("%w: record %q claims %d bytes at offset %d of a %d-byte file", ErrTruncated, f.name, f.usize, off, c.size)
 		}
-		records[i].offset = off
+		f.offset = off
 		return nil
 	}
 	if err := locate(pkl, c.src, new([localHeaderLen]byte)); err != nil {
@@ -175,8 +166,8 @@ func (c *fileReader) readZip(lim Limits) error {
 	located := make(chan error, 1)
 	go func() {
 		headers, header := newBlockReader(c.src, c.size), new([localHeaderLen]byte)
-		for i := range records {
-			if i != pkl && !records[i].folder {
+		for i := range entries {
+			if i != pkl && !entries[i].folder {
 				if err := locate(i, headers, header); err != nil {
 					located <- err
 					return
@@ -185,11 +176,11 @@ func (c *fileReader) readZip(lim Limits) error {
 		}
 		located <- nil
 	}()
-	c.arch.pklOffset = records[pkl].offset
+	c.arch.pklOffset = entries[pkl].offset
 	// Sized for a storage per record: a slice grown by doubling allocates twice its size.
 	d := &decoder{record: "data.pkl", lim: lim, order: make([]*checkpoint.Storage, 0, c.arch.dataRecords)}
-	d.storages.seq = make([]*checkpoint.Storage, 0, c.arch.dataRecords)
-	root, proto, err := c.decodePickle(d, records[pkl].offset, records[pkl].size, lim)
+	d.storages = newSeqIndex[*checkpoint.Storage](c.arch.dataRecords)
+	root, proto, err := c.decodePickle(d, entries[pkl].offset, int64(entries[pkl].usize), lim)
 	// A record the directory places wrongly is the first thing wrong with the file.
 	if err := <-located; err != nil {
 		return err
@@ -198,16 +189,16 @@ func (c *fileReader) readZip(lim Limits) error {
 		return err
 	}
 	for j, i := range others {
-		c.arch.Records[j].offset = records[i].offset
+		c.arch.Records[j].offset = entries[i].offset
 	}
 	for _, s := range d.order {
 		i, ok := storageRecords.get(s.Key)
 		if !ok {
 			return fmt.Errorf("%w: storage %q has no record data/%s", ErrCorrupt, s.Key, s.Key)
 		}
-		rec := &records[i]
-		if rec.size != s.ByteLen() {
-			return fmt.Errorf("%w: storage %q holds %d elements of %s (%d bytes) but its record has %d bytes", ErrCorrupt, s.Key, s.Len, s.Kind, s.ByteLen(), rec.size)
+		rec := &entries[i]
+		if int64(rec.usize) != s.ByteLen() {
+			return fmt.Errorf("%w: storage %q holds %d elements of %s (%d bytes) but its record has %d bytes", ErrCorrupt, s.Key, s.Len, s.Kind, s.ByteLen(), rec.usize)
 		}
 		s.Offset, s.CRC32, s.HasCRC = rec.offset, rec.crc32, true
 	}

@@ -1,45 +1,44 @@
 package pickle
 
-import "strconv"
-
-// seqIndex maps string keys to values. torch names storages 0, 1, 2, ... in the order it
-// first meets them, and their records data/0, data/1, ... in that order, so while the keys
-// come in that sequence a slice is the index: a checkpoint of many tensors is opened
-// without hashing each key twice. The first key out of sequence moves every key into a map.
+// seqIndex maps string keys to values. torch names storages 0, 1, 2, ... (in the order it
+// first meets them; their records come sorted as text, data/0, data/1, data/10, ...), so
+// a key that is a number below the expected count finds its value by position in a slice,
+// and only other keys are hashed: a checkpoint of many tensors is opened without a map of
+// all its storage keys. Its zero value hashes every key.
 type seqIndex[T any] struct {
-	seq []T          // seq[k] is the value of key k, while m is nil
-	m   map[string]T // every key, once one broke the sequence
+	vals []T
+	set  []bool // set[k]: key k has a value in vals
+	m    map[string]T
+}
+
+// newSeqIndex returns an index with room by position for the keys 0 to n-1.
+func newSeqIndex[T any](n int) seqIndex[T] {
+	return seqIndex[T]{vals: make([]T, n), set: make([]bool, n)}
 }
 
 // get returns the value of key.
 func (x *seqIndex[T]) get(key string) (T, bool) {
-	if x.m != nil {
-		v, ok := x.m[key]
-		return v, ok
+	if k, ok := sequenceNumber(key); ok && k < len(x.set) {
+		return x.vals[k], x.set[k]
 	}
-	var zero T
-	k, ok := sequenceNumber(key)
-	if !ok || k >= len(x.seq) {
-		return zero, false
-	}
-	return x.seq[k], true
+	v, ok := x.m[key]
+	return v, ok
 }
 
 // add records key's value; it reports false, and changes nothing, when key has one already.
 func (x *seqIndex[T]) add(key string, v T) bool {
-	if x.m == nil {
-		if k, ok := sequenceNumber(key); ok && k == len(x.seq) {
-			x.seq = append(x.seq, v)
-			return true
+	if k, ok := sequenceNumber(key); ok && k < len(x.set) {
+		if x.set[k] {
+			return false
 		}
-		x.m = make(map[string]T, 2*len(x.seq)+1)
-		for k, v := range x.seq {
-			x.m[strconv.Itoa(k)] = v
-		}
-		x.seq = nil
+		x.vals[k], x.set[k] = v, true
+		return true
 	}
 	if _, ok := x.m[key]; ok {
 		return false
+	}
+	if x.m == nil {
+		x.m = map[string]T{}
 	}
 	x.m[key] = v
 	return true

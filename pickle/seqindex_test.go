@@ -7,28 +7,31 @@ import (
 
 func TestSeqIndex(t *testing.T) {
 	tests := []struct {
-		name string
-		keys []string
-		dup  []bool // add's answer for each key: false for a key seen before
-		seq  bool   // still indexed by the slice at the end
+		name   string
+		room   int // newSeqIndex's n
+		keys   []string
+		fresh  []bool // add's answer for each key: false for a key seen before
+		hashed int    // keys that went to the map
 	}{
-		{"torch's numbering", []string{"0", "1", "2", "3"}, []bool{true, true, true, true}, true},
-		{"a number twice", []string{"0", "1", "1"}, []bool{true, true, false}, false},
-		{"out of order", []string{"0", "2", "1", "2"}, []bool{true, true, true, false}, false},
-		{"names", []string{"a", "b", "a", "0"}, []bool{true, true, false, true}, false},
-		{"leading zero is another key", []string{"0", "00", "1", "01"}, []bool{true, true, true, true}, false},
-		{"empty key", []string{"", "0", ""}, []bool{true, true, false}, false},
+		{"torch's numbering", 4, []string{"0", "1", "2", "3"}, []bool{true, true, true, true}, 0},
+		{"sorted as text", 12, []string{"0", "1", "10", "11", "2", "3"}, []bool{true, true, true, true, true, true}, 0},
+		{"a number twice", 4, []string{"0", "1", "1"}, []bool{true, true, false}, 0},
+		{"beyond the room", 2, []string{"0", "1", "2", "2"}, []bool{true, true, true, false}, 1},
+		{"names", 4, []string{"a", "b", "a", "0"}, []bool{true, true, false, true}, 2},
+		{"leading zero is another key", 4, []string{"0", "00", "1", "01"}, []bool{true, true, true, true}, 2},
+		{"empty key", 4, []string{"", "0", ""}, []bool{true, true, false}, 1},
+		{"zero value hashes all", 0, []string{"0", "1", "0"}, []bool{true, true, false}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var x seqIndex[int]
+			x := newSeqIndex[int](tt.room)
 			for i, k := range tt.keys {
-				if got := x.add(k, i); got != tt.dup[i] {
-					t.Fatalf("add(%q) = %v, want %v", k, got, tt.dup[i])
+				if got := x.add(k, i); got != tt.fresh[i] {
+					t.Fatalf("add(%q) = %v, want %v", k, got, tt.fresh[i])
 				}
 			}
-			if (x.m == nil) != tt.seq {
-				t.Errorf("indexed by the slice: %v, want %v", x.m == nil, tt.seq)
+			if len(x.m) != tt.hashed {
+				t.Errorf("%d keys hashed, want %d", len(x.m), tt.hashed)
 			}
 			// Every key finds the value of its first add.
 			for i, k := range tt.keys {
@@ -50,11 +53,11 @@ func TestSeqIndex(t *testing.T) {
 			}
 		})
 	}
-	var x seqIndex[string]
+	x := newSeqIndex[string](1000)
 	for i := range 1000 {
 		x.add(fmt.Sprint(i), fmt.Sprint("v", i))
 	}
 	if v, ok := x.get("999"); x.m != nil || !ok || v != "v999" {
-		t.Errorf("1,000 keys in sequence: get(999) = %q, %v; map used: %v", v, ok, x.m != nil)
+		t.Errorf("1,000 numbered keys: get(999) = %q, %v; map used: %v", v, ok, x.m != nil)
 	}
 }

@@ -22,6 +22,8 @@ import (
 type dirEntry struct {
 	name          string // a substring of the directory buffer
 	header        int64  // offset of the local header
+	offset        int64  // of the data, once read from the local header (readZip)
+	folder        bool   // a directory entry, which holds no data (readZip)
 	csize, usize  uint64
 	crc32         uint32
 	flags, method uint16

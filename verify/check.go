@@ -183,8 +183,7 @@ func Check(orig, conv *checkpoint.Checkpoint, opts Options) (rep *Report, err er
 
 func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
-	origTensors := checkpoint.Tensors(orig.Root)
-	layers, err := findLayers(orig, conv, origTensors, checkpoint.Tensors(conv.Root))
+	layers, tensors, err := findLayers(orig, conv)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +192,7 @@ func check(orig, conv *checkpoint.Checkpoint, opts Options) (*Report, error) {
 	}
 	rep := &Report{Layers: layers}
 	var same identical
-	if rep.Structure, same, err = prove(orig, conv, layers, len(origTensors)); err != nil {
+	if rep.Structure, same, err = prove(orig, conv, layers, tensors); err != nil {
 		return nil, err
 	}
 	evidence := rewrite.NewEvidenceIndex(orig.Root)

@@ -2,6 +2,8 @@ package verify
 
 import (
 	"fmt"
+	"iter"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -72,73 +74,84 @@ func (l *Layer) conv() *checkpoint.Tensor {
 // the same output count and the same number of elements. A pair whose rank changed between
 // 2 and 4 but whose sizes disagree is an error, as is a bias of the wrong shape.
 func FindLayers(orig, conv *checkpoint.Checkpoint) ([]Layer, error) {
-	return findLayers(orig, conv, checkpoint.Tensors(orig.Root), checkpoint.Tensors(conv.Root))
+	layers, _, err := findLayers(orig, conv)
+	return layers, err
 }
 
-// findLayers is FindLayers on the checkpoints' tensors, listed once by the caller.
-func findLayers(orig, conv *checkpoint.Checkpoint, origList, convList []checkpoint.NamedTensor) ([]Layer, error) {
-	origTensors := tensorsByPath(origList)
-	convTensors := tensorsByPath(convList)
-	most := 0 // weights of a layer's rank: room for every layer, without growing
-	for _, nt := range origList {
-		if r := len(nt.Tensor.Size); (r == 2 || r == 4) && isWeight(nt.Path) {
-			most++
-		}
-	}
-	layers := make([]Layer, 0, most)
-	// Every weight key of the original, first occurrence, with its place in key order.
+// findLayers is FindLayers that also counts the original's tensors. It indexes the
+// tensors as it walks the trees rather than listing them first: for a checkpoint of many
+// tensors the lists would double what the indexes hold.
+func findLayers(orig, conv *checkpoint.Checkpoint) ([]Layer, int, error) {
+	convTensors := tensorsByPath(checkpoint.AllTensors(conv.Root), 0)
+	origTensors := make(map[string]*checkpoint.Tensor, len(convTensors))
+	// The candidates, in the original's key order: a weight whose rank went from 2 to 4 or
+	// back, with every weight key's place in that order (first occurrence).
+	var layers []Layer
 	ordinal := map[string]int{}
-	for _, nt := range origList {
+	n := 0
+	for nt := range checkpoint.AllTensors(orig.Root) {
+		n++
+		key := nt.Path.String()
+		if origTensors[key] == nil {
+			origTensors[key] = nt.Tensor
+		}
 		if !isWeight(nt.Path) {
 			continue
 		}
-		key := nt.Path.String()
 		if _, seen := ordinal[key]; seen {
 			continue
 		}
 		ordinal[key] = len(ordinal)
-		ct := convTensors[key]
+		ot, ct := nt.Tensor, convTensors[key]
 		if ct == nil {
 			continue
 		}
-		ot := nt.Tensor
-		l := Layer{Name: moduleName(nt.Path), Path: nt.Path, Original: ot, Converted: ct, ordinal: ordinal[key]}
-		var flat, full *checkpoint.Tensor
+		l := Layer{Original: ot, Converted: ct, ordinal: ordinal[key]}
 		switch {
 		case len(ot.Size) == 2 && len(ct.Size) == 4:
-			flat, full = ot, ct
 		case len(ot.Size) == 4 && len(ct.Size) == 2:
-			flat, full = ct, ot
 			l.Reverse = true
 		default:
 			continue
 		}
-		if flat.Size[0] != full.Size[0] || flat.Size[1] != full.Size[1]*full.Size[2]*full.Size[3] {
-			return nil, fmt.Errorf("%s: %v in %s and %v in %s do not hold the same weights: %w",
-				key, ot.Size, orig.Name, ct.Size, conv.Name, ErrShape)
-		}
-		l.C, l.H, l.W = int(full.Size[1]), int(full.Size[2]), int(full.Size[3])
-		l.Input = strconv.Itoa(l.C) + "x" + strconv.Itoa(l.H) + "x" + strconv.Itoa(l.W)
-		bias := biasKey(nt.Path)
-		var err error
-		if l.Bias, err = lookupBias(origTensors, bias, l.Out(), orig.Name); err != nil {
-			return nil, err
-		}
-		if l.ConvertedBias, err = lookupBias(convTensors, bias, l.Out(), conv.Name); err != nil {
-			return nil, err
-		}
+		l.Path = slices.Clone(nt.Path)
 		layers = append(layers, l)
 	}
-	if len(layers) == 0 {
-		return nil, nil
+	// Biases come after their weights, so they are looked up once the index is whole.
+	for i := range layers {
+		l := &layers[i]
+		ot, ct := l.Original, l.Converted
+		flat, full := ot, ct
+		if l.Reverse {
+			flat, full = ct, ot
+		}
+		key := l.Path.String()
+		if flat.Size[0] != full.Size[0] || flat.Size[1] != full.Size[1]*full.Size[2]*full.Size[3] {
+			return nil, 0, fmt.Errorf("%s: %v in %s and %v in %s do not hold the same weights: %w",
+				key, ot.Size, orig.Name, ct.Size, conv.Name, ErrShape)
+		}
+		l.Name = moduleName(l.Path)
+		l.C, l.H, l.W = int(full.Size[1]), int(full.Size[2]), int(full.Size[3])
+		l.Input = strconv.Itoa(l.C) + "x" + strconv.Itoa(l.H) + "x" + strconv.Itoa(l.W)
+		bias := biasKey(l.Path)
+		var err error
+		if l.Bias, err = lookupBias(origTensors, bias, l.Out(), orig.Name); err != nil {
+			return nil, 0, err
+		}
+		if l.ConvertedBias, err = lookupBias(convTensors, bias, l.Out(), conv.Name); err != nil {
+			return nil, 0, err
+		}
 	}
-	return layers, nil
+	if len(layers) == 0 {
+		return nil, n, nil
+	}
+	return slices.Clip(layers), n, nil
 }
 
 // tensorsByPath indexes tensors by path; the first of a path wins.
-func tensorsByPath(list []checkpoint.NamedTensor) map[string]*checkpoint.Tensor {
-	m := make(map[string]*checkpoint.Tensor, len(list))
-	for _, nt := range list {
+func tensorsByPath(tensors iter.Seq[checkpoint.NamedTensor], size int) map[string]*checkpoint.Tensor {
+	m := make(map[string]*checkpoint.Tensor, size)
+	for nt := range tensors {
 		if k := nt.Path.String(); m[k] == nil {
 			m[k] = nt.Tensor
 		}

@@ -16,8 +16,9 @@ func TestLimit(t *testing.T) {
 	}{
 		{96 << 20, 0, 96 << 20},
 		{96 << 20, 40 << 20, 96 << 20},
-		{96 << 20, 60 << 20, 100 << 20}, // 5/3 of the live heap passes the budget
-		{96 << 20, 600 << 20, 1000 << 20},
+		{96 << 20, 76 << 20, 96 << 20},
+		{96 << 20, 80 << 20, 100 << 20}, // 5/4 of the live heap passes the budget
+		{96 << 20, 800 << 20, 1000 << 20},
 		{96 << 20, math.MaxUint64, math.MaxInt64},
 	}
 	for _, tt := range tests {
@@ -43,13 +44,13 @@ func TestStartFollowsTheLiveHeap(t *testing.T) {
 	got := int64(0)
 	for range 100 {
 		runtime.GC()
-		if got = debug.SetMemoryLimit(-1); got >= 16<<20*5/3 {
+		if got = debug.SetMemoryLimit(-1); got >= 16<<20*5/4 {
 			break
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if got < 16<<20*5/3 {
-		t.Errorf("limit %d with 16 MiB live, want at least %d", got, 16<<20*5/3)
+	if got < 16<<20*5/4 {
+		t.Errorf("limit %d with 16 MiB live, want at least %d", got, 16<<20*5/4)
 	}
 	runtime.KeepAlive(live)
 	stop()
