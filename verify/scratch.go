@@ -35,15 +35,7 @@ func (s *scratch) floats(n int) []float32 {
 	if s == nil || n > scratchMax {
 		return make([]float32, n)
 	}
-	if s.n32+n > len(s.f32) {
-		// A larger slab: the buffers already handed out keep the old one alive until
-		// reset, after which the new one serves a whole layer.
-		s.f32, s.n32 = make([]float32, min(max(n, 2*len(s.f32), 1<<10), slabMax)), 0
-	}
-	b := s.f32[s.n32 : s.n32+n : s.n32+n]
-	s.n32 += n
-	clear(b)
-	return b
+	return fromSlab(&s.f32, &s.n32, n, 1<<10)
 }
 
 // float64s returns n zeroed float64 values.
@@ -51,11 +43,19 @@ func (s *scratch) float64s(n int) []float64 {
 	if s == nil || n > scratchMax {
 		return make([]float64, n)
 	}
-	if s.n64+n > len(s.f64) {
-		s.f64, s.n64 = make([]float64, min(max(n, 2*len(s.f64), 1<<9), slabMax)), 0
+	return fromSlab(&s.f64, &s.n64, n, 1<<9)
+}
+
+// fromSlab hands out the next n elements of *slab, of which *used are handed out already,
+// zeroed. When they do not fit, a larger slab (at least least elements) takes its place:
+// the buffers already handed out keep the old one alive until reset, after which the new
+// one serves a whole layer.
+func fromSlab[T float32 | float64](slab *[]T, used *int, n, least int) []T {
+	if *used+n > len(*slab) {
+		*slab, *used = make([]T, min(max(n, 2*len(*slab), least), slabMax)), 0
 	}
-	b := s.f64[s.n64 : s.n64+n : s.n64+n]
-	s.n64 += n
+	b := (*slab)[*used : *used+n : *used+n]
+	*used += n
 	clear(b)
 	return b
 }

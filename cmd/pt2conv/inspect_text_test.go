@@ -228,17 +228,7 @@ func TestWriteAlignedIsTabwriter(t *testing.T) {
 	}
 	tw.Flush()
 	var got strings.Builder
-	if err := writeAligned(&got, titles, func(r *tableRow) error {
-		for _, cells := range rows {
-			for _, c := range cells {
-				r.raw(c)
-			}
-			if err := r.done(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+	if err := writeAligned(&got, titles, stringRows(rows)); err != nil {
 		t.Fatal(err)
 	}
 	if got.String() != want.String() {

@@ -57,7 +57,12 @@ const columnGap = 2
 
 // writeTable writes rows under the columns' titles (see writeRows).
 func writeTable(w io.Writer, width int, cols []column, rows [][]string) (dropped []string, err error) {
-	return writeRows(w, width, cols, func(r *tableRow) error {
+	return writeRows(w, width, cols, stringRows(rows))
+}
+
+// stringRows is a rowSource of rows already made, cells taken as they are.
+func stringRows(rows [][]string) rowSource {
+	return func(r *tableRow) error {
 		for _, cells := range rows {
 			for _, c := range cells {
 				r.raw(c)
@@ -67,7 +72,7 @@ func writeTable(w io.Writer, width int, cols []column, rows [][]string) (dropped
 			}
 		}
 		return nil
-	})
+	}
 }
 
 // rowSource produces a table's rows: it fills r with each row's cells in turn and calls
