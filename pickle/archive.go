@@ -30,6 +30,7 @@ type Archive struct {
 	// pklOffset is where data.pkl's bytes lie. Save uses them to tell whether the storage
 	// records form one run it can copy whole (see findRun).
 	storages    []*checkpoint.Storage
+	headers     []int64 // local header offset of storages[i]; nil when unknown
 	dataRecords int
 	pklOffset   int64
 }

@@ -148,7 +148,7 @@ func (c *fileReader) readZip(lim Limits) error {
 	// the others', spread through the whole file, are read on another goroutine while the
 	// pickle is decoded. Each reader goes through its own cached block, which answers
 	// hundreds of reads of the headers of small records.
-	locate := func(i int, r io.ReaderAt, header *[localHeaderLen]byte) error {
+	locate := func(i int, r io.ReaderAt, header *[]byte) error {
 		f := &entries[i]
 		off, err := dataOffset(r, f, c.size, header)
 		if err != nil {
@@ -160,12 +160,12 @@ func (c *fileReader) readZip(lim Limits) error {
 		f.offset = off
 		return nil
 	}
-	if err := locate(pkl, c.src, new([localHeaderLen]byte)); err != nil {
+	if err := locate(pkl, c.src, new([]byte)); err != nil {
 		return err
 	}
 	located := make(chan error, 1)
 	go func() {
-		headers, header := newBlockReader(c.src, c.size), new([localHeaderLen]byte)
+		headers, header := newBlockReader(c.src, c.size), new([]byte)
 		for i := range entries {
 			if i != pkl && !entries[i].folder {
 				if err := locate(i, headers, header); err != nil {
@@ -203,6 +203,17 @@ func (c *fileReader) readZip(lim Limits) error {
 		s.Offset, s.CRC32, s.HasCRC = rec.offset, rec.crc32, true
 	}
 	c.arch.storages = sortedByOffset(d.order)
+	// Where each storage's record begins, for copying them as one run (findRun), when every
+	// local header names its record as the directory does.
+	c.arch.headers = make([]int64, len(c.arch.storages))
+	for j, s := range c.arch.storages {
+		i, _ := storageRecords.get(s.Key)
+		if !entries[i].sameName {
+			c.arch.headers = nil
+			break
+		}
+		c.arch.headers[j] = entries[i].header
+	}
 	c.root, c.arch.Protocol = root, proto
 	return nil
 }

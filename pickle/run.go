@@ -2,7 +2,6 @@ package pickle
 
 import (
 	"cmp"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -33,7 +32,7 @@ type storageRun struct {
 // holds other storages than the input's records, or other records lie between them.
 func findRun(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) *storageRun {
 	a := ArchiveOf(c)
-	src, _, ok := c.SourceFile()
+	_, _, ok := c.SourceFile()
 	if a == nil || !ok || len(storages) == 0 || len(storages) != a.dataRecords || len(storages) != len(a.storages) {
 		return nil
 	}
@@ -58,51 +57,23 @@ func findRun(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) *storageR
 			return nil
 		}
 	}
-	// The headers lie in order between the storages: a cached block answers hundreds of
-	// these reads for small storages.
-	_, size := c.Source()
-	headers := newBlockReader(src, size)
-	dir := a.Prefix + "/" + storageDir
+	// Between two storages lie only the first one's data descriptor (12 to 24 bytes: with
+	// or without its signature, with 32- or 64-bit sizes, or none) and the second one's
+	// local header, which opening the file read and found naming the record as the
+	// directory does.
+	if len(a.headers) != len(sorted) {
+		return nil
+	}
 	for i := 1; i < len(sorted); i++ {
 		prevEnd := sorted[i-1].Offset + sorted[i-1].ByteLen()
-		h, ok := localHeaderBefore(headers, prevEnd, sorted[i].Offset, dir, sorted[i].Key)
-		if !ok {
+		switch a.headers[i] - prevEnd {
+		case 0, 12, 16, 20, 24:
+		default:
 			return nil
 		}
-		r.headers[i] = h
+		r.headers[i] = a.headers[i]
 	}
 	return r
-}
-
-// localHeaderBefore finds the local header of the record named dir+key whose data starts
-// at data, right after the data descriptor of the record ending at prevEnd. Descriptors
-// take 12 to 24 bytes (with or without their signature, with 32- or 64-bit sizes), or none.
-func localHeaderBefore(src io.ReaderAt, prevEnd, data int64, dir, key string) (int64, bool) {
-	var stack [localHeaderLen + 64]byte
-	buf := stack[:0]
-	if n := localHeaderLen + len(dir) + len(key); n <= len(stack) {
-		buf = stack[:n]
-	} else {
-		buf = make([]byte, n)
-	}
-	for _, gap := range []int64{16, 24, 12, 20, 0} {
-		h := prevEnd + gap
-		if h+int64(len(buf)) > data {
-			continue
-		}
-		if _, err := src.ReadAt(buf, h); err != nil {
-			return 0, false
-		}
-		nameLen := int64(binary.LittleEndian.Uint16(buf[26:]))
-		extraLen := int64(binary.LittleEndian.Uint16(buf[28:]))
-		name := buf[localHeaderLen:]
-		if binary.LittleEndian.Uint32(buf) == sigLocalHeader && nameLen == int64(len(dir)+len(key)) &&
-			string(name[:len(dir)]) == dir && string(name[len(dir):]) == key &&
-			h+localHeaderLen+nameLen+extraLen == data {
-			return h, true
-		}
-	}
-	return 0, false
 }
 
 // regularFileAtStart returns w as a regular file whose offset is 0, where a run may be

@@ -24,6 +24,7 @@ type dirEntry struct {
 	header        int64  // offset of the local header
 	offset        int64  // of the data, once read from the local header (readZip)
 	folder        bool   // a directory entry, which holds no data (readZip)
+	sameName      bool   // the local header names the record as the directory does
 	csize, usize  uint64
 	crc32         uint32
 	flags, method uint16
@@ -195,19 +196,31 @@ func (e *dirEntry) zip64(extra string) error {
 }
 
 // dataOffset returns where e's bytes begin: after its local header, whose name and extra
-// field lengths may differ from the directory's. h is room for the header, passed in so
-// that reading many headers allocates it once.
-func dataOffset(r io.ReaderAt, e *dirEntry, size int64, h *[localHeaderLen]byte) (int64, error) {
+// field lengths may differ from the directory's. It also records in e whether the local
+// header names the record as the directory does, which copying a run of records verbatim
+// relies on. buf is room for the header, passed in so that reading many headers allocates
+// it once.
+func dataOffset(r io.ReaderAt, e *dirEntry, size int64, buf *[]byte) (int64, error) {
 	if e.header < 0 || e.header > size-localHeaderLen {
 		return 0, fmt.Errorf("local header at offset %d, outside the file", e.header)
 	}
-	if _, err := r.ReadAt(h[:], e.header); err != nil {
+	n := localHeaderLen + int64(len(e.name))
+	if e.header > size-n {
+		n = localHeaderLen // too short for the name: the lengths alone say where data starts
+	}
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, n)
+	}
+	h := (*buf)[:n]
+	if _, err := r.ReadAt(h, e.header); err != nil {
 		return 0, err
 	}
-	if binary.LittleEndian.Uint32(h[:]) != sigLocalHeader {
+	if binary.LittleEndian.Uint32(h) != sigLocalHeader {
 		return 0, errors.New("no local header where the directory says")
 	}
-	return e.header + localHeaderLen + int64(binary.LittleEndian.Uint16(h[26:])) + int64(binary.LittleEndian.Uint16(h[28:])), nil
+	nameLen := int64(binary.LittleEndian.Uint16(h[26:]))
+	e.sameName = nameLen == int64(len(e.name)) && n > localHeaderLen && string(h[localHeaderLen:]) == e.name
+	return e.header + localHeaderLen + nameLen + int64(binary.LittleEndian.Uint16(h[28:])), nil
 }
 
 func le16s(s string) uint16 { return uint16(s[0]) | uint16(s[1])<<8 }

@@ -59,13 +59,13 @@ func TestReadZipDirectoryAgreesWithArchiveZip(t *testing.T) {
 			}
 			for i, f := range want.File {
 				e := got[i]
-				off, err := dataOffset(bytes.NewReader(tt.file), &e, int64(len(tt.file)), new([localHeaderLen]byte))
+				off, err := dataOffset(bytes.NewReader(tt.file), &e, int64(len(tt.file)), new([]byte))
 				if err != nil {
 					t.Fatalf("%s: %v", e.name, err)
 				}
 				wantOff, _ := f.DataOffset()
 				if e.name != f.Name || e.usize != f.UncompressedSize64 || e.csize != f.CompressedSize64 ||
-					e.crc32 != f.CRC32 || e.method != f.Method || e.flags != f.Flags || off != wantOff {
+					e.crc32 != f.CRC32 || e.method != f.Method || e.flags != f.Flags || off != wantOff || !e.sameName {
 					t.Fatalf("record %d: got %q %d/%d crc %08x method %d flags %x at %d; archive/zip: %q %d/%d crc %08x method %d flags %x at %d",
 						i, e.name, e.usize, e.csize, e.crc32, e.method, e.flags, off,
 						f.Name, f.UncompressedSize64, f.CompressedSize64, f.CRC32, f.Method, f.Flags, wantOff)
