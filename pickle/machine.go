@@ -728,6 +728,12 @@ func (m *machine) setItems(op byte, target any, kv []any) error {
 	if len(kv)%2 != 0 {
 		return m.corrupt("opcode %q with a key but no value", op)
 	}
+	// A dict that grows past a thousand entries in a checkpoint of many storages is most
+	// likely the state_dict, with about an entry per storage: its room is made once rather
+	// than by doubling, each time a copy into freshly faulted memory.
+	if n := len(*entries) + len(kv)/2; n > cap(*entries) && n >= 1024 && m.d.entriesHint > n {
+		*entries = slices.Grow(*entries, m.d.entriesHint-len(*entries))
+	}
 	for i := 0; i < len(kv); i += 2 {
 		k, err := m.value(kv[i])
 		if err != nil {

@@ -180,6 +180,7 @@ func (c *fileReader) readZip(lim Limits) error {
 	// Sized for a storage per record: a slice grown by doubling allocates twice its size.
 	d := &decoder{record: "data.pkl", lim: lim, order: make([]*checkpoint.Storage, 0, c.arch.dataRecords)}
 	d.storages = newSeqIndex[*checkpoint.Storage](c.arch.dataRecords)
+	d.entriesHint = c.arch.dataRecords
 	root, proto, err := c.decodePickle(d, entries[pkl].offset, int64(entries[pkl].usize), lim)
 	// A record the directory places wrongly is the first thing wrong with the file.
 	if err := <-located; err != nil {

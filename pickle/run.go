@@ -133,12 +133,11 @@ func (sv *saver) run(r *storageRun, prefix string) error {
 		return err
 	}
 	shift := out - r.start
-	more := make([]zipEntry, 0, len(r.storages)-1)
 	dir := r.prefix + "/" + storageDir
-	for i, s := range r.storages[1:] {
-		more = append(more, zipEntry{dir: dir, name: s.Key, offset: r.headers[i+1] + shift, size: s.ByteLen(), crc: s.CRC32})
-	}
-	sv.z.adoptRun(first.CRC32, more, n)
+	sv.z.adoptRun(first.CRC32, n, len(r.storages)-1, func(i int) zipEntry {
+		s := r.storages[i+1]
+		return zipEntry{dir: dir, name: s.Key, offset: r.headers[i+1] + shift, size: s.ByteLen(), crc: s.CRC32}
+	})
 	return sv.z.closeRecord(r.storages[len(r.storages)-1].CRC32)
 }
 

@@ -19,7 +19,10 @@ type decoder struct {
 	order    []*checkpoint.Storage // storages in order of first appearance
 	lim      Limits
 	read     *memoSet // the memo slots some GET reads (from scanPickleBytes)
-	legacy   bool
+	// entriesHint is how many entries a large dict may be expected to reach: the number of
+	// storage records of a zip checkpoint, 0 when not known.
+	entriesHint int
+	legacy      bool
 }
 
 // unpickle runs data, already checked by scanPickle, through the pickle machine

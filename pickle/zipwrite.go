@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // The zip container is written by hand rather than with archive/zip because torch's layout
@@ -149,18 +150,22 @@ func (z *zipWriter) createAt(name string, size, target, modulus int64) error {
 }
 
 // adoptRun accounts for n bytes the caller copied to raw after Flush that complete the open
-// record's data and hold, whole, the records in more (each with its local header, data and
-// data descriptor) but the last one's descriptor: the open record gets crc and the last
-// record of more is left open, for closeRecord to write its descriptor.
-func (z *zipWriter) adoptRun(crc uint32, more []zipEntry, n int64) {
+// record's data and hold, whole, more records, entry(0) to entry(more-1) (each with its
+// local header, data and data descriptor) but the last one's descriptor: the open record
+// gets crc and the last of the more records is left open, for closeRecord to write its
+// descriptor. The entries are made in place: a run may hold a hundred thousand.
+func (z *zipWriter) adoptRun(crc uint32, n int64, more int, entry func(i int) zipEntry) {
 	z.off += n
-	if len(more) == 0 {
+	if more == 0 {
 		z.written += n
 		return
 	}
 	z.open.crc = crc
 	z.open = nil
-	z.entries = append(z.entries, more...)
+	z.entries = slices.Grow(z.entries, more)
+	for i := range more {
+		z.entries = append(z.entries, entry(i))
+	}
 	z.open = &z.entries[len(z.entries)-1]
 	z.written = z.open.size
 }
