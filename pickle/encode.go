@@ -70,8 +70,11 @@ type Encoder struct {
 	w   *bufio.Writer
 	err error
 
-	memoLen  uint32
-	objects  map[any]uint32    // containers, tensors, parameters and calls, by pointer
+	memoLen uint32
+	objects map[any]uint32 // containers, parameters and calls, by pointer
+	// tensors memoizes tensors apart: a map keyed by their pointer type hashes faster than
+	// one keyed by interface values, and a checkpoint may hold a hundred thousand.
+	tensors  map[*checkpoint.Tensor]uint32
 	strings  map[string]uint32 // str objects, by value
 	globals  map[checkpoint.Global]uint32
 	building map[any]bool // tuples, tensors and calls being written, to detect cycles
@@ -88,6 +91,7 @@ func NewEncoder(w io.Writer) *Encoder {
 func (e *Encoder) Encode(v checkpoint.Value) error {
 	e.memoLen = 0
 	e.objects = map[any]uint32{}
+	e.tensors = map[*checkpoint.Tensor]uint32{}
 	e.strings = map[string]uint32{}
 	e.globals = map[checkpoint.Global]uint32{}
 	e.building = map[any]bool{}

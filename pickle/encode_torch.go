@@ -39,7 +39,8 @@ func (e *Encoder) intTuple(xs []int64) {
 // dtypes without a storage class (float8, uint16, ...); _rebuild_qtensor(storage, offset,
 // size, stride, quantizer_params, requires_grad, hooks) when quantized.
 func (e *Encoder) tensor(t *checkpoint.Tensor) error {
-	if e.memoized(t) {
+	if i, ok := e.tensors[t]; ok {
+		e.get(i)
 		return e.err
 	}
 	fn, err := tensorRebuild(t)
@@ -59,7 +60,7 @@ func (e *Encoder) tensor(t *checkpoint.Tensor) error {
 		return err
 	}
 	e.write(opReduce)
-	e.objects[t] = e.put()
+	e.tensors[t] = e.put()
 	return e.err
 }
 
