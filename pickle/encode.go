@@ -78,6 +78,9 @@ type Encoder struct {
 	strings  map[string]uint32 // str objects, by value
 	globals  map[checkpoint.Global]uint32
 	building map[any]bool // tuples, tensors and calls being written, to detect cycles
+	// sizeHint is about how many tensors the object holds (0 when not known): the memo's
+	// maps are made that large at once rather than grown by doubling.
+	sizeHint int
 	scratch  [10]byte
 }
 
@@ -91,8 +94,8 @@ func NewEncoder(w io.Writer) *Encoder {
 func (e *Encoder) Encode(v checkpoint.Value) error {
 	e.memoLen = 0
 	e.objects = map[any]uint32{}
-	e.tensors = map[*checkpoint.Tensor]uint32{}
-	e.strings = map[string]uint32{}
+	e.tensors = make(map[*checkpoint.Tensor]uint32, e.sizeHint)
+	e.strings = make(map[string]uint32, 2*e.sizeHint) // a key and a storage key per tensor
 	e.globals = map[checkpoint.Global]uint32{}
 	e.building = map[any]bool{}
 	e.err = nil

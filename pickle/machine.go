@@ -56,6 +56,8 @@ type machine struct {
 	// index finds a key's entry in a large dict or set, so that a key set again keeps its
 	// first position and takes the last value, as in Python, without rescanning entries.
 	index map[any]*keyIndex
+	// pid is the tuple persistentID hands to persistentLoad, made once.
+	pid checkpoint.Tuple
 }
 
 // keyIndex maps keys to positions; string keys, nearly all of them, have their own map,
@@ -254,6 +256,39 @@ func (m *machine) tuple(items []any) (*checkpoint.Tuple, error) {
 	return t, nil
 }
 
+// persistentIDNext reports whether the tuple TUPLE is making only ever serves as a
+// persistent id: BINPERSID follows, after at most a BINPUT of a slot no GET reads. torch
+// writes such a tuple for every storage reference, and it need not be made.
+func (m *machine) persistentIDNext() bool {
+	p := m.pos
+	if p+1 < len(m.data) && m.data[p] == 'q' && !m.read.has(uint64(m.data[p+1])) {
+		p += 2
+	}
+	return p < len(m.data) && m.data[p] == 'Q'
+}
+
+// persistentID runs what persistentIDNext found after TUPLE: the BINPUT's bookkeeping (its
+// slot is never read, so nothing is kept in it) and BINPERSID, on a tuple of items the
+// machine reuses rather than one made for each storage reference.
+func (m *machine) persistentID(items []any) error {
+	if m.data[m.pos] == 'q' {
+		m.slots.add(uint64(m.data[m.pos+1]))
+		m.pos += 2
+	}
+	m.pos++ // BINPERSID
+	vals, err := m.valuesInto(slices.Grow(m.pid.Items[:0], len(items))[:len(items)], items)
+	if err != nil {
+		return err
+	}
+	m.pid.Items = vals
+	s, err := m.d.persistentLoad(&m.pid)
+	if err != nil {
+		return err
+	}
+	m.push(s)
+	return nil
+}
+
 // value is what a stack item is as part of another value: a call is built, a global must
 // be one that stands for itself.
 func (m *machine) value(x any) (checkpoint.Value, error) {
@@ -442,6 +477,9 @@ func (m *machine) step(op byte) error {
 		items, err := m.popMark(op)
 		if err != nil {
 			return err
+		}
+		if m.persistentIDNext() {
+			return m.persistentID(items)
 		}
 		t, err := m.tuple(items)
 		if err != nil {
@@ -796,7 +834,17 @@ func (m *machine) find(c any, k checkpoint.Value, n int, keyAt func(int) checkpo
 		}
 		m.index[c] = idx
 	}
-	return idx.at(k, n)
+	j, found := idx.at(k, n)
+	// Past a thousand string keys the dict is most likely the state_dict (see setItems):
+	// its index takes room for an entry per storage record at once instead of doubling.
+	if !found && len(idx.strs) == 1024 && m.d.entriesHint > 2048 {
+		grown := make(map[string]int, m.d.entriesHint)
+		for key, at := range idx.strs {
+			grown[key] = at
+		}
+		idx.strs = grown
+	}
+	return j, found
 }
 
 // reduce applies an allowed global to its arguments. collections.OrderedDict() is the one

@@ -225,6 +225,7 @@ type saver struct {
 	total    int64
 	progress func(done, total int64)
 	ctx      context.Context
+	storages int // how many the checkpoint holds, to size the encoder's memo
 }
 
 func write(c *checkpoint.Checkpoint, ctx context.Context, w io.Writer, prefix string, progress func(done, total int64)) (int64, error) {
@@ -240,7 +241,7 @@ func writeZip(c *checkpoint.Checkpoint, ctx context.Context, z *zipWriter, prefi
 	if err != nil {
 		return 0, err
 	}
-	sv := &saver{c: c, z: z, progress: progress, ctx: ctx}
+	sv := &saver{c: c, z: z, progress: progress, ctx: ctx, storages: len(storages)}
 	for i := range recs {
 		sv.total += recs[i].size()
 	}
@@ -327,7 +328,9 @@ func (sv *saver) record(prefix string, r *saveRecord) error {
 func (sv *saver) pickle() (uint32, error) {
 	h := crc32.NewIEEE()
 	start := sv.z.written
-	if err := NewEncoder(io.MultiWriter(sv.z, h)).Encode(sv.c.Root); err != nil {
+	enc := NewEncoder(io.MultiWriter(sv.z, h))
+	enc.sizeHint = sv.storages
+	if err := enc.Encode(sv.c.Root); err != nil {
 		return 0, err
 	}
 	n := sv.z.written - start
