@@ -25,12 +25,14 @@ type Archive struct {
 	// Records are the zip's other records in file order; empty for legacy input.
 	Records []Record
 
-	// storages are the storages read from the input's data/ records, in file order, and
-	// dataRecords counts those records (some may hold no storage the pickle names);
-	// pklOffset is where data.pkl's bytes lie. Save uses them to tell whether the storage
-	// records form one run it can copy whole (see findRun).
+	// storages are the storages read from the input's data/ records, in the order the
+	// pickle names them, and headers the offsets of their records' local headers (nil when
+	// a local header names its record differently from the directory); dataRecords counts
+	// the records (some may hold no storage the pickle names); pklOffset is where data.pkl's
+	// bytes lie. Save uses them to tell whether the storage records form one run it can copy
+	// whole (see findRun).
 	storages    []*checkpoint.Storage
-	headers     []int64 // local header offset of storages[i]; nil when unknown
+	headers     []int64
 	dataRecords int
 	pklOffset   int64
 }

@@ -766,10 +766,8 @@ func (m *machine) setItems(op byte, target any, kv []any) error {
 	if len(kv)%2 != 0 {
 		return m.corrupt("opcode %q with a key but no value", op)
 	}
-	// A dict that grows past a thousand entries in a checkpoint of many storages is most
-	// likely the state_dict, with about an entry per storage: its room is made once rather
-	// than by doubling, each time a copy into freshly faulted memory.
-	if n := len(*entries) + len(kv)/2; n > cap(*entries) && n >= 1024 && m.d.entriesHint > n {
+	// Room is made once rather than by doubling, each time a copy into freshly faulted memory.
+	if n := len(*entries) + len(kv)/2; n > cap(*entries) && m.stateDictSized(n) {
 		*entries = slices.Grow(*entries, m.d.entriesHint-len(*entries))
 	}
 	for i := 0; i < len(kv); i += 2 {
@@ -835,9 +833,8 @@ func (m *machine) find(c any, k checkpoint.Value, n int, keyAt func(int) checkpo
 		m.index[c] = idx
 	}
 	j, found := idx.at(k, n)
-	// Past a thousand string keys the dict is most likely the state_dict (see setItems):
-	// its index takes room for an entry per storage record at once instead of doubling.
-	if !found && len(idx.strs) == 1024 && m.d.entriesHint > 2048 {
+	if !found && len(idx.strs) == 1024 && m.stateDictSized(len(idx.strs)) {
+		// The index takes its room at once too (see setItems).
 		grown := make(map[string]int, m.d.entriesHint)
 		for key, at := range idx.strs {
 			grown[key] = at
@@ -845,6 +842,13 @@ func (m *machine) find(c any, k checkpoint.Value, n int, keyAt func(int) checkpo
 		idx.strs = grown
 	}
 	return j, found
+}
+
+// stateDictSized reports whether a dict reaching n entries is likely the state_dict of a
+// checkpoint of many storages, with about an entry per storage (decoder.entriesHint): past
+// a thousand entries, with more storages still to come.
+func (m *machine) stateDictSized(n int) bool {
+	return n >= 1024 && m.d.entriesHint > n
 }
 
 // reduce applies an allowed global to its arguments. collections.OrderedDict() is the one

@@ -192,7 +192,10 @@ func (c *fileReader) readZip(lim Limits) error {
 	for j, i := range others {
 		c.arch.Records[j].offset = entries[i].offset
 	}
-	for _, s := range d.order {
+	// Where each storage's record begins is kept for copying them as one run (findRun),
+	// when every local header names its record as the directory does.
+	c.arch.storages, c.arch.headers = d.order, make([]int64, len(d.order))
+	for j, s := range d.order {
 		i, ok := storageRecords.get(s.Key)
 		if !ok {
 			return fmt.Errorf("%w: storage %q has no record data/%s", ErrCorrupt, s.Key, s.Key)
@@ -202,18 +205,11 @@ func (c *fileReader) readZip(lim Limits) error {
 			return fmt.Errorf("%w: storage %q holds %d elements of %s (%d bytes) but its record has %d bytes", ErrCorrupt, s.Key, s.Len, s.Kind, s.ByteLen(), rec.usize)
 		}
 		s.Offset, s.CRC32, s.HasCRC = rec.offset, rec.crc32, true
-	}
-	c.arch.storages = sortedByOffset(d.order)
-	// Where each storage's record begins, for copying them as one run (findRun), when every
-	// local header names its record as the directory does.
-	c.arch.headers = make([]int64, len(c.arch.storages))
-	for j, s := range c.arch.storages {
-		i, _ := storageRecords.get(s.Key)
-		if !entries[i].sameName {
+		if c.arch.headers != nil && rec.sameName {
+			c.arch.headers[j] = rec.header
+		} else {
 			c.arch.headers = nil
-			break
 		}
-		c.arch.headers[j] = entries[i].header
 	}
 	c.root, c.arch.Protocol = root, proto
 	return nil

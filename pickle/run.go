@@ -37,10 +37,15 @@ func findRun(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) *storageR
 		return nil
 	}
 	// Each storage must be the input's record at its offset: both lists in file order,
-	// pair by pair.
+	// pair by pair. The input's are sorted here, not when it was read: only a save needs it.
 	sorted := sortedByOffset(storages)
+	in := make([]int, len(a.storages))
+	for i := range in {
+		in[i] = i
+	}
+	slices.SortFunc(in, func(i, j int) int { return cmp.Compare(a.storages[i].Offset, a.storages[j].Offset) })
 	for i, s := range sorted {
-		if in := a.storages[i]; in.Offset != s.Offset || in.Key != s.Key || !s.HasCRC {
+		if x := a.storages[in[i]]; x.Offset != s.Offset || x.Key != s.Key || !s.HasCRC {
 			return nil
 		}
 	}
@@ -66,12 +71,13 @@ func findRun(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) *storageR
 	}
 	for i := 1; i < len(sorted); i++ {
 		prevEnd := sorted[i-1].Offset + sorted[i-1].ByteLen()
-		switch a.headers[i] - prevEnd {
+		h := a.headers[in[i]]
+		switch h - prevEnd {
 		case 0, 12, 16, 20, 24:
 		default:
 			return nil
 		}
-		r.headers[i] = a.headers[i]
+		r.headers[i] = h
 	}
 	return r
 }

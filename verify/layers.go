@@ -82,7 +82,7 @@ func FindLayers(orig, conv *checkpoint.Checkpoint) ([]Layer, error) {
 // tensors as it walks the trees rather than listing them first: for a checkpoint of many
 // tensors the lists would double what the indexes hold.
 func findLayers(orig, conv *checkpoint.Checkpoint) ([]Layer, int, error) {
-	convTensors := tensorsByPath(checkpoint.AllTensors(conv.Root), 0)
+	convTensors := tensorsByPath(checkpoint.AllTensors(conv.Root))
 	origTensors := make(map[string]*checkpoint.Tensor, len(convTensors))
 	// The candidates, in the original's key order: a weight whose rank went from 2 to 4 or
 	// back, with every weight key's place in that order (first occurrence).
@@ -149,8 +149,8 @@ func findLayers(orig, conv *checkpoint.Checkpoint) ([]Layer, int, error) {
 }
 
 // tensorsByPath indexes tensors by path; the first of a path wins.
-func tensorsByPath(tensors iter.Seq[checkpoint.NamedTensor], size int) map[string]*checkpoint.Tensor {
-	m := make(map[string]*checkpoint.Tensor, size)
+func tensorsByPath(tensors iter.Seq[checkpoint.NamedTensor]) map[string]*checkpoint.Tensor {
+	m := map[string]*checkpoint.Tensor{}
 	for nt := range tensors {
 		if k := nt.Path.String(); m[k] == nil {
 			m[k] = nt.Tensor
