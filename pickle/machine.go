@@ -56,8 +56,10 @@ type machine struct {
 	// index finds a key's entry in a large dict or set, so that a key set again keeps its
 	// first position and takes the last value, as in Python, without rescanning entries.
 	index map[any]*keyIndex
-	// pid is the tuple persistentID hands to persistentLoad, made once.
-	pid checkpoint.Tuple
+	// pid is the tuple persistentID hands to persistentLoad, made once; args holds the
+	// arguments rebuildTensor hands to decoder.tensor.
+	pid  checkpoint.Tuple
+	args [6]checkpoint.Value
 }
 
 // keyIndex maps keys to positions; string keys, nearly all of them, have their own map,
@@ -289,6 +291,71 @@ func (m *machine) persistentID(items []any) error {
 	return nil
 }
 
+// tensorNext reports whether the tuple TUPLE is making is only ever the arguments of a
+// call of _rebuild_tensor_v2: the global is below the mark and REDUCE follows, after at
+// most a PUT of a slot no GET reads. torch writes every tensor so, and then neither the
+// tuple nor a deferred call need be made. (A BUILD of the tensor, which torch never
+// writes, is refused in buildOp as decoder.build refuses it.)
+func (m *machine) tensorNext(items []any) bool {
+	if len(items) != 6 || len(m.stack) <= m.base() {
+		return false
+	}
+	if g, ok := m.stack[len(m.stack)-1].(*pyGlobal); !ok || g.role != roleTensor {
+		return false
+	}
+	p, read := m.skipPut(m.pos)
+	return !read && p < len(m.data) && m.data[p] == 'R'
+}
+
+// skipPut returns the position after the binary PUT or MEMOIZE at p, if there is one,
+// and whether some GET reads its slot.
+func (m *machine) skipPut(p int) (next int, read bool) {
+	if p >= len(m.data) {
+		return p, false
+	}
+	switch m.data[p] {
+	case 'q':
+		if p+1 < len(m.data) {
+			return p + 2, m.read.has(uint64(m.data[p+1]))
+		}
+	case 'r':
+		if p+4 < len(m.data) {
+			return p + 5, m.read.has(uint64(binary.LittleEndian.Uint32(m.data[p+1:])))
+		}
+	case 0x94:
+		return p + 1, m.read.has(uint64(m.slots.n))
+	}
+	return p, false
+}
+
+// rebuildTensor runs what tensorNext found after TUPLE: the PUT's bookkeeping, then the
+// REDUCE, building the tensor at once from the arguments on the stack.
+func (m *machine) rebuildTensor(items []any) error {
+	switch m.data[m.pos] {
+	case 'q':
+		m.slots.add(uint64(m.data[m.pos+1]))
+		m.pos += 2
+	case 'r':
+		m.slots.add(uint64(binary.LittleEndian.Uint32(m.data[m.pos+1:])))
+		m.pos += 5
+	case 0x94:
+		m.slots.add(uint64(m.slots.n))
+		m.pos++
+	}
+	m.pos++ // REDUCE
+	args, err := m.valuesInto(m.args[:len(items)], items)
+	if err != nil {
+		return err
+	}
+	t, err := m.d.tensor(args)
+	clear(args)
+	if err != nil {
+		return err
+	}
+	m.stack[len(m.stack)-1] = t // in place of the global
+	return nil
+}
+
 // value is what a stack item is as part of another value: a call is built, a global must
 // be one that stands for itself.
 func (m *machine) value(x any) (checkpoint.Value, error) {
@@ -480,6 +547,9 @@ func (m *machine) step(op byte) error {
 		}
 		if m.persistentIDNext() {
 			return m.persistentID(items)
+		}
+		if m.tensorNext(items) {
+			return m.rebuildTensor(items)
 		}
 		t, err := m.tuple(items)
 		if err != nil {
@@ -908,6 +978,8 @@ func (m *machine) buildOp() error {
 		return nil
 	case *checkpoint.OrderedDict:
 		return m.orderedDictState(x, state)
+	case *checkpoint.Tensor:
+		return fmt.Errorf("%w: %s: a tensor built with extra state", ErrUnsupported, m.d.record)
 	}
 	if state == nil {
 		return nil

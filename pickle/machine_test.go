@@ -1,8 +1,10 @@
 package pickle
 
 import (
+	"bytes"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,5 +100,73 @@ func TestStateDictMetadata(t *testing.T) {
 	st, ok := od.State.(*checkpoint.Dict)
 	if len(od.Entries) != 1 || !ok || len(st.Entries) != 1 || st.Entries[0].Key != "_metadata" || st.Entries[0].Value != int64(2) {
 		t.Errorf("decoded %+v with state %+v", od, od.State)
+	}
+}
+
+// The machine builds a tensor straight from TUPLE when its arguments serve nothing else,
+// and through the general REDUCE otherwise; both give the same model.
+func TestTensorShortcut(t *testing.T) {
+	plain := tensorPickle("FloatStorage", 4)
+	ending := []byte("tRs.")
+	if !bytes.HasSuffix(plain, ending) {
+		t.Fatalf("tensorPickle no longer ends in %q", ending)
+	}
+	with := func(end string) []byte {
+		return append(bytes.Clone(plain[:len(plain)-len(ending)]), end...)
+	}
+	tests := []struct {
+		name    string
+		pkl     []byte
+		argsKey string // a key whose value is the arguments tuple, read back from the memo
+		wantErr string
+	}{
+		{"as torch writes it", plain, "", ""},
+		{"with BINPUTs of slots nothing reads", with("tq\x05Rq\x06s."), "", ""},
+		{"with MEMOIZE", with("t\x94R\x94s."), "", ""},
+		{"with LONG_BINPUT", with("tr\x05\x00\x00\x00Rs."), "", ""},
+		{"arguments read again", with("tq\x05RsX\x01\x00\x00\x00ah\x05s."), "a", ""},
+		{"arguments read again after LONG_BINPUT", with("tr\x05\x00\x00\x00RsX\x01\x00\x00\x00aj\x05\x00\x00\x00s."), "a", ""},
+		{"built with state", with("tR}bs."), "", "built with extra state"},
+		{"built with state after a BINPUT", with("tRq\x06}bs."), "", "built with extra state"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := decodeRawPickle(tt.pkl, DefaultLimits)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			od, ok := v.(*checkpoint.OrderedDict)
+			if !ok || len(od.Entries) == 0 || od.Entries[0].Key != "w" {
+				t.Fatalf("decoded %#v, want an OrderedDict holding w", v)
+			}
+			tensor, ok := od.Entries[0].Value.(*checkpoint.Tensor)
+			if !ok {
+				t.Fatalf("w is a %T, want a tensor", od.Entries[0].Value)
+			}
+			if tensor.Storage == nil || tensor.Storage.Key != "0" || tensor.Storage.Len != 4 ||
+				!slices.Equal(tensor.Size, []int64{1}) || !slices.Equal(tensor.Stride, []int64{1}) ||
+				tensor.Hooks != nil || tensor.Extra != nil || tensor.RequiresGrad {
+				t.Errorf("w = %+v, want a view of the first of 4 elements of storage 0", tensor)
+			}
+			if tt.argsKey == "" {
+				if len(od.Entries) != 1 {
+					t.Errorf("%d entries, want 1", len(od.Entries))
+				}
+				return
+			}
+			if len(od.Entries) != 2 || od.Entries[1].Key != tt.argsKey {
+				t.Fatalf("entries %v, want w and %s", od.Entries, tt.argsKey)
+			}
+			args, ok := od.Entries[1].Value.(*checkpoint.Tuple)
+			if !ok || len(args.Items) != 6 || args.Items[0] != tensor.Storage {
+				t.Errorf("%s = %#v, want the 6 arguments that rebuilt w", tt.argsKey, od.Entries[1].Value)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/pt2conv/pt2conv/checkpoint"
 )
@@ -81,7 +82,16 @@ type fileReader struct {
 	root   checkpoint.Value
 }
 
-func (c *fileReader) readZip(lim Limits) error {
+func (c *fileReader) readZip(lim Limits) (err error) {
+	// Everything below reads through the mapping when there is one; nothing the model
+	// keeps points into it.
+	var readers sync.WaitGroup // the goroutine reading local headers, done before unmapping
+	file := c.src
+	if m, unmap := mapSource(c.src, c.size); m != nil {
+		defer func() { readers.Wait(); unmap(); c.src = file }()
+		defer readingMapped()(&err)
+		c.src = m
+	}
 	entries, err := readZipDirectory(c.src, c.size)
 	if err != nil {
 		return err
@@ -164,17 +174,22 @@ func (c *fileReader) readZip(lim Limits) error {
 		return err
 	}
 	located := make(chan error, 1)
+	readers.Add(1)
 	go func() {
-		headers, header := newBlockReader(c.src, c.size), new([]byte)
+		var err error
+		defer readers.Done()
+		defer func() { located <- err }()
+		defer readingMapped()(&err)
+		// Through the file, not the mapping: reading the headers of records spread through
+		// the whole file would map all of it, and its pages would count as the process's.
+		headers, header := newBlockReader(file, c.size), new([]byte)
 		for i := range entries {
 			if i != pkl && !entries[i].folder {
-				if err := locate(i, headers, header); err != nil {
-					located <- err
+				if err = locate(i, headers, header); err != nil {
 					return
 				}
 			}
 		}
-		located <- nil
 	}()
 	c.arch.pklOffset = entries[pkl].offset
 	// Sized for a storage per record: a slice grown by doubling allocates twice its size.
@@ -251,8 +266,8 @@ func (c *fileReader) decodePickle(d *decoder, off, size int64, lim Limits) (chec
 	if size > lim.MaxPickleBytes {
 		return nil, 0, fmt.Errorf("%w: %s has %d bytes (limit %d)", ErrLimit, d.record, size, lim.MaxPickleBytes)
 	}
-	data := make([]byte, size)
-	if _, err := c.src.ReadAt(data, off); err != nil {
+	data, err := window(c.src, off, size)
+	if err != nil {
 		return nil, 0, fmt.Errorf("%w: reading %s: %v", ErrTruncated, d.record, err)
 	}
 	n, read, proto, err := scanPickleBytes(data, lim)

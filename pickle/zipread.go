@@ -66,13 +66,14 @@ func readZipDirectory(r io.ReaderAt, size int64) ([]dirEntry, error) {
 	if records > dirSize/centralHeaderLen {
 		return nil, fmt.Errorf("%w: the zip directory claims %d records in %d bytes", ErrCorrupt, records, dirSize)
 	}
-	buf := make([]byte, dirSize)
-	if _, err := r.ReadAt(buf, int64(dirOff)); err != nil {
+	buf, err := window(r, int64(dirOff), int64(dirSize))
+	if err != nil {
 		return nil, fmt.Errorf("%w: reading the zip directory: %v", ErrTruncated, err)
 	}
 	// Every name is a substring of the buffer, seen as a string without copying it: a
 	// copy of a directory of many records costs as much as parsing it, and buf is not
-	// written after this point.
+	// written after this point. When the file is mapped, buf is the mapping: the names are
+	// then valid only until readZip unmaps it.
 	dir := unsafe.String(unsafe.SliceData(buf), len(buf))
 	entries := make([]dirEntry, 0, records)
 	for pos := 0; uint64(len(entries)) < records; {
