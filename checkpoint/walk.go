@@ -174,14 +174,29 @@ func (a *pathArena) clone(p Path) Path {
 // the order torch writes them in. Storages of the parts of quantized and sparse tensors
 // count (see Parts).
 func Storages(root Value) []*Storage {
-	var out []*Storage
-	seen := map[*Storage]bool{}
+	// Sized by a first walk: it costs far less than growing the set and the list.
+	n := 0
+	for range AllTensors(root) {
+		n++
+	}
+	out := make([]*Storage, 0, n)
+	seen := make(map[*Storage]struct{}, n)
+	add := func(s *Storage) {
+		if s == nil {
+			return
+		}
+		if _, ok := seen[s]; !ok {
+			seen[s] = struct{}{}
+			out = append(out, s)
+		}
+	}
 	_ = Walk(root, func(_ Path, v Value) error {
+		if t, ok := v.(*Tensor); ok && t.Quant == nil {
+			add(t.Storage) // Parts of a plain tensor, without making the list
+			return nil
+		}
 		for _, t := range Parts(v) {
-			if s := t.Storage; s != nil && !seen[s] {
-				seen[s] = true
-				out = append(out, s)
-			}
+			add(t.Storage)
 		}
 		return nil
 	})

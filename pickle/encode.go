@@ -74,8 +74,12 @@ type Encoder struct {
 	objects map[any]uint32 // containers, parameters and calls, by pointer
 	// tensors memoizes tensors apart: a map keyed by their pointer type hashes faster than
 	// one keyed by interface values, and a checkpoint may hold a hundred thousand.
-	tensors  map[*checkpoint.Tensor]uint32
-	strings  map[string]uint32 // str objects, by value
+	tensors map[*checkpoint.Tensor]uint32
+	strings map[string]uint32 // str objects, by value
+	// numbered memoizes the strings that are numbers below its length, torch's storage
+	// keys, by position rather than by hash: numbered[k] is the slot of strconv.Itoa(k)
+	// plus one, 0 when it has none.
+	numbered []uint32
 	globals  map[checkpoint.Global]uint32
 	building map[any]bool // tuples, tensors and calls being written, to detect cycles
 	// sizeHint is about how many tensors the object holds (0 when not known): the memo's
@@ -95,7 +99,8 @@ func (e *Encoder) Encode(v checkpoint.Value) error {
 	e.memoLen = 0
 	e.objects = map[any]uint32{}
 	e.tensors = make(map[*checkpoint.Tensor]uint32, e.sizeHint)
-	e.strings = make(map[string]uint32, 2*e.sizeHint) // a key and a storage key per tensor
+	e.strings = make(map[string]uint32, e.sizeHint) // a key per tensor
+	e.numbered = make([]uint32, e.sizeHint)         // and a storage key
 	e.globals = map[checkpoint.Global]uint32{}
 	e.building = map[any]bool{}
 	e.err = nil
@@ -111,9 +116,14 @@ func (e *Encoder) Encode(v checkpoint.Value) error {
 	return e.w.Flush()
 }
 
+// write writes an opcode and its argument, a few bytes, one at a time: bufio.Writer.Write
+// may hand its slice on to the underlying writer, so the bytes of every call made through
+// it would escape to the heap, an allocation per opcode.
 func (e *Encoder) write(b ...byte) {
-	if e.err == nil {
-		_, e.err = e.w.Write(b)
+	for _, c := range b {
+		if e.err == nil {
+			e.err = e.w.WriteByte(c)
+		}
 	}
 }
 
@@ -281,7 +291,14 @@ func twosComplementLE(n *big.Int) []byte {
 }
 
 func (e *Encoder) str(s string) {
-	if i, ok := e.strings[s]; ok {
+	k, numbered := sequenceNumber(s)
+	numbered = numbered && k < len(e.numbered)
+	if numbered {
+		if i := e.numbered[k]; i != 0 {
+			e.get(i - 1)
+			return
+		}
+	} else if i, ok := e.strings[s]; ok {
 		e.get(i)
 		return
 	}
@@ -289,7 +306,11 @@ func (e *Encoder) str(s string) {
 	binary.LittleEndian.PutUint32(e.scratch[1:5], uint32(len(s)))
 	e.write(e.scratch[:5]...)
 	e.writeString(s)
-	e.strings[s] = e.put()
+	if numbered {
+		e.numbered[k] = e.put() + 1
+	} else {
+		e.strings[s] = e.put()
+	}
 }
 
 func (e *Encoder) global(module, name string) {

@@ -115,6 +115,28 @@ func TestEncodeShared(t *testing.T) {
 	}
 }
 
+// Equal strings share a memo slot whether the encoder finds them by position (numbers
+// below its size hint, as torch's storage keys are) or by hash (the rest).
+func TestEncodeStringMemo(t *testing.T) {
+	v := &checkpoint.List{Items: []checkpoint.Value{"7", "x", "12", "7", "x", "12", "012"}}
+	for _, hint := range []int{0, 8, 100} {
+		var buf bytes.Buffer
+		e := NewEncoder(&buf)
+		e.sizeHint = hint
+		if err := e.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+		// ["7" memo 1, "x" memo 2, "12" memo 3, then the three again, "012" memo 4]
+		want := "80025d7100" + "28" +
+			"5801000000377101" + "5801000000787102" + "580200000031327103" +
+			"6801" + "6802" + "6803" + "5803000000303132" + "7104" +
+			"652e"
+		if got := hex.EncodeToString(buf.Bytes()); got != want {
+			t.Errorf("size hint %d:\ngot  %s\nwant %s", hint, got, want)
+		}
+	}
+}
+
 func TestEncodeLongMemo(t *testing.T) {
 	items := make([]checkpoint.Value, 300)
 	for i := range items {

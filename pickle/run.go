@@ -38,12 +38,15 @@ func findRun(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) *storageR
 	}
 	// Each storage must be the input's record at its offset: both lists in file order,
 	// pair by pair. The input's are sorted here, not when it was read: only a save needs it.
-	sorted := sortedByOffset(storages)
-	in := make([]int, len(a.storages))
-	for i := range in {
-		in[i] = i
+	order := offsetOrder(storages)
+	sorted := make([]*checkpoint.Storage, len(order))
+	for k, i := range order {
+		sorted[k] = storages[i]
 	}
-	slices.SortFunc(in, func(i, j int) int { return cmp.Compare(a.storages[i].Offset, a.storages[j].Offset) })
+	in := order // a conversion keeps the input's storages, in the same order
+	if !slices.Equal(storages, a.storages) {
+		in = offsetOrder(a.storages)
+	}
 	for i, s := range sorted {
 		if x := a.storages[in[i]]; x.Offset != s.Offset || x.Key != s.Key || !s.HasCRC {
 			return nil
@@ -147,9 +150,22 @@ func (sv *saver) run(r *storageRun, prefix string) error {
 	return sv.z.closeRecord(r.storages[len(r.storages)-1].CRC32)
 }
 
-// sortedByOffset returns the storages sorted by their offset in the source.
-func sortedByOffset(storages []*checkpoint.Storage) []*checkpoint.Storage {
-	sorted := slices.Clone(storages)
-	slices.SortFunc(sorted, func(x, y *checkpoint.Storage) int { return cmp.Compare(x.Offset, y.Offset) })
-	return sorted
+// offsetOrder returns the indices of the storages in the order of their offsets in the
+// source. The offsets are sorted as a list of their own: a sort that went through the
+// storages to compare them would wait on memory at each step.
+func offsetOrder(storages []*checkpoint.Storage) []int {
+	type at struct {
+		off int64
+		i   int
+	}
+	byOff := make([]at, len(storages))
+	for i, s := range storages {
+		byOff[i] = at{s.Offset, i}
+	}
+	slices.SortFunc(byOff, func(x, y at) int { return cmp.Compare(x.off, y.off) })
+	order := make([]int, len(byOff))
+	for k, x := range byOff {
+		order[k] = x.i
+	}
+	return order
 }

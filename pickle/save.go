@@ -165,21 +165,45 @@ func (r *saveRecord) size() int64 {
 	return int64(len(r.data))
 }
 
-// plan lists the records in the order torch writes them.
-func plan(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) ([]saveRecord, error) {
+// savePlan lists the records in the order torch writes them: the storages' records lie
+// between other records, which come first or last. A storage's record is made when it is
+// written: most are copied in one run (findRun) and need none.
+type savePlan struct {
+	before   []saveRecord // data.pkl, then the records that precede the storages
+	storages []*checkpoint.Storage
+	after    []saveRecord
+}
+
+// size is the bytes of the records, data.pkl's excepted.
+func (p *savePlan) size() int64 {
+	var n int64
+	for _, recs := range [][]saveRecord{p.before, p.after} {
+		for i := range recs {
+			n += recs[i].size()
+		}
+	}
+	for _, s := range p.storages {
+		n += s.ByteLen()
+	}
+	return n
+}
+
+func plan(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) (*savePlan, error) {
 	var records []Record
 	if a := ArchiveOf(c); a != nil {
 		records = a.Records
 	}
 	_, srcSize := c.Source()
-	recs := make([]saveRecord, 0, len(storages)+len(records)+3)
-	recs = append(recs, saveRecord{name: "data.pkl", pickle: true})
-	if len(records) == 0 {
-		recs = append(recs, saveRecord{name: "byteorder", data: []byte("little")})
+	p := &savePlan{before: []saveRecord{{name: "data.pkl", pickle: true}}, storages: storages}
+	if len(records) == 0 { // a checkpoint of another format: the records torch 2 writes
+		p.before = append(p.before, saveRecord{name: "byteorder", data: []byte("little")})
+		p.after = append(p.after, saveRecord{name: "version", data: []byte("3\n")})
 	}
 	for i := range records {
 		if r := &records[i]; r.BeforeData {
-			recs = append(recs, saveRecord{name: r.Name, record: r})
+			p.before = append(p.before, saveRecord{name: r.Name, record: r})
+		} else {
+			p.after = append(p.after, saveRecord{name: r.Name, record: r})
 		}
 	}
 	for _, s := range storages {
@@ -190,30 +214,54 @@ func plan(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) ([]saveRecor
 			return nil, fmt.Errorf("storage %q: %d bytes at offset %d lie outside the source (%d bytes): %w",
 				s.Key, s.ByteLen(), s.Offset, srcSize, ErrCorrupt)
 		}
-		recs = append(recs, saveRecord{storage: s})
 	}
-	for i := range records {
-		if r := &records[i]; !r.BeforeData {
-			recs = append(recs, saveRecord{name: r.Name, record: r})
+	// Storage keys are distinct (distinctStorages), and other records are never under
+	// data/ (readZip files those as storages): only the other records' names are compared.
+	names := map[string]bool{}
+	for _, recs := range [][]saveRecord{p.before, p.after} {
+		for i := range recs {
+			if names[recs[i].name] {
+				return nil, fmt.Errorf("two records named %q", recs[i].name)
+			}
+			names[recs[i].name] = true
 		}
 	}
-	if len(records) == 0 {
-		recs = append(recs, saveRecord{name: "version", data: []byte("3\n")})
+	return p, nil
+}
+
+// distinctStorages lists the storages below root in order of first appearance, as
+// checkpoint.Storages does, and refuses two distinct storages with one key: each is the
+// record data/KEY. Storages are told apart by key, which needs no set of pointers: torch's
+// keys are the numbers 0 to n-1, which seqIndex finds by position.
+func distinctStorages(root checkpoint.Value) ([]*checkpoint.Storage, error) {
+	n := 0
+	for range checkpoint.AllTensors(root) {
+		n++
 	}
-	// Storage keys are compared among themselves, without making their records' names:
-	// other records are never under data/ (readZip files those as storages).
-	keys, names := make(map[string]bool, len(recs)), map[string]bool{}
-	for i := range recs {
-		seen, key := names, recs[i].name
-		if s := recs[i].storage; s != nil {
-			seen, key = keys, s.Key
+	byKey := newSeqIndex[*checkpoint.Storage](n)
+	out := make([]*checkpoint.Storage, 0, n)
+	var err error
+	add := func(s *checkpoint.Storage) {
+		if s == nil || err != nil {
+			return
 		}
-		if seen[key] {
-			return nil, fmt.Errorf("two records named %q (two distinct storages with one key?)", recs[i].fullName())
+		if byKey.add(s.Key, s) {
+			out = append(out, s)
+		} else if was, _ := byKey.get(s.Key); was != s {
+			err = fmt.Errorf("two records named %q (two distinct storages with one key?)", storageDir+s.Key)
 		}
-		seen[key] = true
 	}
-	return recs, nil
+	_ = checkpoint.Walk(root, func(_ checkpoint.Path, v checkpoint.Value) error {
+		if t, ok := v.(*checkpoint.Tensor); ok && t.Quant == nil {
+			add(t.Storage) // the one part of a plain tensor, without making the list
+		} else {
+			for _, t := range checkpoint.Parts(v) {
+				add(t.Storage)
+			}
+		}
+		return err
+	})
+	return out, err
 }
 
 // saver carries one write's state.
@@ -236,15 +284,15 @@ func writeZip(c *checkpoint.Checkpoint, ctx context.Context, z *zipWriter, prefi
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	storages := checkpoint.Storages(c.Root)
-	recs, err := plan(c, storages)
+	storages, err := distinctStorages(c.Root)
 	if err != nil {
 		return 0, err
 	}
-	sv := &saver{c: c, z: z, progress: progress, ctx: ctx, storages: len(storages)}
-	for i := range recs {
-		sv.total += recs[i].size()
+	p, err := plan(c, storages)
+	if err != nil {
+		return 0, err
 	}
+	sv := &saver{c: c, z: z, progress: progress, ctx: ctx, storages: len(storages), total: p.size()}
 	var run *storageRun
 	if _, ok := regularFileAtStart(z.raw); ok {
 		run = findRun(c, storages)
@@ -253,20 +301,34 @@ func writeZip(c *checkpoint.Checkpoint, ctx context.Context, z *zipWriter, prefi
 		prefix = run.prefix
 	}
 	sv.report()
-	for i := range recs {
-		if run != nil && recs[i].storage != nil {
-			if recs[i].storage == run.storages[0] {
-				if err := sv.run(run, prefix+"/"); err != nil {
-					return z.off, fmt.Errorf("record %s: %w", recs[i].fullName(), err)
-				}
+	write := func(r *saveRecord) error {
+		if err := sv.record(prefix+"/", r); err != nil {
+			if r.pickle {
+				return err // the encoder's errors say what they are about
 			}
-			continue
+			return fmt.Errorf("record %s: %w", r.fullName(), err)
 		}
-		if err := sv.record(prefix+"/", &recs[i]); err != nil {
-			if recs[i].pickle {
-				return z.off, err // the encoder's errors say what they are about
+		return nil
+	}
+	for i := range p.before {
+		if err := write(&p.before[i]); err != nil {
+			return z.off, err
+		}
+	}
+	if run != nil {
+		if err := sv.run(run, prefix+"/"); err != nil {
+			return z.off, fmt.Errorf("record %s%s: %w", storageDir, run.storages[0].Key, err)
+		}
+	} else {
+		for _, s := range p.storages {
+			if err := write(&saveRecord{storage: s}); err != nil {
+				return z.off, err
 			}
-			return z.off, fmt.Errorf("record %s: %w", recs[i].fullName(), err)
+		}
+	}
+	for i := range p.after {
+		if err := write(&p.after[i]); err != nil {
+			return z.off, err
 		}
 	}
 	err = z.Close()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -203,16 +204,47 @@ func TestSaveCorruptSource(t *testing.T) {
 	}
 }
 
-func TestSaveRefusesDuplicateKeys(t *testing.T) {
-	a := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 1}
-	b := &checkpoint.Storage{Kind: checkpoint.Float32, Key: "0", Location: "cpu", Len: 1}
-	root := &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "a", Value: tensor(a, 0, nil, nil)}, {Key: "b", Value: tensor(b, 0, nil, nil)}}}
-	c, err := checkpoint.FromBytes(root, map[*checkpoint.Storage][]byte{a: f32s(1), b: f32s(2)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Write(io.Discard, c, nil); err == nil || !strings.Contains(err.Error(), "data/0") {
-		t.Errorf("two storages with key 0: err = %v", err)
+// Two distinct storages with one key would be two records of one name; one storage that
+// two tensors share is one record. Keys that are numbers and keys that are not are told
+// apart differently (distinctStorages), so both are tried.
+func TestSaveStorageKeys(t *testing.T) {
+	for _, key := range []string{"0", "7", "w"} {
+		t.Run(key, func(t *testing.T) {
+			a := &checkpoint.Storage{Kind: checkpoint.Float32, Key: key, Location: "cpu", Len: 1}
+			b := &checkpoint.Storage{Kind: checkpoint.Float32, Key: key, Location: "cpu", Len: 1}
+			other := &checkpoint.Storage{Kind: checkpoint.Float32, Key: key + "1", Location: "cpu", Len: 1}
+			distinct := &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "a", Value: tensor(a, 0, nil, nil)}, {Key: "b", Value: tensor(b, 0, nil, nil)}}}
+			c, err := checkpoint.FromBytes(distinct, map[*checkpoint.Storage][]byte{a: f32s(1), b: f32s(2)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Write(io.Discard, c, nil); err == nil || !strings.Contains(err.Error(), "data/"+key) {
+				t.Errorf("two storages with key %s: err = %v", key, err)
+			}
+			shared := &checkpoint.Dict{Entries: []checkpoint.Entry{{Key: "a", Value: tensor(a, 0, nil, nil)},
+				{Key: "o", Value: tensor(other, 0, nil, nil)}, {Key: "b", Value: tensor(a, 0, nil, nil)}}}
+			c, err = checkpoint.FromBytes(shared, map[*checkpoint.Storage][]byte{a: f32s(1), other: f32s(3)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if _, err := Write(&buf, c, nil); err != nil {
+				t.Fatalf("one storage shared by two tensors: %v", err)
+			}
+			zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var data []string
+			for _, f := range zr.File {
+				if _, rel, _ := strings.Cut(f.Name, "/"); strings.HasPrefix(rel, "data/") {
+					data = append(data, rel)
+				}
+			}
+			if want := []string{"data/" + key, "data/" + key + "1"}; !slices.Equal(data, want) {
+				t.Errorf("storage records %v, want %v", data, want)
+			}
+		})
 	}
 }
 
