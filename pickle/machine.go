@@ -262,21 +262,14 @@ func (m *machine) tuple(items []any) (*checkpoint.Tuple, error) {
 // persistent id: BINPERSID follows, after at most a BINPUT of a slot no GET reads. torch
 // writes such a tuple for every storage reference, and it need not be made.
 func (m *machine) persistentIDNext() bool {
-	p := m.pos
-	if p+1 < len(m.data) && m.data[p] == 'q' && !m.read.has(uint64(m.data[p+1])) {
-		p += 2
-	}
-	return p < len(m.data) && m.data[p] == 'Q'
+	p, read := m.skipPut(m.pos)
+	return !read && p < len(m.data) && m.data[p] == 'Q'
 }
 
-// persistentID runs what persistentIDNext found after TUPLE: the BINPUT's bookkeeping (its
-// slot is never read, so nothing is kept in it) and BINPERSID, on a tuple of items the
-// machine reuses rather than one made for each storage reference.
+// persistentID runs what persistentIDNext found after TUPLE: the PUT, then BINPERSID on
+// a tuple of items the machine reuses rather than one made for each storage reference.
 func (m *machine) persistentID(items []any) error {
-	if m.data[m.pos] == 'q' {
-		m.slots.add(uint64(m.data[m.pos+1]))
-		m.pos += 2
-	}
+	m.unreadPut()
 	m.pos++ // BINPERSID
 	vals, err := m.valuesInto(slices.Grow(m.pid.Items[:0], len(items))[:len(items)], items)
 	if err != nil {
@@ -308,7 +301,8 @@ func (m *machine) tensorNext(items []any) bool {
 }
 
 // skipPut returns the position after the binary PUT or MEMOIZE at p, if there is one,
-// and whether some GET reads its slot.
+// and whether some GET reads its slot: the peepholes above (persistentIDNext, tensorNext)
+// skip a value's PUT when nothing reads it.
 func (m *machine) skipPut(p int) (next int, read bool) {
 	if p >= len(m.data) {
 		return p, false
@@ -328,20 +322,28 @@ func (m *machine) skipPut(p int) (next int, read bool) {
 	return p, false
 }
 
-// rebuildTensor runs what tensorNext found after TUPLE: the PUT's bookkeeping, then the
-// REDUCE, building the tensor at once from the arguments on the stack.
-func (m *machine) rebuildTensor(items []any) error {
+// unreadPut runs the PUT skipPut found at the current position, if any, for its
+// bookkeeping only: no GET reads its slot, so nothing is kept in it.
+func (m *machine) unreadPut() {
+	next, _ := m.skipPut(m.pos)
+	if next == m.pos {
+		return
+	}
 	switch m.data[m.pos] {
 	case 'q':
 		m.slots.add(uint64(m.data[m.pos+1]))
-		m.pos += 2
 	case 'r':
 		m.slots.add(uint64(binary.LittleEndian.Uint32(m.data[m.pos+1:])))
-		m.pos += 5
 	case 0x94:
 		m.slots.add(uint64(m.slots.n))
-		m.pos++
 	}
+	m.pos = next
+}
+
+// rebuildTensor runs what tensorNext found after TUPLE: the PUT's bookkeeping, then the
+// REDUCE, building the tensor at once from the arguments on the stack.
+func (m *machine) rebuildTensor(items []any) error {
+	m.unreadPut()
 	m.pos++ // REDUCE
 	args, err := m.valuesInto(m.args[:len(items)], items)
 	if err != nil {
