@@ -19,7 +19,20 @@ import (
 
 // mappedFile is a source mapped into memory. It is an io.ReaderAt like the file, and
 // window hands out its bytes without copying them.
-type mappedFile struct{ data []byte }
+type mappedFile struct {
+	data []byte
+	file *os.File
+}
+
+// cutShort reports whether the file is now shorter than its mapping, which makes reading
+// the lost pages fault.
+func (m *mappedFile) cutShort() bool {
+	if m == nil || m.file == nil {
+		return false
+	}
+	fi, err := m.file.Stat()
+	return err == nil && fi.Size() < int64(len(m.data))
+}
 
 func (m *mappedFile) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
@@ -72,17 +85,17 @@ func mapSource(r io.ReaderAt, size int64) (*mappedFile, func()) {
 		}
 		return nil, nil
 	}
-	return &mappedFile{data: m.Bytes()[:size]}, func() { m.Close() }
+	return &mappedFile{data: m.Bytes()[:size], file: f}, func() { m.Close() }
 }
 
 // errCutShort is what reading a mapping finds when the file was truncated under it.
 var errCutShort = fmt.Errorf("%w: the file was cut short while it was being read", ErrTruncated)
 
-// readingMapped makes a fault on a mapped file (a page past the end of a file another
+// readingMapped makes a fault on the mapped file m (a page past the end of a file another
 // process truncated) a panic on this goroutine rather than a crash, and turns it into
-// errCutShort in *err. Call it deferred, as defer readingMapped()(&err): it restores the
-// goroutine's setting when it returns.
-func readingMapped() func(err *error) {
+// errCutShort in *err. Call it deferred, as defer readingMapped(m)(&err): it restores the
+// goroutine's setting when it returns. m may be nil when nothing is mapped.
+func readingMapped(m *mappedFile) func(err *error) {
 	was := debug.SetPanicOnFault(true)
 	return func(err *error) {
 		debug.SetPanicOnFault(was)
@@ -90,7 +103,9 @@ func readingMapped() func(err *error) {
 		if r == nil {
 			return
 		}
-		if _, fault := r.(interface{ Addr() uintptr }); fault {
+		// A file cut short explains any panic reading it, whatever the signal says: under
+		// user-mode emulation a SIGBUS arrives without its address, as a nil dereference.
+		if _, fault := r.(interface{ Addr() uintptr }); fault || m.cutShort() {
 			*err = errCutShort
 			return
 		}

@@ -92,7 +92,7 @@ func TestReadingMappedTruncatedFile(t *testing.T) {
 	}
 	sum := 0
 	read := func() (err error) {
-		defer readingMapped()(&err)
+		defer readingMapped(m)(&err)
 		b, err := window(m, 0, size)
 		if err != nil {
 			return err
@@ -107,18 +107,41 @@ func TestReadingMappedTruncatedFile(t *testing.T) {
 	}
 }
 
-// readingMapped turns only faults into errors: any other panic goes on.
+// readingMapped turns only faults, or any panic while the mapped file is cut short, into
+// errors: any other panic goes on.
 func TestReadingMappedRepanics(t *testing.T) {
-	defer func() {
-		if r := recover(); r != "not a fault" {
-			t.Errorf("recovered %v, want the original panic", r)
-		}
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("PK\x03\x04"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	intact := &mappedFile{data: make([]byte, 4), file: f}
+	for _, m := range []*mappedFile{nil, intact} {
+		func() {
+			defer func() {
+				if r := recover(); r != "not a fault" {
+					t.Errorf("recovered %v, want the original panic", r)
+				}
+			}()
+			func() (err error) {
+				defer readingMapped(m)(&err)
+				panic("not a fault")
+			}()
+			t.Error("the panic did not reach the caller")
+		}()
+	}
+	cut := &mappedFile{data: make([]byte, 8), file: f} // the file has 4 bytes
+	err = func() (err error) {
+		defer readingMapped(cut)(&err)
+		panic("any panic")
 	}()
-	func() (err error) {
-		defer readingMapped()(&err)
-		panic("not a fault")
-	}()
-	t.Error("the panic did not reach the caller")
+	if !errors.Is(err, errCutShort) {
+		t.Errorf("a panic reading a file cut short: error %v, want %v", err, errCutShort)
+	}
 }
 
 func TestMapSourceOnlyFiles(t *testing.T) {

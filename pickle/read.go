@@ -87,10 +87,11 @@ func (c *fileReader) readZip(lim Limits) (err error) {
 	// keeps points into it.
 	var readers sync.WaitGroup // the goroutine reading local headers, done before unmapping
 	file := c.src
-	if m, unmap := mapSource(c.src, c.size); m != nil {
+	mapped, unmap := mapSource(c.src, c.size)
+	if mapped != nil {
 		defer func() { readers.Wait(); unmap(); c.src = file }()
-		defer readingMapped()(&err)
-		c.src = m
+		defer readingMapped(mapped)(&err)
+		c.src = mapped
 	}
 	entries, err := readZipDirectory(c.src, c.size)
 	if err != nil {
@@ -179,7 +180,7 @@ func (c *fileReader) readZip(lim Limits) (err error) {
 		var err error
 		defer readers.Done()
 		defer func() { located <- err }()
-		defer readingMapped()(&err)
+		defer readingMapped(mapped)(&err)
 		// Through the file, not the mapping: reading the headers of records spread through
 		// the whole file would map all of it, and its pages would count as the process's.
 		headers, header := newBlockReader(file, c.size), new([]byte)
