@@ -174,33 +174,42 @@ func (a *pathArena) clone(p Path) Path {
 // the order torch writes them in. Storages of the parts of quantized and sparse tensors
 // count (see Parts).
 func Storages(root Value) []*Storage {
-	// Sized by a first walk: it costs far less than growing the set and the list.
+	// Sized by a first pass: it costs far less than growing the set and the list.
 	n := 0
-	for range AllTensors(root) {
+	for range StorageRefs(root) {
 		n++
 	}
 	out := make([]*Storage, 0, n)
 	seen := make(map[*Storage]struct{}, n)
-	add := func(s *Storage) {
-		if s == nil {
-			return
-		}
+	for s := range StorageRefs(root) {
 		if _, ok := seen[s]; !ok {
 			seen[s] = struct{}{}
 			out = append(out, s)
 		}
 	}
-	_ = Walk(root, func(_ Path, v Value) error {
-		if t, ok := v.(*Tensor); ok && t.Quant == nil {
-			add(t.Storage) // Parts of a plain tensor, without making the list
-			return nil
-		}
-		for _, t := range Parts(v) {
-			add(t.Storage)
-		}
-		return nil
-	})
 	return out
+}
+
+// StorageRefs yields the storage of every tensor and tensor part (see Parts) below root, in
+// the order Walk meets them, once per reference: a storage two tensors share comes twice.
+func StorageRefs(root Value) iter.Seq[*Storage] {
+	return func(yield func(*Storage) bool) {
+		_ = Walk(root, func(_ Path, v Value) error {
+			if t, ok := v.(*Tensor); ok && t.Quant == nil {
+				// The one part of a plain tensor, without making Parts' list.
+				if t.Storage != nil && !yield(t.Storage) {
+					return errStop
+				}
+				return nil
+			}
+			for _, t := range Parts(v) {
+				if t.Storage != nil && !yield(t.Storage) {
+					return errStop
+				}
+			}
+			return nil
+		})
+	}
 }
 
 // MarshalText renders the path as its String, so JSON reports show "model/fc.weight".

@@ -75,11 +75,9 @@ type Encoder struct {
 	// tensors memoizes tensors apart: a map keyed by their pointer type hashes faster than
 	// one keyed by interface values, and a checkpoint may hold a hundred thousand.
 	tensors map[*checkpoint.Tensor]uint32
-	strings map[string]uint32 // str objects, by value
-	// numbered memoizes the strings that are numbers below its length, torch's storage
-	// keys, by position rather than by hash: numbered[k] is the slot of strconv.Itoa(k)
-	// plus one, 0 when it has none.
-	numbered []uint32
+	// strings memoizes str objects by value; torch's storage keys, numbers, are found by
+	// position rather than by hash (seqIndex).
+	strings  seqIndex[uint32]
 	globals  map[checkpoint.Global]uint32
 	building map[any]bool // tuples, tensors and calls being written, to detect cycles
 	// sizeHint is about how many tensors the object holds (0 when not known): the memo's
@@ -99,8 +97,8 @@ func (e *Encoder) Encode(v checkpoint.Value) error {
 	e.memoLen = 0
 	e.objects = map[any]uint32{}
 	e.tensors = make(map[*checkpoint.Tensor]uint32, e.sizeHint)
-	e.strings = make(map[string]uint32, e.sizeHint) // a key per tensor
-	e.numbered = make([]uint32, e.sizeHint)         // and a storage key
+	e.strings = newSeqIndex[uint32](e.sizeHint)       // a storage key per tensor
+	e.strings.m = make(map[string]uint32, e.sizeHint) // and a key
 	e.globals = map[checkpoint.Global]uint32{}
 	e.building = map[any]bool{}
 	e.err = nil
@@ -291,14 +289,7 @@ func twosComplementLE(n *big.Int) []byte {
 }
 
 func (e *Encoder) str(s string) {
-	k, numbered := sequenceNumber(s)
-	numbered = numbered && k < len(e.numbered)
-	if numbered {
-		if i := e.numbered[k]; i != 0 {
-			e.get(i - 1)
-			return
-		}
-	} else if i, ok := e.strings[s]; ok {
+	if i, ok := e.strings.get(s); ok {
 		e.get(i)
 		return
 	}
@@ -306,11 +297,7 @@ func (e *Encoder) str(s string) {
 	binary.LittleEndian.PutUint32(e.scratch[1:5], uint32(len(s)))
 	e.write(e.scratch[:5]...)
 	e.writeString(s)
-	if numbered {
-		e.numbered[k] = e.put() + 1
-	} else {
-		e.strings[s] = e.put()
-	}
+	e.strings.add(s, e.put())
 }
 
 func (e *Encoder) global(module, name string) {

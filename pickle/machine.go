@@ -261,10 +261,7 @@ func (m *machine) tuple(items []any) (*checkpoint.Tuple, error) {
 // persistentIDNext reports whether the tuple TUPLE is making only ever serves as a
 // persistent id: BINPERSID follows, after at most a BINPUT of a slot no GET reads. torch
 // writes such a tuple for every storage reference, and it need not be made.
-func (m *machine) persistentIDNext() bool {
-	p, read := m.skipPut(m.pos)
-	return !read && p < len(m.data) && m.data[p] == 'Q'
-}
+func (m *machine) persistentIDNext() bool { return m.unreadPutThen('Q') }
 
 // persistentID runs what persistentIDNext found after TUPLE: the PUT, then BINPERSID on
 // a tuple of items the machine reuses rather than one made for each storage reference.
@@ -296,48 +293,45 @@ func (m *machine) tensorNext(items []any) bool {
 	if g, ok := m.stack[len(m.stack)-1].(*pyGlobal); !ok || g.role != roleTensor {
 		return false
 	}
-	p, read := m.skipPut(m.pos)
-	return !read && p < len(m.data) && m.data[p] == 'R'
+	return m.unreadPutThen('R')
 }
 
-// skipPut returns the position after the binary PUT or MEMOIZE at p, if there is one,
-// and whether some GET reads its slot: the peepholes above (persistentIDNext, tensorNext)
-// skip a value's PUT when nothing reads it.
-func (m *machine) skipPut(p int) (next int, read bool) {
+// nextPut returns the position after the binary PUT or MEMOIZE at the current position
+// and the slot it fills; ok is false when there is none. The peepholes above
+// (persistentIDNext, tensorNext) pass over a value's PUT when no GET reads its slot.
+func (m *machine) nextPut() (next int, slot uint64, ok bool) {
+	p := m.pos
 	if p >= len(m.data) {
-		return p, false
+		return p, 0, false
 	}
 	switch m.data[p] {
 	case 'q':
 		if p+1 < len(m.data) {
-			return p + 2, m.read.has(uint64(m.data[p+1]))
+			return p + 2, uint64(m.data[p+1]), true
 		}
 	case 'r':
 		if p+4 < len(m.data) {
-			return p + 5, m.read.has(uint64(binary.LittleEndian.Uint32(m.data[p+1:])))
+			return p + 5, uint64(binary.LittleEndian.Uint32(m.data[p+1:])), true
 		}
 	case 0x94:
-		return p + 1, m.read.has(uint64(m.slots.n))
+		return p + 1, uint64(m.slots.n), true
 	}
-	return p, false
+	return p, 0, false
 }
 
-// unreadPut runs the PUT skipPut found at the current position, if any, for its
+// unreadPut runs the PUT nextPut finds at the current position, if any, for its
 // bookkeeping only: no GET reads its slot, so nothing is kept in it.
 func (m *machine) unreadPut() {
-	next, _ := m.skipPut(m.pos)
-	if next == m.pos {
-		return
+	if next, slot, ok := m.nextPut(); ok {
+		m.slots.add(slot)
+		m.pos = next
 	}
-	switch m.data[m.pos] {
-	case 'q':
-		m.slots.add(uint64(m.data[m.pos+1]))
-	case 'r':
-		m.slots.add(uint64(binary.LittleEndian.Uint32(m.data[m.pos+1:])))
-	case 0x94:
-		m.slots.add(uint64(m.slots.n))
-	}
-	m.pos = next
+}
+
+// unreadPutThen reports whether op comes next, after at most a PUT of a slot no GET reads.
+func (m *machine) unreadPutThen(op byte) bool {
+	p, slot, ok := m.nextPut()
+	return (!ok || !m.read.has(slot)) && p < len(m.data) && m.data[p] == op
 }
 
 // rebuildTensor runs what tensorNext found after TUPLE: the PUT's bookkeeping, then the

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/pt2conv/pt2conv/checkpoint"
+	"github.com/pt2conv/pt2conv/internal/blockread"
 )
 
 // Open opens the checkpoint at name, reading only its pickle and the container's directory.
@@ -183,7 +184,7 @@ func (c *fileReader) readZip(lim Limits) (err error) {
 		defer readingMapped(mapped)(&err)
 		// Through the file, not the mapping: reading the headers of records spread through
 		// the whole file would map all of it, and its pages would count as the process's.
-		headers, header := newBlockReader(file, c.size), new([]byte)
+		headers, header := blockread.NewReader(file, c.size, 64<<10, 16<<10), new([]byte)
 		for i := range entries {
 			if i != pkl && !entries[i].folder {
 				if err = locate(i, headers, header); err != nil {

@@ -235,33 +235,19 @@ func plan(c *checkpoint.Checkpoint, storages []*checkpoint.Storage) (*savePlan, 
 // keys are the numbers 0 to n-1, which seqIndex finds by position.
 func distinctStorages(root checkpoint.Value) ([]*checkpoint.Storage, error) {
 	n := 0
-	for range checkpoint.AllTensors(root) {
+	for range checkpoint.StorageRefs(root) {
 		n++
 	}
 	byKey := newSeqIndex[*checkpoint.Storage](n)
 	out := make([]*checkpoint.Storage, 0, n)
-	var err error
-	add := func(s *checkpoint.Storage) {
-		if s == nil || err != nil {
-			return
-		}
+	for s := range checkpoint.StorageRefs(root) {
 		if byKey.add(s.Key, s) {
 			out = append(out, s)
 		} else if was, _ := byKey.get(s.Key); was != s {
-			err = fmt.Errorf("two records named %q (two distinct storages with one key?)", storageDir+s.Key)
+			return nil, fmt.Errorf("two records named %q (two distinct storages with one key?)", storageDir+s.Key)
 		}
 	}
-	_ = checkpoint.Walk(root, func(_ checkpoint.Path, v checkpoint.Value) error {
-		if t, ok := v.(*checkpoint.Tensor); ok && t.Quant == nil {
-			add(t.Storage) // the one part of a plain tensor, without making the list
-		} else {
-			for _, t := range checkpoint.Parts(v) {
-				add(t.Storage)
-			}
-		}
-		return err
-	})
-	return out, err
+	return out, nil
 }
 
 // saver carries one write's state.

@@ -206,15 +206,12 @@ func (d *decoder) tensor(args []checkpoint.Value) (checkpoint.Value, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s: tensor without a storage", ErrCorrupt, d.record)
 	}
-	offset, ok := args[1].(int64)
-	size, stride, ok1 := sizeAndStride(args[2], args[3])
-	grad, ok3 := args[4].(bool)
-	if !ok || !ok1 || !ok3 || len(size) != len(stride) || offset < 0 {
-		return nil, fmt.Errorf("%w: %s: malformed tensor of storage %q", ErrCorrupt, d.record, s.Key)
+	t, err := d.view(s, args[1:6])
+	if err != nil {
+		return nil, err
 	}
-	t := &checkpoint.Tensor{Storage: s, Offset: offset, Size: size, Stride: stride, RequiresGrad: grad, Hooks: hooks(args[5]), Extra: args[6:]}
-	if len(t.Extra) == 0 {
-		t.Extra = nil
+	if len(args) > 6 {
+		t.Extra = args[6:]
 	}
 	if s.Kind == checkpoint.Untyped {
 		return nil, fmt.Errorf("%w: %s: _rebuild_tensor_v2 over the untyped storage %q", ErrCorrupt, d.record, s.Key)

@@ -354,15 +354,13 @@ func (ix *EvidenceIndex) For(path checkpoint.Path) (Evidence, bool) {
 	if d == nil {
 		return Evidence{}, false
 	}
-	key := path[len(path)-1]
-	i, ok := d.key(key)
+	i, ok := d.key(path[len(path)-1])
 	if !ok {
 		return Evidence{}, false
 	}
-	t, ok := checkpoint.AsTensor(d.entries[i].Value)
-	module, isWeight := cutParam(key, "weight")
-	if !ok || !isWeight || len(t.Size) != 2 || len(t.Stride) != 2 {
+	w, ok := d.weightAt(i)
+	if !ok || w.rank() != 2 {
 		return Evidence{}, false
 	}
-	return evidenceFor(&weight{dict: d, index: i, key: key, module: module, tensor: t}), true
+	return evidenceFor(&w), true
 }

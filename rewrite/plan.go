@@ -187,20 +187,11 @@ func NewPlan(c *checkpoint.Checkpoint, specs []Spec, opts Options) (*Plan, error
 			return nil, atSpec(noMatchError(sp, dicts, opts.Direction), si)
 		}
 	}
-	if !sort.IsSorted(byOrder{claimed, changes}) { // specs in another order than the file's
-		perm := make([]int, len(claimed))
-		for i := range perm {
-			perm[i] = i
+	if b := (byOrder{claimed, changes}); !sort.IsSorted(b) { // specs in another order than the file's
+		sort.Stable(b)
+		for i, cl := range claimed {
+			claims[claimKey{cl.order[0], changes[i].Path[len(changes[i].Path)-1]}] = i
 		}
-		sort.SliceStable(perm, func(i, j int) bool { return byOrder{claimed, changes}.Less(perm[i], perm[j]) })
-		sortedClaims, sortedChanges := make([]claim, len(claimed)), make([]Change, len(changes))
-		for i, j := range perm {
-			sortedClaims[i], sortedChanges[i] = claimed[j], changes[j]
-		}
-		claimed, changes = sortedClaims, sortedChanges
-	}
-	for i, cl := range claimed {
-		claims[claimKey{cl.order[0], changes[i].Path[len(changes[i].Path)-1]}] = i
 	}
 	p := &Plan{Warnings: warnings, Changes: changes}
 	if len(changes) == 0 {

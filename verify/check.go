@@ -381,11 +381,8 @@ const (
 	unitRoundoff = 1.0 / (1 << 24)
 )
 
-func decodeVector(c *checkpoint.Checkpoint, t *checkpoint.Tensor) ([]float32, error) {
-	return decodeVectorInto(source{c: c}, t, nil)
-}
-
-// decodeVectorInto is decodeVector from c into a buffer of sc.
+// decodeVectorInto decodes the tensor t of c, a bias, into a buffer of sc (a new one when
+// sc is nil).
 func decodeVectorInto(c source, t *checkpoint.Tensor, sc *scratch) ([]float32, error) {
 	data, _, err := decodeWith(c, t, sc.floats)
 	return data, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pt2conv/pt2conv/checkpoint"
+	"github.com/pt2conv/pt2conv/internal/blockread"
 	"io"
 	"math"
 	"slices"
@@ -270,11 +271,8 @@ const (
 // blockSize bytes at a time from the first byte asked for. Check loads layers in file
 // order, so the weights and biases of a checkpoint of thousands of small layers cost a few
 // reads rather than one each, and copying them touches no page of a mapping, which would
-// count as the process's own memory.
-type block struct {
-	buf []byte // the file's bytes from lo
-	lo  int64
-}
+// count as the process's own memory. A block serves one checkpoint.
+type block struct{ r *blockread.Reader }
 
 // readAt is readAt of the storage's bytes, through the block.
 func (b *block) readAt(c *checkpoint.Checkpoint, s *checkpoint.Storage, buf []byte, off int64) error {
@@ -285,22 +283,12 @@ func (b *block) readAt(c *checkpoint.Checkpoint, s *checkpoint.Storage, buf []by
 	if off < 0 || off > s.ByteLen()-int64(len(buf)) {
 		return fmt.Errorf("reading storage %q: %w", s.Key, io.ErrUnexpectedEOF)
 	}
-	at, end := s.Offset+off, s.Offset+off+int64(len(buf))
-	if at < b.lo || end > b.lo+int64(len(b.buf)) {
-		want := min(blockSize, size-at)
-		if want < end-at {
-			return readAt(c, s, buf, off) // past the end of the source: readAt says so
-		}
-		if b.buf == nil {
-			b.buf = make([]byte, blockSize)
-		}
-		n, _ := src.ReadAt(b.buf[:want], at)
-		b.buf, b.lo = b.buf[:n], at
-		if int64(n) < end-at {
-			return readAt(c, s, buf, off) // which names what went wrong
-		}
+	if b.r == nil {
+		b.r = blockread.NewReader(src, size, blockSize, smallRead)
 	}
-	copy(buf, b.buf[at-b.lo:])
+	if n, err := b.r.ReadAt(buf, s.Offset+off); err != nil || n < len(buf) {
+		return readAt(c, s, buf, off) // which names what went wrong
+	}
 	return nil
 }
 

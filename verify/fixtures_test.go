@@ -117,7 +117,7 @@ func TestKernelsMatchTorch(t *testing.T) {
 				}
 				var b []float32
 				if bt := optionalTensor(c, l.Name+".bias"); bt != nil {
-					if b, err = decodeVector(c, bt); err != nil {
+					if b, err = decodeVectorInto(source{c: c}, bt, nil); err != nil {
 						t.Fatal(err)
 					}
 				}

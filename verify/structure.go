@@ -203,9 +203,7 @@ func (p *prover) value(path string, a, b checkpoint.Value) {
 			p.differ(path, "Parameter requires_grad %v, was %v", y.RequiresGrad, x.RequiresGrad)
 		}
 		p.hooks(path, x.Hooks, y.Hooks)
-		if len(x.Extra) > 0 || len(y.Extra) > 0 {
-			p.items(join(path, "(extra)"), x.Extra, y.Extra)
-		}
+		p.extra(path, x.Extra, y.Extra)
 		if x.Data == nil || y.Data == nil {
 			if x.Data != y.Data {
 				p.differ(path, "Parameter without data")
@@ -249,6 +247,14 @@ func (p *prover) hooks(path string, a, b checkpoint.Value) {
 		return
 	}
 	p.value(join(path, "(hooks)"), a, b)
+}
+
+// extra compares the arguments a rebuild call takes after its usual ones, when either
+// side has some.
+func (p *prover) extra(path string, a, b []checkpoint.Value) {
+	if len(a) > 0 || len(b) > 0 {
+		p.items(join(path, "(extra)"), a, b)
+	}
 }
 
 // samePlain compares plain values bit for bit: -0.0 and +0.0 differ, NaNs are compared by
@@ -404,9 +410,7 @@ func (p *prover) tensor(path string, a, b *checkpoint.Tensor) {
 		p.differ(path, "saved in torch 0.3's form: %v, was %v", b.OldForm, a.OldForm)
 	}
 	p.hooks(path, a.Hooks, b.Hooks)
-	if len(a.Extra) > 0 || len(b.Extra) > 0 {
-		p.items(join(path, "(extra)"), a.Extra, b.Extra)
-	}
+	p.extra(path, a.Extra, b.Extra)
 	switch {
 	case slices.Equal(a.Size, b.Size):
 		if !slices.Equal(a.Stride, b.Stride) || a.Offset != b.Offset {

@@ -61,7 +61,7 @@ func loadWeight(c *checkpoint.Checkpoint, t *checkpoint.Tensor, blk *block, sc *
 			w.src = io.NewSectionReader(c.StorageReader(t.Storage), lo*4, (hi-lo)*4)
 			return w, nil
 		}
-		if peer != nil && peer.data != nil && peer.from == w.from && peer.out == w.out && peer.k == w.k {
+		if peer != nil && w.sameRows(peer) {
 			w.data = peer.data
 			return w, nil
 		}

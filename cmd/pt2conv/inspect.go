@@ -143,34 +143,18 @@ func inspect(c *checkpoint.Checkpoint) *inspection {
 			rep.Shards = append(rep.Shards, s.File)
 		}
 	}
-	// The tensors as eachTensor lists them, and the distinct storages as
-	// checkpoint.Storages does, in one walk and without listing them.
-	entries, items, _ := checkpoint.Children(c.Root) // a state_dict's tensors, nearly always
-	seen := make(map[*checkpoint.Storage]struct{}, len(entries)+len(items))
-	_ = checkpoint.Walk(c.Root, func(_ checkpoint.Path, v checkpoint.Value) error {
-		switch t := v.(type) {
-		case *checkpoint.Tensor:
-			ins.tensors++
-		case *checkpoint.Parameter:
-			if t.Data != nil {
-				ins.tensors++
-			}
-		case *checkpoint.AttrTensor:
-			if _, ok := t.Dense(); ok {
-				ins.tensors++
-			}
+	// The tensors and the distinct storages counted, without listing them.
+	for range checkpoint.AllTensors(c.Root) {
+		ins.tensors++
+	}
+	seen := make(map[*checkpoint.Storage]struct{}, ins.tensors)
+	for s := range checkpoint.StorageRefs(c.Root) {
+		if _, dup := seen[s]; !dup {
+			seen[s] = struct{}{}
+			rep.Storages++
+			rep.StorageBytes += s.ByteLen()
 		}
-		for _, t := range checkpoint.Parts(v) {
-			if s := t.Storage; s != nil {
-				if _, dup := seen[s]; !dup {
-					seen[s] = struct{}{}
-					rep.Storages++
-					rep.StorageBytes += s.ByteLen()
-				}
-			}
-		}
-		return nil
-	})
+	}
 	ins.candidates = rewrite.Candidates(c)
 	for _, p := range rewrite.StateDicts(c) {
 		rep.StateDicts = append(rep.StateDicts, p.String())
@@ -186,21 +170,12 @@ func inspect(c *checkpoint.Checkpoint) *inspection {
 // the paths checkpoint.Tensors lists them, without listing them: path is valid only during
 // the call. It stops at the first error fn returns.
 func eachTensor(root checkpoint.Value, fn func(path checkpoint.Path, t *checkpoint.Tensor, parameter bool) error) error {
-	return checkpoint.Walk(root, func(path checkpoint.Path, v checkpoint.Value) error {
-		switch t := v.(type) {
-		case *checkpoint.Tensor:
-			return fn(path, t, false)
-		case *checkpoint.Parameter:
-			if t.Data != nil {
-				return fn(path, t.Data, true)
-			}
-		case *checkpoint.AttrTensor:
-			if d, ok := t.Dense(); ok {
-				return fn(path, d, false)
-			}
+	for nt := range checkpoint.AllTensors(root) {
+		if err := fn(nt.Path, nt.Tensor, nt.Parameter != nil); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // tensorInfoOf is a tensor's entry in the JSON document.

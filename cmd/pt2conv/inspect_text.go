@@ -84,7 +84,12 @@ func printTensors(w io.Writer, rep *inspection, v inspectView) error {
 	listed := rep.tensors
 	if len(under) > 0 {
 		listed = 0
-		_ = rows(&tableRow{emit: func(*tableRow) error { listed++; return nil }})
+		_ = eachTensor(rep.root, func(path checkpoint.Path, _ *checkpoint.Tensor, _ bool) error {
+			if joined = appendPath(joined[:0], path); !under.match(joined) {
+				listed++
+			}
+			return nil
+		})
 	}
 	hidden := rep.tensors - listed
 	fmt.Fprintln(w)
@@ -370,8 +375,7 @@ func printCandidates(w io.Writer, rep *inspection, v inspectView) error {
 				} else {
 					r.buf = append(strconv.AppendInt(r.buf, c.In, 10), "×1×1"...)
 				}
-				r.ends = append(r.ends, len(r.buf))
-				if err := r.text(c.Rule).done(); err != nil {
+				if err := r.endCell().text(c.Rule).done(); err != nil {
 					return err
 				}
 			}
@@ -451,12 +455,14 @@ func writeSuggestedCommand(w io.Writer, rep *inspection, width int) error {
 	ww := wordWrapper{w: w, width: width - 2, indent: "      "}
 	// "--layer SPEC" stays on one line
 	for i := 0; i < n; i++ {
-		if a := word(i); strings.HasPrefix(a, "-") && i+1 < n && !strings.HasPrefix(word(i+1), "-") {
-			ww.word(a, word(i+1))
-			i++
-		} else {
-			ww.word(a, "")
+		a, value := word(i), ""
+		if strings.HasPrefix(a, "-") && i+1 < n {
+			if next := word(i + 1); !strings.HasPrefix(next, "-") {
+				value = next
+				i++
+			}
 		}
+		ww.word(a, value)
 	}
 	return ww.end()
 }

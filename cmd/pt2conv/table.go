@@ -88,25 +88,28 @@ type tableRow struct {
 	emit func(*tableRow) error
 }
 
+// endCell closes the cell written at the end of buf since the last one.
+func (r *tableRow) endCell() *tableRow {
+	r.ends = append(r.ends, len(r.buf))
+	return r
+}
+
 // raw adds a cell of text that needs no escaping.
 func (r *tableRow) raw(s string) *tableRow {
 	r.buf = append(r.buf, s...)
-	r.ends = append(r.ends, len(r.buf))
-	return r
+	return r.endCell()
 }
 
 // float adds a cell of a number as %.3g writes it.
 func (r *tableRow) float(v float64) *tableRow {
 	r.buf = strconv.AppendFloat(r.buf, v, 'g', 3, 64)
-	r.ends = append(r.ends, len(r.buf))
-	return r
+	return r.endCell()
 }
 
 // text adds a cell of text from a file, escaped (escapeText).
 func (r *tableRow) text(s string) *tableRow {
 	r.buf = appendEscaped(r.buf, s)
-	r.ends = append(r.ends, len(r.buf))
-	return r
+	return r.endCell()
 }
 
 // path adds a cell of a path from a file, joined with "/" and escaped. Escaping each key
@@ -118,28 +121,24 @@ func (r *tableRow) path(p checkpoint.Path) *tableRow {
 		}
 		r.buf = appendEscaped(r.buf, k)
 	}
-	r.ends = append(r.ends, len(r.buf))
-	return r
+	return r.endCell()
 }
 
 func (r *tableRow) int(n int64) *tableRow {
 	r.buf = strconv.AppendInt(r.buf, n, 10)
-	r.ends = append(r.ends, len(r.buf))
-	return r
+	return r.endCell()
 }
 
 // dims adds a cell of sizes as dims writes them.
 func (r *tableRow) dims(d []int64) *tableRow {
 	r.buf = appendDims(r.buf, d)
-	r.ends = append(r.ends, len(r.buf))
-	return r
+	return r.endCell()
 }
 
 // bytes adds a cell of a size as humanBytes writes it.
 func (r *tableRow) bytes(n int64) *tableRow {
 	r.buf = appendHumanBytes(r.buf, n)
-	r.ends = append(r.ends, len(r.buf))
-	return r
+	return r.endCell()
 }
 
 // done hands the row over and empties it for the next.
