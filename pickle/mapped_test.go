@@ -72,16 +72,8 @@ func TestReadingMappedTruncatedFile(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("files are not mapped on windows")
 	}
-	path := filepath.Join(t.TempDir(), "f")
 	const size = 1 << 20
-	if err := os.WriteFile(path, bytes.Repeat([]byte{1}, size), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, path := openFileOf(t, bytes.Repeat([]byte{1}, size))
 	m, unmap := mapSource(f, size)
 	if m == nil {
 		t.Fatal("mapSource did not map a regular file")
@@ -110,15 +102,7 @@ func TestReadingMappedTruncatedFile(t *testing.T) {
 // readingMapped turns only faults, or any panic while the mapped file is cut short, into
 // errors: any other panic goes on.
 func TestReadingMappedRepanics(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(path, []byte("PK\x03\x04"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, _ := openFileOf(t, []byte("PK\x03\x04"))
 	intact := &mappedFile{data: make([]byte, 4), file: f}
 	for _, m := range []*mappedFile{nil, intact} {
 		func() {
@@ -135,7 +119,7 @@ func TestReadingMappedRepanics(t *testing.T) {
 		}()
 	}
 	cut := &mappedFile{data: make([]byte, 8), file: f} // the file has 4 bytes
-	err = func() (err error) {
+	err := func() (err error) {
 		defer readingMapped(cut)(&err)
 		panic("any panic")
 	}()
@@ -148,16 +132,24 @@ func TestMapSourceOnlyFiles(t *testing.T) {
 	if m, _ := mapSource(bytes.NewReader([]byte("PK")), 2); m != nil {
 		t.Error("mapSource mapped a reader that is not a file")
 	}
-	path := filepath.Join(t.TempDir(), "short")
-	if err := os.WriteFile(path, []byte("PK"), 0o644); err != nil {
+	f, _ := openFileOf(t, []byte("PK"))
+	if m, _ := mapSource(f, 100); m != nil {
+		t.Error("mapSource mapped a file shorter than the size it was opened with")
+	}
+}
+
+// openFileOf writes data to a new file, opens it for the rest of the test and returns it
+// and its path.
+func openFileOf(t *testing.T, data []byte) (*os.File, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if m, _ := mapSource(f, 100); m != nil {
-		t.Error("mapSource mapped a file shorter than the size it was opened with")
-	}
+	t.Cleanup(func() { f.Close() })
+	return f, path
 }
